@@ -1,0 +1,318 @@
+"""Seeded generator of the fictional sample prefecture (架空県) and its survey files.
+
+The data-generating process (DGP), per municipality i and fiscal year t:
+
+* covariates: log population, aging rate, 過疎 designation and fiscal strength, plus a latent
+  "capacity" u_i ~ N(0, 1) that is never published (it is the unmeasured confounder).
+* support uptake (6 measures): logit P(s_mit) = a_m + trend_m (t - 2021) + b_m log(pop/30,000)
+  + c_m 過疎 + d_m u_i. Large cities take up training and study groups, small 過疎 towns take
+  advisor dispatch and helper courses: who gets support is confounded with who progresses.
+* 重層 adoption: discrete-time hazard (absorbing) on year, log population and u_i; a municipality
+  is 移行準備 in the year before it adopts (and some others prepare without adopting yet).
+* full implementation of the guideline's main items: discrete-time hazard (absorbing),
+  logit h_it = alpha_t + sum_m beta_m s_{m,i,t-1} + gamma_j 重層_it + gamma_p log(pop/30,000)
+  + gamma_u u_i, with beta nonzero only for advisor dispatch and staff training.
+  Municipalities not yet fully implementing have a random proper subset of the main items.
+
+The published sample is conditioned on the seed material's FY2025 figures (13 run 重層, 7
+implement all main items): seeds are tried in order from `BASE_SEED` and the first whose draw
+matches is kept, so the DGP parameters are exactly those in `truth.json` and regeneration is
+byte-identical. Names and codes are fictional (prefecture code 99 does not exist).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import codes
+from .codebook import Codebook, load_codebook
+from .export import save_workbook, write_csv, write_text
+from .wareki import wareki_fy
+
+BASE_SEED = 20250901
+YEARS = (2021, 2022, 2023, 2024, 2025)
+SAMPLE_PREF_CODE = "99"
+SAMPLE_PREF_NAME = "架空県"
+SYNTHETIC_NOTE_JA = "【架空データ】実在の自治体・調査とは関係ありません"
+
+CITY_NAMES = ["青葉市", "霞ヶ丘市", "月見台市", "白砂市", "星川市", "若草市", "朝凪市", "鈴蘭市",
+              "紅葉台市", "水城市"]
+TOWN_NAMES = ["花野町", "雲雀町", "萩原町", "小鳩町", "渚町", "野菊町", "松風町", "夕凪町",
+              "桐生野町", "菜の花町", "山彦町", "風見町", "千鳥町", "蛍町", "柚木町", "梢町",
+              "椿原町", "瀬音町", "雪見町", "笹森町", "岬町", "鶴見野町", "葵町", "蓬町", "銀杏町"]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """True DGP parameters (log-odds scale), written to truth.json next to the sample."""
+
+    seed: int = BASE_SEED
+    years: tuple[int, ...] = YEARS
+    # support uptake: intercept, yearly trend, log-pop slope, 過疎, latent capacity
+    support: dict = field(default_factory=lambda: {
+        "sup_advisor":        {"a": -1.6, "trend": 0.25, "b_logpop": -0.5, "c_kaso": 0.9, "d_u": 0.3},
+        "sup_staff_training": {"a": -1.0, "trend": 0.20, "b_logpop": 0.7, "c_kaso": -0.4, "d_u": 0.6},
+        "sup_study_group":    {"a": -0.4, "trend": 0.15, "b_logpop": 0.5, "c_kaso": -0.2, "d_u": 0.5},
+        "sup_workshop":       {"a": -1.2, "trend": 0.20, "b_logpop": 0.3, "c_kaso": 0.0, "d_u": 0.2},
+        "sup_multiprof":      {"a": -1.5, "trend": 0.25, "b_logpop": 0.2, "c_kaso": 0.3, "d_u": 0.2},
+        "sup_helper_course":  {"a": -1.3, "trend": 0.20, "b_logpop": -0.3, "c_kaso": 0.8, "d_u": 0.0},
+    })
+    jusou: dict = field(default_factory=lambda: {
+        "alpha": {"2021": -3.5, "2022": -2.6, "2023": -2.6, "2024": -1.8, "2025": -1.8},
+        "b_logpop": 0.8, "d_u": 0.8, "p_prepare_other": 0.08,
+    })
+    # full implementation hazard; support enters with a one-year lag (support in t-1)
+    full: dict = field(default_factory=lambda: {
+        "alpha": {"2021": -5.0, "2022": -4.8, "2023": -4.6, "2024": -4.4, "2025": -4.2},
+        "beta": {"sup_advisor": 1.2, "sup_staff_training": 1.0, "sup_study_group": 0.0,
+                 "sup_workshop": 0.0, "sup_multiprof": 0.0, "sup_helper_course": 0.0},
+        "gamma_jusou": 0.8, "gamma_logpop": 0.3, "gamma_u": 0.8,
+        "exposure_lag": 1,
+    })
+    targets_last_year: dict = field(default_factory=lambda: {"n_jusou": 13, "n_full": 7})
+
+
+def _logit_p(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def fictional_municipalities(rng: np.random.Generator) -> pd.DataFrame:
+    """35 fictional municipalities (10 市, 25 町) with codes under prefecture 99."""
+    rows = []
+    for k, name in enumerate(CITY_NAMES, start=1):
+        rows.append((f"{SAMPLE_PREF_CODE}2{k:02d}", name, "市"))
+    for k, name in enumerate(TOWN_NAMES):
+        rows.append((f"{SAMPLE_PREF_CODE}{3 + k // 8}{(k % 8) * 2 + 1:02d}", name, "町"))
+    frame = pd.DataFrame(rows, columns=["code5", "name", "kind"])
+    frame["code"] = [c + str(codes.check_digit(c)) for c in frame["code5"]]
+    is_city = (frame["kind"] == "市").to_numpy()
+    n = len(frame)
+    logpop = np.where(is_city, rng.normal(np.log(70_000), 0.6, n), rng.normal(np.log(11_000), 0.6, n))
+    population = np.round(np.exp(logpop), -1).astype(int)
+    aging = np.clip(np.where(is_city, rng.normal(29.5, 2.5, n), rng.normal(37.0, 4.0, n)), 20, 55)
+    kaso_score = -0.9 * (logpop - np.log(20_000)) + 0.25 * (aging - 33) + rng.normal(0, 0.7, n)
+    kaso = (kaso_score > 0.8).astype(int)
+    fiscal = np.clip(0.25 + 0.16 * (logpop - np.log(5_000)) + rng.normal(0, 0.08, n), 0.12, 1.1)
+    return pd.DataFrame({
+        "code": frame["code"],
+        "name": frame["name"],
+        "population": population,
+        "aging_rate": np.round(aging, 1),
+        "kaso": kaso,
+        "fiscal_strength": np.round(fiscal, 2),
+    })
+
+
+def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator,
+                   book: Codebook) -> pd.DataFrame:
+    """Draw the municipality × fiscal-year panel (tidy, codebook variable names) from the DGP."""
+    n = len(munis)
+    u = rng.normal(0, 1, n)
+    logpop = np.log(munis["population"].to_numpy() / 30_000)
+    kaso = munis["kaso"].to_numpy()
+    measures = list(truth.support)
+    years = list(truth.years)
+    # support with a burn-in year (t0 - 1) so that lagged support exists in the first year
+    support = {}
+    for t in [years[0] - 1, *years]:
+        draw = {}
+        for m, p in truth.support.items():
+            eta = p["a"] + p["trend"] * (t - years[0]) + p["b_logpop"] * logpop + p["c_kaso"] * kaso + p["d_u"] * u
+            draw[m] = rng.random(n) < _logit_p(eta)
+        support[t] = draw
+    jusou = np.zeros(n, dtype=bool)
+    full = np.zeros(n, dtype=bool)
+    items = book.main_items
+    item_difficulty = np.linspace(-0.8, 0.8, len(items))  # later items are harder
+    rows = []
+    for t in years:
+        # 重層 adoption (absorbing)
+        h_j = _logit_p(truth.jusou["alpha"][str(t)] + truth.jusou["b_logpop"] * logpop + truth.jusou["d_u"] * u)
+        new_j = (~jusou) & (rng.random(n) < h_j)
+        # full implementation (absorbing), lagged support
+        lag = truth.full["exposure_lag"]
+        eta = truth.full["alpha"][str(t)] + truth.full["gamma_jusou"] * (jusou | new_j) \
+            + truth.full["gamma_logpop"] * logpop + truth.full["gamma_u"] * u
+        for m, beta in truth.full["beta"].items():
+            eta = eta + beta * support[t - lag][m]
+        new_f = (~full) & (rng.random(n) < _logit_p(eta))
+        jusou |= new_j
+        full |= new_f
+        # the year before adoption is not known yet; preparing = a random share of the rest,
+        # more likely for high-capacity municipalities
+        prep = (~jusou) & (rng.random(n) < truth.jusou["p_prepare_other"] + 0.12 * (u > 0.5))
+        status = np.where(jusou, "implemented", np.where(prep, "preparing", "not_implemented"))
+        # items: all for full; otherwise a proper subset whose size grows with time and capacity
+        item_vals = np.ones((n, len(items)), dtype=bool)
+        for i in np.flatnonzero(~full):
+            score = 0.3 * (t - years[0]) + 0.8 * u[i] + 0.4 * jusou[i]
+            p = _logit_p(score - item_difficulty + 0.6)
+            row = rng.random(len(items)) < p
+            if row.all():
+                row[rng.integers(len(items))] = False
+            item_vals[i] = row
+        # challenges
+        ch = {
+            "ch_manpower": rng.random(n) < _logit_p(0.6 - 0.4 * logpop),
+            "ch_internal": rng.random(n) < _logit_p(-0.2 - 0.5 * u - 0.2 * (t - years[0])),
+            "ch_knowhow": rng.random(n) < _logit_p(0.4 + 0.3 * kaso),
+            "ch_residents": rng.random(n) < _logit_p(-0.4 + 0.5 * kaso),
+        }
+        for i in range(n):
+            rec = {"fiscal_year": t, "code": munis["code"].iat[i], "name": munis["name"].iat[i],
+                   "jusou_status": status[i]}
+            rec.update({item: bool(item_vals[i, k]) for k, item in enumerate(items)})
+            rec.update({m: bool(support[t][m][i]) for m in measures})
+            rec.update({c: bool(v[i]) for c, v in ch.items()})
+            rec["notes"] = _note(rng, status[i], bool(new_f[i]))
+            rows.append(rec)
+    panel = pd.DataFrame(rows)
+    panel["full_implementation"] = panel[items].all(axis=1)
+    return panel
+
+
+_NOTES_PREP = ["次年度から重層的支援体制整備事業へ移行予定", "移行準備事業を活用して庁内調整中"]
+_NOTES_OTHER = ["", "", "", "", "", "", "アドバイザー派遣を引き続き希望", "研修の開催回数を増やしてほしい",
+                "庁内連携会議を設置済み", "社会福祉協議会と連携して実施"]
+
+
+def _note(rng: np.random.Generator, status: str, newly_full: bool) -> str:
+    if newly_full:
+        return "今年度、指針の主要項目を全て実施"
+    if status == "preparing" and rng.random() < 0.5:
+        return _NOTES_PREP[int(rng.integers(len(_NOTES_PREP)))]
+    return _NOTES_OTHER[int(rng.integers(len(_NOTES_OTHER)))]
+
+
+def draw_sample(truth: Truth | None = None, book: Codebook | None = None,
+                max_tries: int = 5000) -> tuple[pd.DataFrame, pd.DataFrame, Truth]:
+    """Municipalities and panel of the first seed ≥ BASE_SEED matching the FY2025 targets."""
+    truth = truth or Truth()
+    book = book or load_codebook()
+    last = truth.years[-1]
+    for k in range(max_tries):
+        seed = truth.seed + k
+        rng = np.random.default_rng(seed)
+        munis = fictional_municipalities(rng)
+        panel = simulate_panel(munis, truth, rng, book)
+        final = panel[panel["fiscal_year"] == last]
+        n_j = int((final["jusou_status"] == "implemented").sum())
+        n_f = int(final["full_implementation"].sum())
+        first = panel[panel["fiscal_year"] == truth.years[0]]
+        if (n_j, n_f) == (truth.targets_last_year["n_jusou"], truth.targets_last_year["n_full"]) \
+                and first["full_implementation"].sum() >= 1:
+            used = Truth(**{**asdict(truth), "seed": seed})
+            return munis, panel, used
+    raise RuntimeError("no seed matched the targets; widen max_tries or revisit the DGP")
+
+
+# --- writing the survey files -------------------------------------------------------------
+
+def _answer_text(value: bool) -> str:
+    return "○" if value else "×"
+
+
+def write_survey_xlsx(panel_year: pd.DataFrame, book: Codebook, target: Path, fiscal_year: int,
+                      prefecture: str = SAMPLE_PREF_NAME, note: str | None = SYNTHETIC_NOTE_JA) -> Path:
+    """A survey export shaped like a prefectural questionnaire summary sheet.
+
+    Title rows, a two-row header (merged group cells over question texts), ○/× answers,
+    the 重層 status as text and a notes column.
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Border, Font, Side
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "回答一覧"
+    ws["A1"] = f"{wareki_fy(fiscal_year)} {book.raw['survey']['title_ja']} 集計表（{prefecture}）"
+    ws["A1"].font = Font(bold=True, size=13)
+    if note:
+        ws["A2"] = note
+        ws["A2"].font = Font(bold=True, color="C00000")
+    header_top, header_row = 4, 5
+    cols = [("基本情報", book.id_columns["code"]["header_ja"], "code"),
+            ("基本情報", book.id_columns["name"]["header_ja"], "name")]
+    for q in book.questions:
+        cols.append((q.group_ja, q.header_ja, q.variable))
+    thin = Side(style="thin")
+    border = Border(left=thin, right=thin, top=thin, bottom=thin)
+    for j, (group, header, _) in enumerate(cols, start=1):
+        ws.cell(row=header_top, column=j, value=group)
+        c = ws.cell(row=header_row, column=j, value=header)
+        c.alignment = Alignment(wrap_text=True, vertical="center")
+        for r in (header_top, header_row):
+            ws.cell(row=r, column=j).border = border
+            ws.cell(row=r, column=j).font = Font(bold=True)
+    # merge runs of the same group in the top header row
+    start = 1
+    for j in range(2, len(cols) + 2):
+        if j > len(cols) or cols[j - 1][0] != cols[start - 1][0]:
+            if j - 1 > start:
+                ws.merge_cells(start_row=header_top, start_column=start, end_row=header_top, end_column=j - 1)
+            start = j
+    status_text = {"implemented": "実施", "preparing": "移行準備", "not_implemented": "未実施"}
+    for i, rec in enumerate(panel_year.sort_values("code").to_dict("records"), start=header_row + 1):
+        for j, (_, _, var) in enumerate(cols, start=1):
+            value = rec[var]
+            if var == "jusou_status":
+                value = status_text[value]
+            elif isinstance(value, (bool, np.bool_)):
+                value = _answer_text(bool(value))
+            elif var == "notes" and not value:
+                value = None
+            c = ws.cell(row=i, column=j, value=value)
+            c.border = border
+            if var == "code":
+                c.number_format = "@"
+    ws.freeze_panes = ws.cell(row=header_row + 1, column=3)
+    ws.column_dimensions["A"].width = 12
+    ws.column_dimensions["B"].width = 12
+    wb.properties.creator = SAMPLE_PREF_NAME
+    return save_workbook(wb, target)
+
+
+def write_sample(out_dir: Path, book: Codebook | None = None) -> dict:
+    """Write data/raw/sample/: municipalities.csv, survey_FY<yyyy>.xlsx, truth.json, dataset.yaml."""
+    import yaml
+
+    book = book or load_codebook()
+    munis, panel, truth = draw_sample(book=book)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(munis, out_dir / "municipalities.csv")
+    files = {}
+    for t in truth.years:
+        name = f"survey_FY{t}.xlsx"
+        write_survey_xlsx(panel[panel["fiscal_year"] == t], book, out_dir / name, t)
+        files[t] = name
+    summary = (panel.assign(jusou=panel["jusou_status"] == "implemented")
+               .groupby("fiscal_year")[["jusou", "full_implementation"]].sum().astype(int))
+    truth_doc = {
+        "description_ja": "架空県サンプルデータの真のデータ生成過程（対数オッズ）。実在の自治体とは関係ありません。",
+        "description_en": "True data-generating parameters (log-odds) of the fictional sample.",
+        "generator": "analysis.synthetic (python -m analysis sample)",
+        "parameters": asdict(truth),
+        "realised_counts": {str(t): {"n_jusou": int(r["jusou"]), "n_full": int(r["full_implementation"])}
+                            for t, r in summary.iterrows()},
+    }
+    write_text(out_dir / "truth.json", json.dumps(truth_doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    dataset = {
+        "name": "sample",
+        "label_ja": "架空県（サンプル・架空データ）",
+        "label_en": "Fictional prefecture (sample, synthetic data)",
+        "synthetic": True,
+        "prefecture_code": SAMPLE_PREF_CODE,
+        "prefecture_ja": SAMPLE_PREF_NAME,
+        "description_ja": ("analysis.synthetic が固定シードで生成した架空の県（35市町、令和3〜7年度）です。"
+                           "市町名・コードとも架空で、実在の自治体とは関係ありません。"),
+        "municipalities": "municipalities.csv",
+        "surveys": {int(t): f for t, f in files.items()},
+    }
+    write_text(out_dir / "dataset.yaml",
+               "# Dataset definition (written by `python -m analysis sample`).\n"
+               + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False))
+    return {"seed": truth.seed, "counts": truth_doc["realised_counts"]}
