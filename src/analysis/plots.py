@@ -7,15 +7,12 @@ Colours are Okabe–Ito, which stay distinguishable with colour-vision deficienc
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .codebook import Codebook  # noqa: E402
-from .panel import OUTCOME  # noqa: E402
+from .codebook import Codebook
+from .panel import OUTCOME
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 FONT = "IPAexGothic"

@@ -4,16 +4,20 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_ERAS = (("令和", 2019), ("平成", 1989))
+# A fiscal year starts in April and is named after the era in force then, so FY2019
+# (April 2019–, Reiwa from 1 May 2019) is 令和元年度 and FY1989 is 平成元年度.
+_ERAS = ((2019, "令和"), (1989, "平成"), (1926, "昭和"))
 
 
 def wareki_fy(year: int) -> str:
     """FY2019 -> 令和元年度, FY2025 -> 令和7年度, FY2018 -> 平成30年度."""
-    for era, start in _ERAS:
-        if year >= start:
-            n = year - start + 1
+    if isinstance(year, bool) or not isinstance(year, int):
+        raise TypeError(f"year must be an int, not {type(year).__name__}")
+    for first, era in _ERAS:
+        if year >= first:
+            n = year - first + 1
             return f"{era}{'元' if n == 1 else n}年度"
-    raise ValueError(f"unsupported fiscal year {year}")
+    raise ValueError(f"fiscal year before 1926 is not supported: {year}")
 
 
 def parse_fy(text: str) -> int | None:

@@ -1,0 +1,52 @@
+# Two commands for a newcomer: `make report` and `make test` (see README.md).
+# Each creates .venv/ when missing, installs the package (editable, with its test extras) and
+# registers this environment's Jupyter kernel, then does its job.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATASET ?= sample
+YEARS   ?= 2021-2025
+
+.PHONY: setup report test lab notebooks sample browser-deps clean-reports
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (analysis)" >/dev/null
+	@touch $@
+
+setup: $(STAMP)
+
+## Run every fiscal-year report, the trends report and the HTML index on the bundled sample.
+report: setup
+	$(BIN)/python -m analysis run --dataset $(DATASET) --years $(YEARS)
+
+## Unit, estimator, notebook (papermill + nbval), end-to-end and browser tests.
+test: setup browser-deps
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+## JupyterLab on notebooks/ (installs the lab extra on first use).
+lab: setup
+	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,lab]'
+	$(BIN)/jupyter lab notebooks/
+
+## Re-execute the committed notebooks in place (their outputs are nbval's reference).
+notebooks: setup
+	$(BIN)/python -m analysis refresh-notebooks
+
+## Regenerate the fictional sample data (byte-identical to what is committed).
+sample: setup
+	$(BIN)/python -m analysis sample
+
+## Debian chromium + a Japanese font for the browser test; only as root (as in CI).
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi ipaex; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian chromium and fonts-ipaexfont-gothic for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipaexfont-gothic >/dev/null; \
+	else echo "note: chromium not installed and not root; the browser test will be skipped (run 'sudo apt-get install chromium fonts-ipaexfont-gothic' to enable it)"; fi
+
+clean-reports:
+	rm -rf reports/*/

@@ -1,0 +1,113 @@
+"""`python -m analysis ...`: argument parsing and messages only; the work is in other modules."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m analysis",
+                                description="包括的な支援体制の整備に関する市町支援の評価 / evaluation pipeline")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sample", help="架空県のサンプルデータを生成 / write the fictional sample data")
+    s.add_argument("--out", type=Path, default=None, help="出力先（既定: data/raw/sample）")
+
+    r = sub.add_parser("run", help="全年度のレポートを作成 / run the reports")
+    r.add_argument("--dataset", default="sample")
+    r.add_argument("--years", default=None, help="例: 2021-2025（既定: 全年度）")
+    r.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
+    r.add_argument("--force", action="store_true", help="変更がなくても作り直す")
+    r.add_argument("--exposure-lag", type=int, choices=(0, 1), default=0, help="支援の時点（0: 同年度, 1: 前年度）")
+    r.add_argument("--no-progress", action="store_true")
+
+    st = sub.add_parser("site", help="レポート一覧（index.html）だけを作り直す / rebuild the index")
+    st.add_argument("--dataset", default="sample")
+
+    sub.add_parser("refresh-notebooks", help="ノートブックを既定値で実行し出力を保存（nbval の基準）")
+
+    v = sub.add_parser("validate", help="調査ファイルを検査 / validate one survey file")
+    v.add_argument("file", type=Path)
+    v.add_argument("--dataset", required=True)
+    v.add_argument("--fiscal-year", type=int, default=None)
+    v.add_argument("--tidy-out", type=Path, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .datasets import DatasetError
+    from .io import SurveyError
+    from .runner import RunError
+
+    try:
+        return _dispatch(args)
+    except (DatasetError, RunError, SurveyError) as exc:
+        print(f"エラー / error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    if args.command == "sample":
+        from .paths import raw_dir
+        from .synthetic import write_sample
+
+        out = args.out or raw_dir("sample")
+        info = write_sample(out)
+        print(f"架空県サンプルを書き出しました: {out}（シード {info['seed']}）")
+        for y, c in info["counts"].items():
+            print(f"  FY{y}: 重層実施 {c['n_jusou']} 市町, 主要項目を全て実施 {c['n_full']} 市町")
+        return 0
+    if args.command == "run":
+        from .runner import run, summary_table
+
+        results = run(args.dataset, args.years, jobs=args.jobs, force=args.force,
+                      exposure_lag=args.exposure_lag, progress=not args.no_progress)
+        print(summary_table(results))
+        failed = [r for r in results if r.status == "failed"]
+        from .paths import reports_dir
+
+        print(f"レポート一覧 / index: {reports_dir(args.dataset) / 'index.html'}")
+        if failed:
+            print(f"{len(failed)} 件のレポートが失敗しました（以前のレポートはそのまま残しています）/ "
+                  f"{len(failed)} report(s) failed; earlier reports were left in place", file=sys.stderr)
+            return 1
+        return 0
+    if args.command == "site":
+        from .datasets import load_dataset
+        from .runner import build_index
+
+        print(build_index(load_dataset(args.dataset)))
+        return 0
+    if args.command == "refresh-notebooks":
+        from .runner import refresh_notebooks
+
+        for path in refresh_notebooks():
+            print(f"実行して保存しました / executed: {path}")
+        return 0
+    if args.command == "validate":
+        return _validate(args)
+    raise AssertionError(args.command)
+
+
+def _validate(args) -> int:
+    from .codebook import load_codebook
+    from .datasets import load_dataset
+    from .export import write_csv
+    from .io import read_survey
+
+    ds = load_dataset(args.dataset)
+    result = read_survey(args.file, load_codebook(), ds.master(), fiscal_year=args.fiscal_year,
+                         prefecture_code=ds.meta.get("prefecture_code"))
+    counts = result.issues["severity"].value_counts()
+    print(f"ファイル / file: {args.file}")
+    print(f"年度 / fiscal year: {result.fiscal_year or '不明'}  市町数 / rows: {len(result.tidy)}")
+    print(f"エラー {counts.get('error', 0)} 件, 警告 {counts.get('warning', 0)} 件, 情報 {counts.get('info', 0)} 件")
+    for rec in result.issues.to_dict("records"):
+        where = f"{rec['sheet']}!{rec['row']}行" if rec["row"] is not None and str(rec["row"]) != "<NA>" else rec["sheet"]
+        print(f"[{rec['severity']}] {where} 列『{rec['column']}』 値『{rec['value']}』: {rec['reason_ja']} / {rec['reason_en']}")
+    if args.tidy_out and result.ok:
+        write_csv(result.tidy, args.tidy_out)
+        print(f"整形済みの表を書き出しました / tidy table written: {args.tidy_out}")
+    return 0 if result.ok else 1

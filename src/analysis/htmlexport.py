@@ -1,0 +1,399 @@
+"""Export executed notebooks to self-contained, offline Japanese HTML reports.
+
+The reports are opened from a file share (``file://``) or any static host,
+often on PCs and phones without internet access, so the HTML must not load
+anything from the network.  :func:`notebook_to_html` renders an executed
+notebook with nbconvert's :class:`~nbconvert.HTMLExporter` and the template
+``templates/analysis_ja_report`` (which extends nbconvert's ``lab`` template):
+
+* code input and In/Out prompts are hidden;
+* ``<html lang>``, ``<meta charset>``, a phone viewport and an escaped
+  ``<title>``;
+* no scripts and no external resources: CSS is inlined, images are embedded as
+  ``data:`` URIs, JavaScript/widget outputs are dropped and a
+  Content-Security-Policy forbids everything else;
+* wide tables scroll horizontally, a Japanese font stack is used and an
+  optional prominent banner is shown at the top;
+* ``stderr`` stream outputs (warnings quoting source lines) and cells tagged
+  ``remove-cell`` / outputs of cells tagged ``remove-output`` are left out;
+* the output is deterministic (no timestamps, cell ids or random ids) and
+  written atomically.
+
+After rendering, the HTML is checked by :func:`find_offline_violations`;
+if anything would execute script or load a resource from outside the file
+(e.g. a notebook output containing ``<script src="https://...">`` or an
+image that could not be embedded), :class:`OfflineHTMLError` is raised and no
+file is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import re
+import tempfile
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+__all__ = [
+    "FICTIONAL_DATA_BANNER_JA",
+    "OfflineHTMLError",
+    "TEMPLATE_DIR",
+    "TEMPLATE_NAME",
+    "find_offline_violations",
+    "notebook_to_html",
+    "wrap_tables",
+    "write_text_atomic",
+]
+
+#: Directory holding this package's templates (nbconvert and site templates).
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+#: Name of the nbconvert template directory under :data:`TEMPLATE_DIR`.
+TEMPLATE_NAME = "analysis_ja_report"
+
+#: Standard banner text for reports built from synthetic (fictional) data.
+FICTIONAL_DATA_BANNER_JA = (
+    "架空データ：このレポートは架空の県のデータから作成したもので、"
+    "実在の自治体とは関係ありません。"
+)
+
+#: Alt text for output images that carry no ``alt`` metadata.
+DEFAULT_IMAGE_ALT = "図"
+
+#: Output mime types in order of preference.  JavaScript, widget views and
+#: mermaid (which all need scripts) are absent, so outputs that offer them
+#: fall back to their HTML / image / text representation.
+DISPLAY_DATA_PRIORITY = [
+    "text/html",
+    "text/markdown",
+    "image/svg+xml",
+    "image/png",
+    "image/jpeg",
+    "text/latex",
+    "text/plain",
+]
+
+#: Cells (or their outputs) with these tags are left out of the report.
+REMOVE_CELL_TAGS = ("remove-cell", "remove_cell")
+REMOVE_OUTPUT_TAGS = ("remove-output", "remove_output")
+
+_LANG_RE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
+
+_exporter: Any = None
+_exporter_lock = threading.Lock()
+
+
+class OfflineHTMLError(ValueError):
+    """The rendered HTML would run script or load an external resource."""
+
+    def __init__(self, violations: list[str]):
+        self.violations = list(violations)
+        shown = "\n  ".join(self.violations[:20])
+        more = "" if len(self.violations) <= 20 else f"\n  … and {len(self.violations) - 20} more"
+        super().__init__(
+            "report HTML is not self-contained / script-free:\n  " + shown + more
+        )
+
+
+# ---------------------------------------------------------------------------
+# helpers shared with analysis.site
+# ---------------------------------------------------------------------------
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o644) -> Path:
+    """Write ``text`` as UTF-8 (LF newlines) to ``path`` atomically.
+
+    The text goes to a temporary file in the same directory, which is
+    flushed, fsynced and then moved over ``path`` with :func:`os.replace`, so
+    readers never see a half-written file.  The file gets ``mode`` (readable
+    by everybody by default, since the reports are served from a share)
+    unless ``path`` already exists, in which case its mode is kept.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        mode = path.stat().st_mode & 0o7777
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+_TABLE_OPEN_RE = re.compile(r"<table\b", re.IGNORECASE)
+_TABLE_CLOSE_RE = re.compile(r"</table\s*>", re.IGNORECASE)
+_TABLE_WRAPPER_OPEN = (
+    '<div class="table-scroll" role="region" tabindex="0" '
+    'aria-label="表（横にスクロールできます）">'
+)
+
+
+def wrap_tables(html: str) -> str:
+    """Wrap every ``<table>`` in a horizontally scrolling ``div``.
+
+    Only real tags are matched: table markup that appears as escaped text
+    (``&lt;table&gt;``) is left alone.
+    """
+    if not html:
+        return html
+    html = _TABLE_OPEN_RE.sub(lambda m: _TABLE_WRAPPER_OPEN + m.group(0), str(html))
+    return _TABLE_CLOSE_RE.sub(lambda m: m.group(0) + "</div>", html)
+
+
+# ---------------------------------------------------------------------------
+# offline / script-free check
+# ---------------------------------------------------------------------------
+
+# Elements whose src/href/data/poster/srcset attribute makes the browser fetch
+# something while loading the page (as opposed to <a href>, a plain link).
+_FETCHING_ATTRS = {
+    "script": ("src",),
+    "link": ("href",),
+    "img": ("src", "srcset"),
+    "image": ("href", "xlink:href"),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "embed": ("src",),
+    "object": ("data",),
+    "source": ("src", "srcset"),
+    "track": ("src",),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+    "input": ("src",),
+    "use": ("href", "xlink:href"),
+    "feimage": ("href", "xlink:href"),
+}
+_CSS_URL_RE = re.compile(r"url\(\s*(['\"]?)\s*([^'\")\s]*)", re.IGNORECASE)
+_CSS_IMPORT_RE = re.compile(r"@import\b", re.IGNORECASE)
+_JS_URL_RE = re.compile(r"^\s*(?:javascript|vbscript)\s*:", re.IGNORECASE)
+
+
+def _is_embedded_or_local_fragment(url: str) -> bool:
+    url = url.strip()
+    return url == "" or url.startswith("#") or url.lower().startswith("data:")
+
+
+class _OfflineChecker(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.violations: list[str] = []
+        self._in_style = False
+
+    def _add(self, msg: str) -> None:
+        self.violations.append(msg[:300])
+
+    def _check_css(self, css: str, where: str) -> None:
+        if _CSS_IMPORT_RE.search(css):
+            self._add(f"{where}: CSS @import")
+        for m in _CSS_URL_RE.finditer(css):
+            if not _is_embedded_or_local_fragment(m.group(2)):
+                self._add(f"{where}: CSS url({m.group(2)})")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        tag = tag.lower()
+        if tag == "script":
+            self._add(f"<script> element {dict(attrs)!r}")
+        if tag == "style":
+            self._in_style = True
+        if tag == "base":
+            self._add("<base> element")
+        if tag == "meta":
+            d = {k.lower(): (v or "") for k, v in attrs}
+            if d.get("http-equiv", "").lower() == "refresh":
+                self._add("<meta http-equiv=refresh>")
+        fetching = _FETCHING_ATTRS.get(tag, ())
+        for name, value in attrs:
+            name = name.lower()
+            value = value or ""
+            if name.startswith("on"):
+                self._add(f"<{tag}> event handler attribute {name}=")
+            elif name == "style":
+                self._check_css(value, f"<{tag} style>")
+            elif name in ("href", "src", "action", "formaction", "xlink:href") and _JS_URL_RE.match(value):
+                self._add(f"<{tag} {name}> javascript: URL")
+            if name in fetching:
+                urls = [u.strip().split()[0] for u in value.split(",") if u.strip()] if name == "srcset" else [value]
+                for url in urls:
+                    if not _is_embedded_or_local_fragment(url):
+                        self._add(f"<{tag} {name}={url[:120]!r}> is not embedded")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag.lower() == "style":
+            self._in_style = False
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag.lower() == "style":
+            self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self._check_css(data, "<style>")
+
+
+def find_offline_violations(html: str) -> list[str]:
+    """Return reasons why ``html`` is not a script-free, self-contained page.
+
+    Flags ``<script>`` elements, inline event handlers, ``javascript:`` URLs,
+    ``<base>``/meta refresh, and any resource the browser would fetch while
+    loading the page (``<img src>``, ``<link href>``, ``<iframe src>``, CSS
+    ``url()``/``@import``…) unless it is a ``data:`` URI or a ``#fragment``.
+    Plain hyperlinks (``<a href="https://...">``) are fine.  An empty list
+    means the page is OK.
+    """
+    checker = _OfflineChecker()
+    checker.feed(html)
+    checker.close()
+    return checker.violations
+
+
+# ---------------------------------------------------------------------------
+# exporter
+# ---------------------------------------------------------------------------
+
+
+def _get_exporter() -> Any:
+    """Return the module's single, lazily created :class:`HTMLExporter`."""
+    global _exporter
+    if _exporter is None:
+        from nbconvert import HTMLExporter
+        from traitlets.config import Config
+
+        config = Config()
+        config.NbConvertBase.display_data_priority = list(DISPLAY_DATA_PRIORITY)
+        config.TagRemovePreprocessor.enabled = True
+        config.TagRemovePreprocessor.remove_cell_tags = set(REMOVE_CELL_TAGS)
+        config.TagRemovePreprocessor.remove_all_outputs_tags = set(REMOVE_OUTPUT_TAGS)
+        exporter = HTMLExporter(
+            config=config,
+            extra_template_basedirs=[str(TEMPLATE_DIR)],
+            template_name=TEMPLATE_NAME,
+            exclude_input=True,
+            exclude_input_prompt=True,
+            exclude_output_prompt=True,
+            embed_images=True,
+            sanitize_html=False,
+        )
+        exporter.register_filter("wrap_tables", wrap_tables)
+        _exporter = exporter
+    return _exporter
+
+
+def _load_notebook(nb: NotebookNode | str | os.PathLike[str]) -> tuple[NotebookNode, Path | None]:
+    if isinstance(nb, NotebookNode):
+        return nb, None
+    if isinstance(nb, (str, os.PathLike)):
+        path = Path(nb)
+        with path.open(encoding="utf-8") as fh:
+            return nbformat.read(fh, as_version=4), path.resolve().parent
+    raise TypeError(f"nb must be a NotebookNode or a path to an .ipynb file, not {type(nb).__name__}")
+
+
+def _without_stderr(nb: NotebookNode) -> NotebookNode:
+    """Copy of ``nb`` without ``stderr`` stream outputs (``nb`` is untouched)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code" and cell.get("outputs"):
+            cell.outputs = [
+                o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
+    return nb
+
+
+def notebook_to_html(
+    nb: NotebookNode | str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    title: str,
+    lang: str = "ja",
+    banner_ja: str | None = None,
+    resources_dir: str | os.PathLike[str] | None = None,
+    include_stderr: bool = False,
+) -> Path:
+    """Render an executed notebook to a self-contained HTML report.
+
+    Parameters
+    ----------
+    nb:
+        An executed notebook (:class:`nbformat.NotebookNode`) or the path of
+        an executed ``.ipynb`` file.  It is not modified.
+    out_path:
+        Where to write the HTML (parent directories are created).  Written
+        atomically (temporary file in the same directory + :func:`os.replace`).
+    title:
+        Text of ``<title>`` (HTML-escaped).
+    lang:
+        Value of ``<html lang>`` (a BCP 47 tag such as ``"ja"``).
+    banner_ja:
+        If given, shown as a prominent banner at the top of the page
+        (HTML-escaped), e.g. the 架空データ notice.
+    resources_dir:
+        Directory against which relative image paths in markdown cells
+        (``![](figures/a.png)``) are resolved before being embedded.
+        Defaults to the notebook's directory when ``nb`` is a path, else to
+        the directory of ``out_path``.
+    include_stderr:
+        Keep ``stderr`` stream outputs (warnings, log messages).  They are
+        dropped by default: Python warnings quote source lines and temporary
+        paths, which do not belong in a published report (and would make the
+        HTML differ between runs).  Error outputs are always kept.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+
+    Raises
+    ------
+    OfflineHTMLError
+        If the rendered page would run script or fetch anything (see
+        :func:`find_offline_violations`); nothing is written then.
+    """
+    if not isinstance(title, str):
+        raise TypeError("title must be a str")
+    if not _LANG_RE.match(lang or ""):
+        raise ValueError(f"invalid language tag: {lang!r}")
+    if banner_ja is not None and not isinstance(banner_ja, str):
+        raise TypeError("banner_ja must be a str or None")
+
+    out_path = Path(out_path)
+    notebook, nb_dir = _load_notebook(nb)
+    if not include_stderr:
+        notebook = _without_stderr(notebook)
+    if resources_dir is not None:
+        base_dir = Path(resources_dir).resolve()
+    elif nb_dir is not None:
+        base_dir = nb_dir
+    else:
+        base_dir = out_path.resolve().parent
+
+    resources = {
+        "metadata": {"name": title, "path": str(base_dir)},
+        "report_title": title,
+        "report_lang": lang,
+        "banner_ja": banner_ja or "",
+        "image_alt_default": DEFAULT_IMAGE_ALT,
+    }
+    with _exporter_lock:
+        body, _ = _get_exporter().from_notebook_node(notebook, resources=resources)
+
+    violations = find_offline_violations(body)
+    if violations:
+        raise OfflineHTMLError(violations)
+    if not body.endswith("\n"):
+        body += "\n"
+    return write_text_atomic(out_path, body)

@@ -1,0 +1,190 @@
+"""What the notebooks call: one object per report that computes tables/figures and saves them.
+
+Notebooks stay thin: they set parameters, call `fiscal_year_report(...)` or `trends_report(...)`,
+show the tables and figures with Japanese narrative, and call `.save(output_dir)` when the runner
+gives them an output folder. All computation is here (and in tables/plots/models), under test.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from . import plots, tables
+from .codebook import Codebook, load_codebook
+from .datasets import Dataset, load_dataset
+from .export import write_bytes, write_csv, write_text, write_xlsx
+from .panel import build_panel, cross_section
+from .paths import data_dir
+from .wareki import wareki_fy
+
+SYNTHETIC_BANNER_JA = ("架空データ：このレポートは架空の県（架空県）のデータから作成した見本です。"
+                       "市町名・数値は実在の自治体とは関係ありません。")
+ASSOCIATION_NOTE_JA = ("注：ここに示す関係は「関連」であり、県の支援施策の「効果」を示すものではありません。"
+                       "支援を活用する市町と活用しない市町では、人口規模や体制などがもともと異なるためです。")
+
+
+def banner_html(text: str) -> str:
+    import html
+
+    return ('<div style="border:3px solid #D55E00;background:#FFF4E5;color:#000;padding:0.6em 1em;'
+            f'font-weight:bold;font-size:1.1em" role="note">{html.escape(text)}</div>')
+
+
+def table_html(frame: pd.DataFrame, caption: str) -> str:
+    """DataFrame -> <table> with caption and <th scope="col">; pandas escapes every cell."""
+    import html
+    import re
+
+    body = frame.to_html(index=False, border=0, classes="report-table", na_rep="—", escape=True,
+                         float_format=lambda v: f"{v:,.1f}")
+    body = body.replace("<th>", '<th scope="col">')
+    body = re.sub(r"(<table[^>]*>)", lambda m: m.group(1) + f"<caption>{html.escape(caption)}</caption>", body, count=1)
+    return f'<div class="table-wrap" style="overflow-x:auto">{body}</div>'
+
+
+@dataclass
+class Report:
+    """Tables (ordered), their titles, figure makers and a summary for the manifest."""
+
+    dataset: Dataset
+    title: str
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, Callable] = field(default_factory=dict)
+    figure_alts: dict[str, str] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    _png: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def banner(self) -> str | None:
+        return SYNTHETIC_BANNER_JA if self.dataset.synthetic else None
+
+    def show_banner(self):
+        from IPython.display import HTML, display
+
+        if self.banner:
+            display(HTML(banner_html(self.banner)))
+
+    def table_html(self, key: str) -> str:
+        """The table as escaped HTML with a <caption> and header cells (deterministic markup)."""
+        return table_html(self.tables[key], self.titles.get(key, key))
+
+    def show(self, key: str):
+        """Display one table in the notebook (HTML with caption; no index column)."""
+        from IPython.display import HTML, display
+
+        display(HTML(self.table_html(key)))
+
+    def figure_png(self, key: str) -> bytes:
+        """The figure as PNG bytes (drawn once, then cached, so notebook and files agree)."""
+        if key not in self._png:
+            import io
+
+            fig = self.figures[key]()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+            plots.close(fig)
+            self._png[key] = buf.getvalue()
+        return self._png[key]
+
+    def figure(self, key: str) -> None:
+        """Display a figure as PNG with Japanese alt text (the same bytes as figures/<key>.png).
+
+        Displayed explicitly rather than through the inline backend, so that the text part that
+        nbval compares is the alt text, identical in every kernel.
+        """
+        import base64
+
+        from IPython.display import display
+
+        alt = self.figure_alts.get(key, key)
+        data = base64.b64encode(self.figure_png(key)).decode("ascii")
+        display({"image/png": data, "text/plain": f"[図] {alt}"}, raw=True,
+                metadata={"image/png": {"alt": alt}})
+
+    def save(self, output_dir: str | Path) -> Path:
+        """Write tables/*.csv (UTF-8 BOM), tables.xlsx, figures/*.png and summary.json."""
+        out = Path(output_dir)
+        (out / "tables").mkdir(parents=True, exist_ok=True)
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        for i, (key, frame) in enumerate(self.tables.items(), start=1):
+            write_csv(frame, out / "tables" / f"{i:02d}_{key}.csv")
+        note = SYNTHETIC_BANNER_JA if self.dataset.synthetic else None
+        write_xlsx({f"{i:02d}_{k}": v for i, (k, v) in enumerate(self.tables.items(), start=1)},
+                   out / "tables.xlsx",
+                   titles={f"{i:02d}_{k}": self.titles.get(k, k) for i, k in enumerate(self.tables, start=1)},
+                   note=note)
+        for key in self.figures:
+            write_bytes(out / "figures" / f"{key}.png", self.figure_png(key))
+        write_text(out / "summary.json", json.dumps(self.summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        return out
+
+
+def _context(dataset: str, book: Codebook | None):
+    plots.setup()
+    return load_dataset(dataset), book or load_codebook()
+
+
+def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
+                       book: Codebook | None = None) -> Report:
+    """Tables and figures of one fiscal year."""
+    ds, book = _context(dataset, book)
+    if fiscal_year not in ds.years:
+        ds.survey_path(fiscal_year)  # raises the bilingual DatasetError
+    years = [y for y in ds.years if fiscal_year - exposure_lag <= y <= fiscal_year]
+    panel = build_panel(ds, book, years)
+    year = cross_section(panel, fiscal_year, 0)
+    label = f"{wareki_fy(fiscal_year)}（FY{fiscal_year}）"
+    rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援")
+    rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year)}
+    add = _adder(rep)
+    add("status", tables.status_table(year, book), f"県内市町の実施状況（{label}）")
+    add("main_items", tables.main_items_table(year, book), f"指針の主要項目の実施状況（{label}）")
+    add("support", tables.support_table(year, book), f"県の支援施策の活用状況（施策の視点別、{label}）")
+    add("challenges", tables.challenges_table(year, book), f"市町の課題認識（{label}）")
+    add("support_by_full", tables.measure_by_full_table(year, book),
+        f"支援施策の活用と指針の主要項目の全項目実施（{label}）")
+    add("municipality_items", tables.municipality_items_table(year, book), f"市町別の主要項目の実施状況（{label}）")
+    items_t, support_t = rep.tables["main_items"], rep.tables["support"]
+    rep.figures = {
+        "main_items": lambda: plots.main_items_bar(items_t, wareki_fy(fiscal_year)),
+        "support": lambda: plots.support_bar(support_t, wareki_fy(fiscal_year)),
+        "items_heatmap": lambda: plots.items_heatmap(year, book, wareki_fy(fiscal_year)),
+    }
+    rep.figure_alts = {
+        "main_items": f"指針の主要項目ごとの実施率の横棒グラフ（{label}）。数値は表「{rep.titles['main_items']}」と同じです。",
+        "support": f"県の支援施策ごとの活用率の横棒グラフ（{label}）。数値は表「{rep.titles['support']}」と同じです。",
+        "items_heatmap": f"市町別・主要項目別の実施状況の図（{label}）。内容は表「{rep.titles['municipality_items']}」と同じです。",
+    }
+    return rep
+
+
+def national_counts() -> pd.DataFrame:
+    return pd.read_csv(data_dir() / "external" / "national_jusou_counts.csv", encoding="utf-8")
+
+
+def trends_report(dataset: str, book: Codebook | None = None) -> Report:
+    """Tables and figures across all fiscal years of the dataset."""
+    ds, book = _context(dataset, book)
+    panel = build_panel(ds, book)
+    rep = Report(dataset=ds, title="年度横断の推移：包括的な支援体制の整備と重層的支援体制整備事業")
+    add = _adder(rep)
+    trend = tables.trend_table(panel, national_counts())
+    add("trend", trend, "年度別の実施状況（県内と全国）")
+    add("transitions", tables.transition_table(panel, book), "重層的支援体制整備事業の実施状況の推移（前年度→翌年度）")
+    rep.summary = {"years": [int(y) for y in ds.years]}
+    rep.figures = {"share_trend": lambda: plots.share_trend(trend)}
+    rep.figure_alts = {"share_trend": "重層的支援体制整備事業の実施割合（県内と全国）と全項目実施割合の年度別の折れ線グラフ。"
+                                      "数値は表「年度別の実施状況（県内と全国）」と同じです。"}
+    return rep
+
+
+def _adder(rep: Report):
+    def add(key: str, frame: pd.DataFrame, title: str):
+        rep.tables[key] = frame
+        rep.titles[key] = title
+    return add

@@ -1,0 +1,58 @@
+"""Shared fixtures: the codebook, the bundled sample, and throw-away copies of the project."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def book():
+    from analysis.codebook import load_codebook
+
+    return load_codebook(ROOT / "data" / "codebook" / "survey.yaml")
+
+
+@pytest.fixture(scope="session")
+def sample():
+    from analysis.datasets import load_dataset
+
+    return load_dataset("sample")
+
+
+def make_project_copy(dest: Path) -> Path:
+    """A minimal copy of the project (data, notebooks, pyproject) to run the CLI against.
+
+    The package itself is imported from the installed (editable) source; ANALYSIS_ROOT points
+    the data and reports at the copy, so tests never touch the repository's reports/.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "data", dest / "data", ignore=shutil.ignore_patterns("processed"))
+    shutil.copytree(ROOT / "notebooks", dest / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
+def run_cli(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANALYSIS_ROOT": str(project)}
+    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """One full CLI run on a copy of the sample: (project path, completed process)."""
+    project = make_project_copy(tmp_path_factory.mktemp("project"))
+    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "2", "--no-progress")
+    return project, proc
