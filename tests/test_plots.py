@@ -1,0 +1,51 @@
+import warnings
+
+import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+
+from analysis import plots, report
+
+
+def _glyph_warnings(make):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = make()
+        fig.canvas.draw()
+        plt.close(fig)
+    return [w for w in caught if "missing from font" in str(w.message)]
+
+
+def test_japanese_renders_without_missing_glyphs():
+    rep = report.fiscal_year_report("sample", 2025)
+    for key, make in rep.figures.items():
+        assert _glyph_warnings(make) == [], key
+    trend = report.trends_report("sample")
+    assert _glyph_warnings(trend.figures["share_trend"]) == []
+
+
+def test_the_check_would_catch_a_font_without_kanji():
+    # Control: the same kind of figure with a Latin-only font does warn, so the test above can fail.
+    with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):
+        def make():
+            fig, ax = plt.subplots()
+            ax.set_title("重層的支援体制整備事業")
+            return fig
+        assert _glyph_warnings(make)
+
+
+def test_figures_are_deterministic():
+    a = report.fiscal_year_report("sample", 2024)
+    b = report.fiscal_year_report("sample", 2024)
+    for key in a.figures:
+        assert a.figure_png(key) == b.figure_png(key)
+
+
+def test_palette_is_okabe_ito():
+    assert plots.OKABE_ITO[:3] == ["#0072B2", "#E69F00", "#009E73"]
+
+
+@pytest.mark.parametrize("key", ["main_items", "support", "items_heatmap"])
+def test_every_figure_has_japanese_alt_text(key):
+    rep = report.fiscal_year_report("sample", 2025)
+    assert "令和7年度" in rep.figure_alts[key]
