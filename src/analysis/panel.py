@@ -19,7 +19,7 @@ def add_outcome(tidy: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     out = tidy.copy()
     items = out[book.main_items].astype("boolean")
     any_false = (items == False).any(axis=1)  # noqa: E712 (nullable comparison)
-    all_true = (items == True).all(axis=1)  # noqa: E712
+    all_true = items.fillna(False).all(axis=1)  # NA is not "implemented"
     out[OUTCOME] = pd.array([False if f else (True if t else pd.NA) for f, t in zip(any_false, all_true)],
                             dtype="boolean")
     status = out["jusou_status"].astype("string")
