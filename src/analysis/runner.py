@@ -308,7 +308,9 @@ def build_index(ds: Dataset) -> Path:
 
     meta.update({"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years,
                  "banner_ja": SYNTHETIC_BANNER_JA})
-    return _build(project_root() / "reports" / ds.name, meta)
+    out = project_root() / "reports" / ds.name
+    out.mkdir(parents=True, exist_ok=True)
+    return _build(out, meta)
 
 
 def refresh_notebooks(names: list[str] | None = None) -> list[Path]:

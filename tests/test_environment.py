@@ -1,0 +1,31 @@
+"""environment.yml and pyproject.toml must list the same dependencies with the same bounds."""
+import re
+import tomllib
+
+import yaml
+
+
+def _norm(req: str) -> tuple[str, str]:
+    m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", req)
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject(root):
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = {_norm(r) for r in project["dependencies"]}
+    for extra in ("test", "lab"):
+        wanted |= {_norm(r) for r in project["optional-dependencies"][extra]}
+    env = yaml.safe_load((root / "environment.yml").read_text(encoding="utf-8"))
+    listed = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            listed |= {_norm(r) for r in dep["pip"] if not r.startswith("-")}
+        elif not dep.startswith(("python", "pip")) or dep.startswith("python-"):
+            listed.add(_norm(dep))
+    assert listed == wanted
+
+
+def test_ci_runs_the_readme_test_command(root):
+    ci = (root / ".ci" / "run").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "make test" in ci and "make test" in readme and "make report" in readme

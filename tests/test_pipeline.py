@@ -1,0 +1,116 @@
+"""End-to-end: the CLI on a copy of the sample (papermill runs of both notebooks, every year)."""
+import hashlib
+import json
+
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from conftest import make_project_copy, run_cli
+
+YEARS = [2021, 2022, 2023, 2024, 2025]
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_run_succeeds_for_every_year(sample_run):
+    project, proc = sample_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    base = project / "reports" / "sample"
+    for y in YEARS:
+        d = base / f"FY{y}"
+        for name in ("report.html", "tables.xlsx", "manifest.json", "fiscal_year_report.ipynb"):
+            assert (d / name).is_file(), (y, name)
+        assert len(list((d / "tables").glob("*.csv"))) == 6 and len(list((d / "figures").glob("*.png"))) == 3
+    assert (base / "trends" / "report.html").is_file() and (base / "index.html").is_file()
+    assert not (base / ".staging").exists()
+    assert "成功" in proc.stdout
+
+
+def test_fy2025_status_table_finds_13_and_7(sample_run):
+    project, _ = sample_run
+    d = project / "reports" / "sample" / "FY2025"
+    csv = pd.read_csv(d / "tables" / "01_status.csv", encoding="utf-8-sig")
+    counts = dict(zip(csv["区分"], csv["市町数"]))
+    assert counts["重層的支援体制整備事業を実施済"] == 13
+    assert counts["包括的な支援体制の整備に関する指針（厚労省）の主要項目を全て実施"] == 7
+    ws = load_workbook(d / "tables.xlsx")["01_status"]
+    rows = {r[0]: r[1] for r in ws.iter_rows(min_row=5, values_only=True)}
+    assert rows["重層的支援体制整備事業を実施済"] == 13
+    assert "架空データ" in ws["A2"].value
+
+
+def test_manifest_records_provenance(sample_run):
+    project, _ = sample_run
+    m = json.loads((project / "reports" / "sample" / "FY2025" / "manifest.json").read_text(encoding="utf-8"))
+    assert m["status"] == "ok" and m["fiscal_year"] == 2025
+    assert m["parameters"] == {"dataset": "sample", "fiscal_year": 2025, "exposure_lag": 0}
+    assert m["summary"] == {"fiscal_year": 2025, "n_municipalities": 35, "n_jusou": 13, "n_full": 7}
+    survey = project / "data" / "raw" / "sample" / "survey_FY2025.xlsx"
+    assert m["inputs"]["data/raw/sample/survey_FY2025.xlsx"] == hashlib.sha256(survey.read_bytes()).hexdigest()
+    assert {"python", "pandas", "papermill"} <= set(m["versions"]) and len(m["code_hash"]) == 64
+
+
+def test_html_report_is_japanese_and_hides_code(sample_run):
+    project, _ = sample_run
+    html = (project / "reports" / "sample" / "FY2025" / "report.html").read_text(encoding="utf-8")
+    assert '<html lang="ja"' in html and "架空データ" in html
+    assert "rep.show(" not in html and "import " not in html
+    assert html.count("data:image/png;base64,") >= 3
+
+
+def test_second_run_skips_and_forced_run_is_identical(sample_run):
+    project, _ = sample_run
+    base = project / "reports" / "sample"
+    before = {y: _digest(base / f"FY{y}" / "tables") for y in (2024, 2025)}
+    xlsx_before = (base / "FY2025" / "tables.xlsx").read_bytes()
+    png_before = (base / "FY2025" / "figures" / "items_heatmap.png").read_bytes()
+    again = run_cli(project, "run", "--dataset", "sample", "--years", "2024-2025", "--no-progress")
+    assert again.returncode == 0 and again.stdout.count("最新") >= 3
+    forced = run_cli(project, "run", "--dataset", "sample", "--years", "2024-2025", "--force", "--jobs", "2",
+                     "--no-progress")
+    assert forced.returncode == 0 and "最新" not in forced.stdout
+    for y in (2024, 2025):
+        assert _digest(base / f"FY{y}" / "tables") == before[y]
+    assert (base / "FY2025" / "tables.xlsx").read_bytes() == xlsx_before
+    assert (base / "FY2025" / "figures" / "items_heatmap.png").read_bytes() == png_before
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--dataset", "nonexistent"], "データセット『nonexistent』が見つかりません"),
+    (["run", "--dataset", "sample", "--years", "2019-2020"], "データにない年度です"),
+    (["run", "--dataset", "sample", "--years", "soon"], "解釈できません"),
+])
+def test_bad_parameters_give_one_bilingual_message(tmp_path, args, needle):
+    project = make_project_copy(tmp_path / "p")
+    proc = run_cli(project, *args)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and " / " in proc.stderr and "Traceback" not in proc.stderr
+    assert not (project / "reports").exists()
+
+
+def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(tmp_path):
+    project = make_project_copy(tmp_path / "p")
+    ok = run_cli(project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "2", "--no-progress")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    base = project / "reports" / "sample"
+    old = _digest(base / "FY2025")
+    (project / "data" / "raw" / "sample" / "survey_FY2025.xlsx").write_bytes(b"PK\x03\x04 truncated")
+    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "2", "--no-progress")
+    assert proc.returncode == 1
+    assert "survey_FY2025.xlsx" in proc.stdout and "失敗" in proc.stdout
+    assert _digest(base / "FY2025") == old  # the last good report stays in place
+    assert json.loads((base / "FY2024" / "manifest.json").read_text(encoding="utf-8"))["status"] == "ok"
+    index = (base / "index.html").read_text(encoding="utf-8")
+    assert "FY2025" in index
+
+
+def test_missing_survey_file_is_named(tmp_path):
+    project = make_project_copy(tmp_path / "p")
+    (project / "data" / "raw" / "sample" / "survey_FY2023.xlsx").unlink()
+    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2023", "--no-progress")
+    assert proc.returncode == 1
+    assert "survey_FY2023.xlsx" in proc.stdout and "ファイルがありません" in proc.stdout
