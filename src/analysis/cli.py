@@ -13,6 +13,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="架空県のサンプルデータを生成 / write the fictional sample data")
     s.add_argument("--out", type=Path, default=None, help="出力先（既定: data/raw/sample）")
+    s.add_argument("--national", action="store_true",
+                   help="全国1,741市町村の合成データ（data/raw/national-synthetic）を生成")
 
     r = sub.add_parser("run", help="全年度のレポートを作成 / run the reports")
     r.add_argument("--dataset", default="sample")
@@ -31,7 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("file", type=Path)
     v.add_argument("--dataset", required=True)
     v.add_argument("--fiscal-year", type=int, default=None)
-    v.add_argument("--tidy-out", type=Path, default=None)
+    v.add_argument("--tidy-out", type=Path, default=None,
+                   help="整形済みの表（CSV）の出力先。エラーがなければ書き出す / write the tidy table (CSV) when valid")
+    v.add_argument("--issues-out", type=Path, default=None,
+                   help="問題の一覧（CSV）の出力先 / write the issues table (CSV)")
     return p
 
 
@@ -49,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if args.command == "sample" and args.national:
+        from .paths import raw_dir
+        from .synthetic import NATIONAL_NAME, write_national
+
+        out = args.out or raw_dir(NATIONAL_NAME)
+        info = write_national(out)
+        print(f"全国合成データを書き出しました: {out}（{info['n_municipalities']} 市町村, シード {info['seed']}）")
+        return 0
     if args.command == "sample":
         from .paths import raw_dir
         from .synthetic import write_sample
@@ -92,22 +105,37 @@ def _dispatch(args) -> int:
 
 
 def _validate(args) -> int:
+    """Validate one survey file: report (ja / en) on stdout; 0 valid, 1 invalid, 2 unusable."""
     from .codebook import load_codebook
     from .datasets import load_dataset
     from .export import write_csv
-    from .io import read_survey
+    from .io import SurveyError, read_survey, report_text
 
     ds = load_dataset(args.dataset)
-    result = read_survey(args.file, load_codebook(), ds.master(), fiscal_year=args.fiscal_year,
-                         prefecture_code=ds.meta.get("prefecture_code"))
-    counts = result.issues["severity"].value_counts()
-    print(f"ファイル / file: {args.file}")
-    print(f"年度 / fiscal year: {result.fiscal_year or '不明'}  市町数 / rows: {len(result.tidy)}")
-    print(f"エラー {counts.get('error', 0)} 件, 警告 {counts.get('warning', 0)} 件, 情報 {counts.get('info', 0)} 件")
-    for rec in result.issues.to_dict("records"):
-        where = f"{rec['sheet']}!{rec['row']}行" if rec["row"] is not None and str(rec["row"]) != "<NA>" else rec["sheet"]
-        print(f"[{rec['severity']}] {where} 列『{rec['column']}』 値『{rec['value']}』: {rec['reason_ja']} / {rec['reason_en']}")
-    if args.tidy_out and result.ok:
-        write_csv(result.tidy, args.tidy_out)
-        print(f"整形済みの表を書き出しました / tidy table written: {args.tidy_out}")
+    protected = {Path(args.file).resolve()}
+    protected |= {p.resolve() for p in ds.input_files()}
+    for out in (args.tidy_out, getattr(args, "issues_out", None)):
+        if out is not None and Path(out).resolve() in protected:
+            raise SurveyError(f"{out}: 入力ファイルには書き出せません。別の出力先を指定してください / "
+                              "refusing to overwrite an input file; choose another output path")
+    try:
+        result = read_survey(args.file, load_codebook(), ds.master(), fiscal_year=args.fiscal_year,
+                             prefecture_code=ds.meta.get("prefecture_code"))
+    except SurveyError as exc:
+        print(report_text(None, exc.issues, path=args.file))
+        if getattr(args, "issues_out", None):
+            write_csv(exc.issues, args.issues_out)
+        print(f"エラー / error: {exc}", file=sys.stderr)
+        return 2
+    print(report_text(result))
+    if getattr(args, "issues_out", None):
+        write_csv(result.issues, args.issues_out)
+        print(f"問題の一覧を書き出しました / issues written: {args.issues_out}")
+    if args.tidy_out:
+        if result.ok:
+            write_csv(result.tidy, args.tidy_out)
+            print(f"整形済みの表を書き出しました / tidy table written: {args.tidy_out}")
+        else:
+            print(f"エラーがあるため整形済みの表は書き出していません / tidy table not written because of errors: "
+                  f"{args.tidy_out}")
     return 0 if result.ok else 1

@@ -87,3 +87,18 @@ def share_trend(trend: pd.DataFrame):
 
 def close(fig) -> None:
     plt.close(fig)
+
+
+def prefecture_bar(pref_table: pd.DataFrame, fiscal_label: str):
+    """By-prefecture shares (重層 and full implementation), for national-scale data."""
+    data = pref_table.melt(id_vars=["都道府県"], value_vars=["重層実施割合(%)", "全項目実施割合(%)"],
+                           var_name="指標", value_name="割合(%)")
+    fig, ax = plt.subplots(figsize=(7.5, 0.22 * len(pref_table) + 1.8))
+    sns.barplot(data=data, x="割合(%)", y="都道府県", hue="指標", palette=OKABE_ITO[:2], ax=ax, orient="h")
+    ax.set_xlim(0, 100)
+    ax.set_ylabel("")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(f"都道府県別の実施割合（{fiscal_label}）")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -21,6 +21,7 @@ from .panel import build_panel, cross_section
 from .paths import data_dir
 from .wareki import wareki_fy
 
+LARGE_N = 80  # above this, reports show distributions and by-prefecture summaries, not one row per municipality
 SYNTHETIC_BANNER_JA = ("架空データ：このレポートは架空の県（架空県）のデータから作成した見本です。"
                        "市町名・数値は実在の自治体とは関係ありません。")
 ASSOCIATION_NOTE_JA = ("注：ここに示す関係は「関連」であり、県の支援施策の「効果」を示すものではありません。"
@@ -60,6 +61,11 @@ class Report:
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
+    def large(self) -> bool:
+        """More municipalities than a readable per-municipality table holds (national data)."""
+        return self.summary.get("n_municipalities", 0) > LARGE_N
+
+    @property
     def banner(self) -> str | None:
         return SYNTHETIC_BANNER_JA if self.dataset.synthetic else None
 
@@ -78,6 +84,15 @@ class Report:
         from IPython.display import HTML, display
 
         display(HTML(self.table_html(key)))
+
+    def show_detail(self) -> None:
+        """Municipality-level detail: heat map + table, or (national scale) distributions."""
+        keys = ["items_distribution", "by_prefecture"] if self.large else ["municipality_items"]
+        figs = ["by_prefecture"] if self.large else ["items_heatmap"]
+        for f in figs:
+            self.figure(f)
+        for k in keys:
+            self.show(k)
 
     def figure_png(self, key: str) -> bytes:
         """The figure as PNG bytes (drawn once, then cached, so notebook and files agree)."""
@@ -148,18 +163,28 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     add("challenges", tables.challenges_table(year, book), f"市町の課題認識（{label}）")
     add("support_by_full", tables.measure_by_full_table(year, book),
         f"支援施策の活用と指針の主要項目の全項目実施（{label}）")
-    add("municipality_items", tables.municipality_items_table(year, book), f"市町別の主要項目の実施状況（{label}）")
     items_t, support_t = rep.tables["main_items"], rep.tables["support"]
     rep.figures = {
         "main_items": lambda: plots.main_items_bar(items_t, wareki_fy(fiscal_year)),
         "support": lambda: plots.support_bar(support_t, wareki_fy(fiscal_year)),
-        "items_heatmap": lambda: plots.items_heatmap(year, book, wareki_fy(fiscal_year)),
     }
     rep.figure_alts = {
         "main_items": f"指針の主要項目ごとの実施率の横棒グラフ（{label}）。数値は表「{rep.titles['main_items']}」と同じです。",
         "support": f"県の支援施策ごとの活用率の横棒グラフ（{label}）。数値は表「{rep.titles['support']}」と同じです。",
-        "items_heatmap": f"市町別・主要項目別の実施状況の図（{label}）。内容は表「{rep.titles['municipality_items']}」と同じです。",
     }
+    if rep.large:
+        # national scale: no municipality-level table in the report; distributions and by prefecture
+        add("items_distribution", tables.items_count_distribution(year, book), f"実施している主要項目の数の分布（{label}）")
+        add("by_prefecture", tables.by_prefecture_table(year), f"都道府県別の実施状況（{label}）")
+        pref_t = rep.tables["by_prefecture"]
+        rep.figures["by_prefecture"] = lambda: plots.prefecture_bar(pref_t, wareki_fy(fiscal_year))
+        rep.figure_alts["by_prefecture"] = (f"都道府県別の重層実施割合と全項目実施割合の横棒グラフ（{label}）。"
+                                            f"数値は表「{rep.titles['by_prefecture']}」と同じです。")
+    else:
+        add("municipality_items", tables.municipality_items_table(year, book), f"市町別の主要項目の実施状況（{label}）")
+        rep.figures["items_heatmap"] = lambda: plots.items_heatmap(year, book, wareki_fy(fiscal_year))
+        rep.figure_alts["items_heatmap"] = (f"市町別・主要項目別の実施状況の図（{label}）。"
+                                            f"内容は表「{rep.titles['municipality_items']}」と同じです。")
     return rep
 
 

@@ -89,17 +89,34 @@ def fictional_municipalities(rng: np.random.Generator) -> pd.DataFrame:
         rows.append((f"{SAMPLE_PREF_CODE}{3 + k // 8}{(k % 8) * 2 + 1:02d}", name, "町"))
     frame = pd.DataFrame(rows, columns=["code5", "name", "kind"])
     frame["code"] = [c + str(codes.check_digit(c)) for c in frame["code5"]]
-    is_city = (frame["kind"] == "市").to_numpy()
-    n = len(frame)
-    logpop = np.where(is_city, rng.normal(np.log(70_000), 0.6, n), rng.normal(np.log(11_000), 0.6, n))
+    return municipality_covariates(frame["code"], frame["name"], frame["kind"], rng, kinds=("市", "町"))
+
+
+# log-population mean, aging-rate mean and sd, by kind of municipality
+KIND_PARAMS = {"市": (np.log(70_000), 29.5, 2.5), "町": (np.log(11_000), 37.0, 4.0), "村": (np.log(3_500), 40.0, 4.5)}
+
+
+def municipality_covariates(code, name, kind, rng: np.random.Generator,
+                            kinds: tuple[str, ...] = ("市", "町", "村")) -> pd.DataFrame:
+    """Synthetic population, aging rate, 過疎 designation and fiscal strength by kind (市/町/村).
+
+    One full-length draw per kind, in the order of `kinds`, so the sample's stream is stable.
+    """
+    kind = np.asarray(kind)
+    n = len(kind)
+    logpop, aging = np.zeros(n), np.zeros(n)
+    for k in kinds:
+        logpop = np.where(kind == k, rng.normal(KIND_PARAMS[k][0], 0.6, n), logpop)
+    for k in kinds:
+        aging = np.where(kind == k, rng.normal(KIND_PARAMS[k][1], KIND_PARAMS[k][2], n), aging)
     population = np.round(np.exp(logpop), -1).astype(int)
-    aging = np.clip(np.where(is_city, rng.normal(29.5, 2.5, n), rng.normal(37.0, 4.0, n)), 20, 55)
+    aging = np.clip(aging, 20, 55)
     kaso_score = -0.9 * (logpop - np.log(20_000)) + 0.25 * (aging - 33) + rng.normal(0, 0.7, n)
     kaso = (kaso_score > 0.8).astype(int)
     fiscal = np.clip(0.25 + 0.16 * (logpop - np.log(5_000)) + rng.normal(0, 0.08, n), 0.12, 1.1)
     return pd.DataFrame({
-        "code": frame["code"],
-        "name": frame["name"],
+        "code": list(code),
+        "name": list(name),
         "population": population,
         "aging_rate": np.round(aging, 1),
         "kaso": kaso,
@@ -316,3 +333,57 @@ def write_sample(out_dir: Path, book: Codebook | None = None) -> dict:
                "# Dataset definition (written by `python -m analysis sample`).\n"
                + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False))
     return {"seed": truth.seed, "counts": truth_doc["realised_counts"]}
+
+
+# --- national-scale synthetic data ----------------------------------------------------------
+
+NATIONAL_NAME = "national-synthetic"
+NATIONAL_SEED = BASE_SEED + 100_000
+NATIONAL_NOTE_JA = "【合成データ】実在の市町村コード・名称に架空の回答を割り当てたもので、実際の調査結果ではありません"
+
+
+def national_municipalities(rng: np.random.Generator, master_path: Path) -> pd.DataFrame:
+    """All 1,741 real municipality codes (総務省 list) with synthetic covariates."""
+    master = codes.load_master(master_path)
+    munis = master[master["municipality"] != ""].sort_values("lg_code")
+    kind = munis["municipality"].str[-1].map({"市": "市", "区": "市", "町": "町", "村": "村"}).fillna("町")
+    return municipality_covariates(munis["lg_code"], munis["municipality"], kind.to_numpy(), rng)
+
+
+def write_national(out_dir: Path, book: Codebook | None = None, master_path: Path | None = None) -> dict:
+    """Write data/raw/national-synthetic/: every real code, FY2021–FY2025, marked synthetic."""
+    import yaml
+
+    from .paths import data_dir
+
+    book = book or load_codebook()
+    master_path = master_path or data_dir() / "external" / "municipality_codes.csv"
+    truth = Truth(seed=NATIONAL_SEED)
+    rng = np.random.default_rng(truth.seed)
+    munis = national_municipalities(rng, master_path)
+    panel = simulate_panel(munis, truth, rng, book)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(munis, out_dir / "municipalities.csv")
+    files = {}
+    for t in truth.years:
+        name = f"survey_FY{t}.xlsx"
+        write_survey_xlsx(panel[panel["fiscal_year"] == t], book, out_dir / name, t,
+                          prefecture="全国・合成データ", note=NATIONAL_NOTE_JA)
+        files[t] = name
+    write_text(out_dir / "truth.json", json.dumps(
+        {"description_ja": "全国規模の合成データの真のパラメータ（対数オッズ）。", "parameters": asdict(truth)},
+        ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    dataset = {
+        "name": NATIONAL_NAME,
+        "label_ja": "全国（合成データ・架空の回答）",
+        "label_en": "National synthetic data (fictional answers)",
+        "synthetic": True,
+        "prefecture_code": None,
+        "description_ja": ("全国1,741市町村の実在のコード・名称に、analysis.synthetic が固定シードで生成した架空の回答を"
+                           "割り当てた検証用データです。実際の調査結果ではありません。"),
+        "municipalities": "municipalities.csv",
+        "surveys": files,
+    }
+    write_text(out_dir / "dataset.yaml", "# Written by `python -m analysis sample --national`.\n"
+               + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False))
+    return {"seed": truth.seed, "n_municipalities": len(munis)}

@@ -133,3 +133,32 @@ def transition_table(panel: pd.DataFrame, book: Codebook) -> pd.DataFrame:
                 row[f"翌年度: {book.status_label(b)}"] = int(((g["jusou_status"] == a) & (g["next"] == b)).sum())
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def prefecture_names() -> dict[str, str]:
+    """Two-digit prefecture code -> name, from the 総務省 list in data/external."""
+    from .paths import data_dir
+
+    master = pd.read_csv(data_dir() / "external" / "municipality_codes.csv", dtype=str, keep_default_na=False)
+    return dict(zip(master["pref_code"], master["prefecture"]))
+
+
+def by_prefecture_table(year: pd.DataFrame) -> pd.DataFrame:
+    """Per prefecture: respondents, 重層 and full implementation counts and shares (large datasets)."""
+    names = prefecture_names()
+    frame = year.assign(pref=year["code"].astype(str).str[:2])
+    rows = []
+    for pref, g in frame.groupby("pref", sort=True):
+        s = summary_counts(g)
+        rows.append({"都道府県コード": pref, "都道府県": names.get(pref, pref), "回答市町村数": s["n_municipalities"],
+                     "重層実施": s["n_jusou"], "重層実施割合(%)": _pct(s["n_jusou"], s["n_municipalities"]),
+                     "全項目実施": s["n_full"], "全項目実施割合(%)": _pct(s["n_full"], s["n_municipalities"])})
+    return pd.DataFrame(rows)
+
+
+def items_count_distribution(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
+    """How many municipalities implement 0, 1, …, k main items (large datasets)."""
+    k = year[book.main_items].astype("boolean").fillna(False).sum(axis=1).astype(int)
+    counts = k.value_counts().reindex(range(len(book.main_items) + 1), fill_value=0)
+    return pd.DataFrame({"実施している主要項目の数": counts.index, "市町村数": counts.to_numpy(),
+                         "割合(%)": [_pct(int(v), len(year)) for v in counts.to_numpy()]})
