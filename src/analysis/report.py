@@ -19,13 +19,10 @@ from .datasets import Dataset, load_dataset
 from .export import write_bytes, write_csv, write_text, write_xlsx
 from .panel import build_panel, cross_section
 from .paths import data_dir
+from .texts import ASSOCIATION_NOTE_JA, SYNTHETIC_BANNER_JA  # noqa: F401 (re-exported)
 from .wareki import wareki_fy
 
 LARGE_N = 80  # above this, reports show distributions and by-prefecture summaries, not one row per municipality
-SYNTHETIC_BANNER_JA = ("架空データ：このレポートは架空の県（架空県）のデータから作成した見本です。"
-                       "市町名・数値は実在の自治体とは関係ありません。")
-ASSOCIATION_NOTE_JA = ("注：ここに示す関係は「関連」であり、県の支援施策の「効果」を示すものではありません。"
-                       "支援を活用する市町と活用しない市町では、人口規模や体制などがもともと異なるためです。")
 
 
 def banner_html(text: str) -> str:

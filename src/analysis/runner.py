@@ -162,7 +162,7 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
     import papermill as pm
 
     from .htmlexport import notebook_to_html
-    from .report import SYNTHETIC_BANNER_JA
+    from .texts import SYNTHETIC_BANNER_JA
 
     root_p = Path(root)
     base = root_p / "reports" / job.dataset
@@ -186,13 +186,17 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
         notebook_to_html(nb_out, staging / "report.html", title=title,
                          banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None)
         seconds = time.perf_counter() - t0
+        import resource
+
+        # kernels are this worker's children: their peak resident memory (Linux reports KiB)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         manifest = {
             "dataset": job.dataset, "notebook": job.notebook, "fiscal_year": job.fiscal_year,
             "status": "ok", **fp, "summary": summary,
             "notebook_path": NOTEBOOKS[job.notebook], "git_commit": meta["git_commit"],
             "versions": meta["versions"], "started": started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "seconds": round(seconds, 2),
+            "seconds": round(seconds, 2), "peak_kernel_rss_mb": round(peak_mb, 1),
         }
         (staging / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -304,7 +308,7 @@ def build_index(ds: Dataset) -> Path:
     from .site import build_index as _build
 
     meta = {k: ds.meta.get(k) for k in ("label_ja", "label_en", "description_ja")}
-    from .report import SYNTHETIC_BANNER_JA
+    from .texts import SYNTHETIC_BANNER_JA
 
     meta.update({"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years,
                  "banner_ja": SYNTHETIC_BANNER_JA})
