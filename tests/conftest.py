@@ -40,6 +40,7 @@ def make_project_copy(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "data", dest / "data", ignore=shutil.ignore_patterns("processed"))
     shutil.copytree(ROOT / "notebooks", dest / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(ROOT / "docs", dest / "docs")
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
     return dest
 

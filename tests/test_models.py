@@ -427,3 +427,23 @@ def test_firth_hazard_handles_separating_support():
         discrete_time_hazard(
             "full ~ support", pp, "pref", method="ml", n_boot=9, seed=0, period_col="period"
         )
+
+
+def test_lr_pvalue_fallback_matches_firthmodels():
+    """The constrained-fit fallback used when firthmodels' lrt() stalls gives its p-values."""
+    import math as _math
+
+    from analysis import models as _m
+
+    rng = np.random.default_rng(7)
+    n = 40
+    x = rng.normal(size=n)
+    z = rng.integers(0, 2, n).astype(float)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-1 + 0.8 * x)))).astype(float)
+    res = _m.firth_logit("y ~ x + z", pd.DataFrame({"y": y, "x": x, "z": z}))
+    ref = res.pvalues.copy()
+    X, yy = res.exog.to_numpy(float), res.endog.to_numpy(float)
+    for k, name in enumerate(res.exog_names):
+        fit0 = _m._constrained_fit(X, yy, [k], _m._FIRTH_PENALTY)
+        p = float(scipy.stats.chi2.sf(max(2 * (res.loglik - fit0.loglik), 0.0), 1))
+        assert _math.isclose(p, ref[name], rel_tol=1e-5), name

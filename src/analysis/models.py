@@ -292,9 +292,17 @@ class FirthResult:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self._model.lrt()
-            self._pvalues = pd.Series(
-                self._model.lrt_pvalues_, index=self.exog_names, name="p_value"
-            )
+            pvals = pd.Series(self._model.lrt_pvalues_, index=self.exog_names, name="p_value")
+            # firthmodels' lrt() gives NaN when its constrained fit stalls at a tight
+            # tolerance; redo those with our constrained fit and its tolerance ladder.
+            for k, name in enumerate(self.exog_names):
+                if math.isnan(pvals[name]):
+                    fit0 = _constrained_fit(self.exog.to_numpy(float), self.endog.to_numpy(float),
+                                            [k], _FIRTH_PENALTY)
+                    if fit0.converged:
+                        stat = max(2.0 * (self.loglik - fit0.loglik), 0.0)
+                        pvals[name] = float(scipy.stats.chi2.sf(stat, 1))
+            self._pvalues = pvals
         return self._pvalues
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import Callable
 
 import pandas as pd
 
-from . import plots, tables
+from . import association, plots, tables
 from .codebook import Codebook, load_codebook
 from .datasets import Dataset, load_dataset
 from .export import write_bytes, write_csv, write_text, write_xlsx
@@ -55,6 +55,7 @@ class Report:
     figures: dict[str, Callable] = field(default_factory=dict)
     figure_alts: dict[str, str] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
+    association_text: str = ""
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -81,6 +82,21 @@ class Report:
         from IPython.display import HTML, display
 
         display(HTML(self.table_html(key)))
+
+    def show_text(self, text: str) -> None:
+        """Display reader-facing Japanese text (escaped) as paragraphs."""
+        import html
+
+        from IPython.display import HTML, display
+
+        paras = "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p.strip())
+        display(HTML(f'<div class="narrative">{paras}</div>'))
+
+    def show_association(self) -> None:
+        """The association table (when it could be computed) and its plain-Japanese reading."""
+        if "association" in self.tables:
+            self.show("association")
+        self.show_text(self.association_text)
 
     def show_detail(self) -> None:
         """Municipality-level detail: heat map + table, or (national scale) distributions."""
@@ -150,6 +166,7 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     years = [y for y in ds.years if fiscal_year - exposure_lag <= y <= fiscal_year]
     panel = build_panel(ds, book, years)
     year = cross_section(panel, fiscal_year, 0)
+    exposed = cross_section(panel, fiscal_year, exposure_lag, book.support_measures)
     label = f"{wareki_fy(fiscal_year)}（FY{fiscal_year}）"
     rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援")
     rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year)}
@@ -160,6 +177,15 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     add("challenges", tables.challenges_table(year, book), f"市町の課題認識（{label}）")
     add("support_by_full", tables.measure_by_full_table(year, book),
         f"支援施策の活用と指針の主要項目の全項目実施（{label}）")
+    timing = "同じ年度" if exposure_lag == 0 else "前年度"
+    if exposure_lag == 1 and fiscal_year - 1 not in ds.years:
+        rep.association_text = (f"{fiscal_year - 1}年度の調査がないため、前年度の支援との関連は計算できません。")
+    else:
+        assoc = association.association_table(exposed, book)
+        add("association", association.association_table_ja(assoc, book),
+            f"支援施策（{timing}の活用）と全項目実施の関連（{label}）")
+        rep.association_text = association.association_narrative_ja(assoc, len(exposed))
+    rep.summary["exposure_lag"] = exposure_lag
     items_t, support_t = rep.tables["main_items"], rep.tables["support"]
     rep.figures = {
         "main_items": lambda: plots.main_items_bar(items_t, wareki_fy(fiscal_year)),
@@ -198,6 +224,9 @@ def trends_report(dataset: str, book: Codebook | None = None) -> Report:
     trend = tables.trend_table(panel, national_counts())
     add("trend", trend, "年度別の実施状況（県内と全国）")
     add("transitions", tables.transition_table(panel, book), "重層的支援体制整備事業の実施状況の推移（前年度→翌年度）")
+    if panel["fiscal_year"].nunique() >= 3:
+        add("hazard", association.hazard_table_ja(association.hazard_table(panel, book)),
+            "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）")
     rep.summary = {"years": [int(y) for y in ds.years]}
     rep.figures = {"share_trend": lambda: plots.share_trend(trend)}
     rep.figure_alts = {"share_trend": "重層的支援体制整備事業の実施割合（県内と全国）と全項目実施割合の年度別の折れ線グラフ。"

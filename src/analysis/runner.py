@@ -173,6 +173,12 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     nb_out = staging / f"{job.notebook}.ipynb"
+    # kernels inherit this worker's stderr: keep their chatter out of the terminal, in a log
+    logs = base / ".logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_fd = os.open(logs / f"{job.out_name}.kernel.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
     try:
         pm.execute_notebook(
             str(root_p / NOTEBOOKS[job.notebook]), str(nb_out),
@@ -312,8 +318,12 @@ def build_index(ds: Dataset) -> Path:
 
     meta.update({"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years,
                  "banner_ja": SYNTHETIC_BANNER_JA})
+    from .site import write_assumptions
+
     out = project_root() / "reports" / ds.name
     out.mkdir(parents=True, exist_ok=True)
+    write_assumptions(project_root() / "docs" / "assumptions.md", out,
+                      banner_ja=SYNTHETIC_BANNER_JA if ds.synthetic else None)
     return _build(out, meta)
 
 

@@ -18,6 +18,8 @@ so rebuilding from the same manifests gives byte-identical output.
 
 from __future__ import annotations
 
+from html import escape as html_escape
+
 import json
 import re
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from analysis.htmlexport import (
     FICTIONAL_DATA_BANNER_JA,
     TEMPLATE_DIR,
     find_offline_violations,
+    wrap_tables,
     write_text_atomic,
 )
 from analysis.wareki import wareki_fy  # re-exported for the templates and tests
@@ -362,9 +365,38 @@ def build_index(reports_dir: Path, dataset: dict) -> Path:
         "has_quality": bool(quality_dirs),
         "trends": trends,
         "provenance": _provenance(manifests),
+        "assumptions": (reports_dir / "assumptions.html").is_file(),
     }
     html = _environment().get_template("index.html.j2").render(context)
     violations = find_offline_violations(html)
     if violations:  # pragma: no cover - guards future template edits
         raise ValueError("index.html is not self-contained: " + "; ".join(violations))
     return write_text_atomic(reports_dir / "index.html", html)
+
+
+def write_assumptions(markdown_path: Path, reports_dir: Path, banner_ja: str | None = None) -> Path | None:
+    """Render the assumptions log (docs/assumptions.md) to reports_dir/assumptions.html.
+
+    Reports link to it as ../assumptions.html, so the published site explains its own premises.
+    mistune (nbconvert's Markdown renderer) escapes raw HTML in the log.
+    """
+    import mistune
+
+    if not markdown_path.is_file():
+        return None
+    md = mistune.create_markdown(escape=True, plugins=["table"])
+    body = md(markdown_path.read_text(encoding="utf-8"))
+    body = re.sub(r"<table>", "<table><caption>前提の一覧（番号・日付・項目・前提・理由・変更箇所）</caption>", body)
+    banner = (f'<div class="banner" role="note"><strong>{html_escape(banner_ja)}</strong></div>\n'
+              if banner_ja else "")
+    css = (TEMPLATE_DIR / "site" / "site.css").read_text(encoding="utf-8")
+    html = ('<!DOCTYPE html>\n<html lang="ja">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            '<title>前提の記録（assumptions log）</title>\n'
+            f'<style>\n{css}\n.table-wrap{{overflow-x:auto}}</style>\n</head>\n<body>\n<main>\n'
+            '<p><a href="index.html">レポート一覧に戻る</a></p>\n'
+            f'{banner}{wrap_tables(body)}\n</main>\n</body>\n</html>\n')
+    violations = find_offline_violations(html)
+    if violations:  # pragma: no cover
+        raise ValueError("assumptions.html is not self-contained: " + "; ".join(violations))
+    return write_text_atomic(reports_dir / "assumptions.html", html)
