@@ -79,3 +79,21 @@ def test_missing_and_wrong_files(tmp_path, sample, book):
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(SurveyError, match="開けません"):
         _read(broken, sample, book)
+
+
+@pytest.mark.parametrize("year", [2021, 2022, 2023, 2024, 2025])
+def test_every_sample_year_reads_clean(sample, book, year):
+    res = _read(sample.survey_path(year), sample, book, fiscal_year=year)
+    assert res.ok and res.issues.empty and len(res.tidy) == 35
+    assert res.info["source_rows"][res.tidy["code"].iloc[0]] == 6  # data starts below the 2-row header
+    assert res.info["header_rows"] == (4, 5)
+
+
+def test_unusable_file_error_carries_an_issue_table(tmp_path, sample, book):
+    bad = tmp_path / "survey.pdf"
+    bad.write_bytes(b"%PDF-1.4")
+    with pytest.raises(SurveyError) as exc:
+        _read(bad, sample, book)
+    issue = exc.value.issues.iloc[0]
+    assert issue["file"] == "survey.pdf" and issue["severity"] == "error"
+    assert issue["reason_ja"] and issue["reason_en"]

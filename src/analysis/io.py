@@ -3,17 +3,33 @@
 `read_survey` takes one survey file (xlsx or csv) of one fiscal year and returns a
 `SurveyResult`: the tidy table (one row per municipality, codebook variable names, 6-digit code
 strings, sorted by code) and an issues table (file, sheet, row, column, value, severity, reason in
-Japanese and English). Problems are collected over the whole file, not stopped at the first one.
-A file that cannot be read at all raises `SurveyError` with the same kind of message.
-Input files are only ever opened for reading.
+Japanese and English, plus the cell reference). Problems are collected over the whole file, not
+stopped at the first one. A file that cannot be read at all raises `SurveyError` with the same
+kind of message and an issues table. Input files are only ever opened for reading.
+
+Accepted shapes (all give the same tidy table as the clean sample file):
+
+* .xlsx/.xlsm with title rows above the table, a cover sheet (or several sheets: the one whose
+  header matches the codebook best is read), 1–3 header rows, merged cells (a group header over
+  the question, or the question text split over two rows), extra columns (reported, ignored);
+* .csv/.txt/.tsv in UTF-8 (with or without BOM), CP932 (Shift_JIS) or UTF-16, comma or tab
+  separated, CRLF or LF;
+* answers in any spelling of the codebook's answer maps (○ × 有 無 1 0 TRUE …, Excel booleans and
+  numbers included), 「―」「-」「－」 and blank as missing, full-width digits;
+* municipality codes with or without the check digit, as numbers that lost a leading zero, or
+  the municipality name in place of the code (matched against the master after NFKC);
+* blank rows, total rows (計・合計・県計 …, reported), repeated header rows, foot notes.
 """
 from __future__ import annotations
 
 import csv
 import io as _io
+import re
 import unicodedata
+import warnings
 import zipfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +38,19 @@ from . import codes
 from .codebook import Codebook, answer_key, header_key
 from .wareki import parse_fy
 
-ISSUE_COLUMNS = ["file", "sheet", "row", "column", "value", "severity", "reason_ja", "reason_en"]
-TOTAL_MARKERS = ("計", "合計", "県計", "総計", "小計", "市計", "町計", "市町計", "全体")
+ISSUE_COLUMNS = ["file", "sheet", "row", "column", "value", "severity", "reason_ja", "reason_en", "cell"]
+TOTAL_MARKERS = ("計", "合計", "県計", "総計", "小計", "市計", "町計", "村計", "市町計", "市町村計",
+                 "全体", "県全体", "全県", "合計数", "計(再掲)")
 TEXT_ENCODINGS = ("utf-8-sig", "cp932")
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+TEXT_SUFFIXES = (".csv", ".txt", ".tsv")
+SEVERITY_JA = {"error": "エラー", "warning": "警告", "info": "情報"}
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_MAX_HEADER_SCAN = 30
+_TOTAL_RE = re.compile(r"^(?:%s)(?:[(（].*[)）])?$" % "|".join(re.escape(m) for m in
+                                                          sorted(TOTAL_MARKERS, key=len, reverse=True)))
+_NOTE_RE = re.compile(r"^(?:※|\*|＊|注|\(注|（注|出典|資料|備考[:：])")
 
 
 class SurveyError(Exception):
@@ -49,6 +75,10 @@ class SurveyResult:
         return self.issues[self.issues["severity"] == "error"]
 
     @property
+    def warnings(self) -> pd.DataFrame:
+        return self.issues[self.issues["severity"] == "warning"]
+
+    @property
     def ok(self) -> bool:
         return self.errors.empty
 
@@ -57,12 +87,17 @@ class _Log:
     def __init__(self, path: Path, sheet: str | None):
         self.path, self.sheet, self.rows = path, sheet, []
 
-    def add(self, severity, reason_ja, reason_en, row=None, column=None, value=None):
+    def add(self, severity, reason_ja, reason_en, row=None, column=None, value=None, cell=None):
         self.rows.append({
             "file": self.path.name, "sheet": self.sheet or "", "row": row, "column": column or "",
             "value": "" if value is None else str(value), "severity": severity,
-            "reason_ja": reason_ja, "reason_en": reason_en,
+            "reason_ja": reason_ja, "reason_en": reason_en, "cell": cell or "",
         })
+
+    def fatal(self, reason_ja: str, reason_en: str, value=None):
+        """Record a file-level error and raise SurveyError carrying every issue so far."""
+        self.add("error", reason_ja, reason_en, value=value)
+        raise SurveyError(f"{self.path}: {reason_ja} / {reason_en}", self.frame())
 
     def frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(self.rows, columns=ISSUE_COLUMNS)
@@ -70,39 +105,156 @@ class _Log:
         return frame
 
 
+def _col_index(cell: str) -> int:
+    from openpyxl.utils import column_index_from_string
+
+    return column_index_from_string(re.match(r"[A-Z]+", cell).group(0)) - 1
+
+
+def _col_letter(j: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return get_column_letter(j + 1)
+
+
 # --- raw grids -------------------------------------------------------------------------------
 
-def _read_grid(path: Path) -> tuple[list[list[object]], str | None]:
-    """The file's cells as a list of rows (merged cells filled with their top-left value)."""
+@dataclass
+class _Sheet:
+    name: str | None          # None for CSV
+    grid: list[list[object]]
+    visible: bool = True
+    no_cache: frozenset = frozenset()  # (row, col) 0-based cells holding a formula without a cached value
+
+
+def _sniff(data: bytes) -> str:
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if data[:8] == _OLE_MAGIC:
+        return "ole"
+    if data[:5] == b"%PDF-":
+        return "pdf"
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<?xml")):
+        return "markup"
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:3] == b"\xef\xbb\xbf":
+        return "text"
+    return "text" if b"\x00" not in data[:4096] else "binary"
+
+
+_KIND_JA = {"zip": "Excel (.xlsx)", "ole": "旧形式 Excel (.xls) またはパスワード付きファイル", "pdf": "PDF",
+            "markup": "HTML/XML", "text": "テキスト (CSV)", "binary": "バイナリ"}
+
+
+def _read_sheets(path: Path, log: _Log) -> tuple[list[_Sheet], str]:
+    """All sheets of the file as cell grids (merged cells filled with their top-left value)."""
     if not path.exists():
-        raise SurveyError(f"{path}: ファイルがありません / file not found")
+        log.fatal("ファイルがありません", "file not found")
+    if path.is_dir():
+        log.fatal("ファイルではなくフォルダです", "the path is a folder, not a file")
     suffix = path.suffix.lower()
-    data = path.read_bytes()
-    if not data:
-        raise SurveyError(f"{path}: ファイルが空です / the file is empty")
-    if suffix in (".xlsx", ".xlsm"):
-        return _read_xlsx(path, data)
-    if suffix in (".csv", ".txt"):
-        return _read_csv(path, data), None
-    raise SurveyError(
-        f"{path}: 対応していないファイル形式です（{suffix or '拡張子なし'}）。Excel (.xlsx) か CSV で保存してください / "
-        f"unsupported file type {suffix!r}; save as .xlsx or .csv"
-    )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        log.fatal(f"ファイルを読めません（{exc.strerror or exc}）", f"cannot read the file: {exc}")
+    if not data.strip():
+        log.fatal("ファイルが空です", "the file is empty")
+    kind = _sniff(data)
+    if kind == "ole":
+        if _utf16(b"EncryptionInfo") in data or _utf16(b"EncryptedPackage") in data:
+            log.fatal("パスワード付き（暗号化された）Excel ファイルは読めません。パスワードを外して .xlsx で保存し直してください",
+                      "password-protected (encrypted) workbook; remove the password and save as .xlsx")
+        log.fatal("旧形式(.xls)またはパスワード付きの Excel ファイルは読めません。パスワードを外し .xlsx で保存し直してください",
+                  "legacy .xls or password-protected workbook; remove any password and save as .xlsx")
+    if suffix in XLSX_SUFFIXES or (suffix in TEXT_SUFFIXES + (".xls",) and kind == "zip"):
+        if kind != "zip":
+            if kind == "text" and suffix in XLSX_SUFFIXES and _looks_like_csv(data):
+                log.add("warning", f"拡張子は{suffix}ですが中身は CSV でした。CSV として読みました",
+                        f"the file is named {suffix} but holds CSV text; read as CSV")
+                return [_Sheet(None, _read_csv(data, log))], "csv"
+            log.fatal(f"Excel ファイルとして開けません（中身は{_KIND_JA.get(kind, kind)}です。壊れている可能性があります）",
+                      f"cannot open as xlsx: the content is {kind}, not an Excel workbook (corrupt or wrong type)")
+        if suffix not in XLSX_SUFFIXES:
+            log.add("warning", f"拡張子は{suffix}ですが中身は Excel (.xlsx) でした。Excel として読みました",
+                    f"the file is named {suffix} but is an xlsx workbook; read as xlsx")
+        return _read_xlsx(data, log), "xlsx"
+    if suffix in TEXT_SUFFIXES:
+        if kind in ("pdf", "markup", "binary"):
+            log.fatal(f"CSV として読めません（中身は{_KIND_JA[kind]}です）",
+                      f"cannot read as CSV: the content is {kind}")
+        return [_Sheet(None, _read_csv(data, log))], "csv"
+    if suffix == ".xls":
+        log.fatal("旧形式(.xls)の Excel ファイルは読めません。.xlsx で保存し直してください",
+                  "legacy .xls workbooks are not supported; save as .xlsx")
+    log.fatal(f"対応していないファイル形式です（{suffix or '拡張子なし'}）。Excel (.xlsx) か CSV で保存してください",
+              f"unsupported file type {suffix!r}; save as .xlsx or .csv")
+    raise AssertionError("unreachable")
 
 
-def _read_xlsx(path: Path, data: bytes) -> tuple[list[list[object]], str]:
+def _utf16(name: bytes) -> bytes:
+    return name.decode("ascii").encode("utf-16-le")
+
+
+def _looks_like_csv(data: bytes) -> bool:
+    try:
+        text = _decode(data)
+    except UnicodeDecodeError:
+        return False
+    return "," in text or "\t" in text
+
+
+def _read_xlsx(data: bytes, log: _Log) -> list[_Sheet]:
     from openpyxl import load_workbook
 
-    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-        raise SurveyError(
-            f"{path}: パスワード付きまたは旧形式(.xls)の Excel ファイルは読めません。パスワードを外し .xlsx で保存し直してください / "
-            "password-protected or legacy .xls workbook; remove the password and save as .xlsx"
-        )
+    def load(data_only: bool):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_workbook(_io.BytesIO(data), data_only=data_only)
+
     try:
-        wb = load_workbook(_io.BytesIO(data), data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as exc:
-        raise SurveyError(f"{path}: Excel ファイルとして開けません（壊れている可能性）/ cannot open as xlsx: {exc}") from None
-    ws = _pick_sheet(wb)
+        wb = load(True)
+        formula_wb = load(False) if _has_formulas(data) else None
+        sheets = []
+        for k, ws in enumerate(wb.worksheets):
+            no_cache = frozenset()
+            if formula_wb is not None:
+                no_cache = _uncached_formulas(ws, formula_wb.worksheets[k])
+            sheets.append(_Sheet(ws.title, _sheet_grid(ws), ws.sheet_state == "visible", no_cache))
+    except SurveyError:
+        raise
+    except Exception as exc:  # openpyxl raises many kinds (zip, xml, key, value, type errors)
+        log.fatal("Excel ファイルとして開けません（壊れている可能性があります）",
+                  f"cannot open as xlsx (corrupt?): {type(exc).__name__}: {str(exc)[:200]}")
+    if not sheets:
+        log.fatal("Excel ファイルにワークシートがありません", "the workbook has no worksheet")
+    return sheets
+
+
+def _has_formulas(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(_io.BytesIO(data)) as zf:
+            for name in zf.namelist():
+                if name.startswith("xl/worksheets/") and name.endswith(".xml"):
+                    if re.search(rb"<(?:\w+:)?f[ >/]", zf.read(name)):
+                        return True
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, KeyError, EOFError, NotImplementedError):
+        return False
+    return False
+
+
+def _uncached_formulas(values_ws, formula_ws) -> frozenset:
+    out = set()
+    for row in formula_ws.iter_rows():
+        for c in row:
+            v = c.value
+            is_formula = (isinstance(v, str) and v.startswith("=")) or type(v).__name__ in (
+                "ArrayFormula", "DataTableFormula")
+            if is_formula and values_ws.cell(row=c.row, column=c.column).value is None:
+                out.add((c.row - 1, c.column - 1))
+    return frozenset(out)
+
+
+def _sheet_grid(ws) -> list[list[object]]:
     grid = [list(r) for r in ws.iter_rows(values_only=True)]
     for rng in ws.merged_cells.ranges:
         top = ws.cell(row=rng.min_row, column=rng.min_col).value
@@ -110,30 +262,59 @@ def _read_xlsx(path: Path, data: bytes) -> tuple[list[list[object]], str]:
             for c in range(rng.min_col, rng.max_col + 1):
                 if r - 1 < len(grid) and c - 1 < len(grid[r - 1]):
                     grid[r - 1][c - 1] = top
-    return grid, ws.title
+    return _trim(grid)
 
 
-def _pick_sheet(wb):
-    """The first visible sheet that has data (survey exports often keep a cover sheet)."""
-    for ws in wb.worksheets:
-        if ws.sheet_state == "visible" and ws.max_row > 1:
-            return ws
-    return wb.worksheets[0]
+def _trim(grid: list[list[object]]) -> list[list[object]]:
+    """Drop trailing empty rows and trailing empty cells of each row."""
+    out = []
+    for row in grid:
+        row = list(row)
+        while row and _cell_text(row[-1]) == "":
+            row.pop()
+        out.append(row)
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
-def _read_csv(path: Path, data: bytes) -> list[list[object]]:
+def _decode(data: bytes) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16")
+    last: UnicodeDecodeError | None = None
     for enc in TEXT_ENCODINGS:
         try:
-            text = data.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise SurveyError(f"{path}: 文字コードを判別できません（UTF-8 か Shift_JIS で保存してください）/ "
-                          "cannot decode as UTF-8 or CP932")
+            return data.decode(enc)
+        except UnicodeDecodeError as exc:
+            last = exc
+    raise last  # type: ignore[misc]
+
+
+def _read_csv(data: bytes, log: _Log) -> list[list[object]]:
+    try:
+        text = _decode(data)
+    except UnicodeDecodeError:
+        log.fatal("文字コードを判別できません（UTF-8 か Shift_JIS で保存してください）",
+                  "cannot decode as UTF-8, UTF-16 or CP932 (Shift_JIS)")
+    text = text.lstrip("\ufeff")
     if "\x00" in text:
-        raise SurveyError(f"{path}: テキストファイルではありません / not a text file")
-    return [list(r) for r in csv.reader(_io.StringIO(text, newline=""))]
+        log.fatal("テキストファイルではありません", "not a text file (NUL characters)")
+    if not text.strip():
+        log.fatal("ファイルが空です", "the file is empty")
+    lines = text.splitlines()[:50]
+    n_tab, n_comma = sum("\t" in ln for ln in lines), sum("," in ln for ln in lines)
+    delimiter = "\t" if n_tab > n_comma else ","
+    try:
+        rows = [list(r) for r in csv.reader(_io.StringIO(text, newline=""), delimiter=delimiter)]
+    except csv.Error as exc:
+        log.fatal(f"CSV の形式が不正です（{exc}）", f"malformed CSV: {exc}")
+    return _trim([[_csv_cell(v) for v in r] for r in rows])
+
+
+def _csv_cell(value: str):
+    # Excel's "keep leading zeros" CSV idiom: ="012025"
+    m = re.fullmatch(r'\s*="(.*)"\s*', value)
+    return m.group(1) if m else value
 
 
 # --- header detection ------------------------------------------------------------------------
@@ -141,55 +322,179 @@ def _read_csv(path: Path, data: bytes) -> list[list[object]]:
 def _cell_text(value) -> str:
     if value is None:
         return ""
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        if value.is_integer() and abs(value) < 1e15:
+            value = int(value)
+    text = unicodedata.normalize("NFKC", str(value))
+    return text.replace("\u200b", "").replace("\ufeff", "").strip()
+
+
+_ENUM_RE = re.compile(r"^(?:【[^】]*】|\[[^\]]*\]|問\d+(?:[-.の]\d+)*[.、:)]?|\(\d+\)|\d+(?:[-.]\d+)*[.、:)]"
+                      r"|[a-zA-Z][.)]|[ア-ン][.、)])+")
+_TRAIL_RE = re.compile(r"(?:\([^()]*\)|【[^】]*】|\[[^\]]*\]|※.*|\*+)$")
+
+
+def _raw(value) -> str:
+    """A cell as the sender typed it (for issue reports): not NFKC-normalised."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         value = int(value)
-    return unicodedata.normalize("NFKC", str(value)).strip()
+    return str(value).strip()
 
 
-def _match_column(texts: list[str], book: Codebook) -> str | None:
-    """Variable whose header (or alias) equals one of the candidate texts of a column."""
-    keys = {header_key(t) for t in texts if t}
+def _variants(text: str) -> set[str]:
+    """Header keys a cell may match: as is, without a leading number (問1, (1), ①) and without
+    a trailing bracketed hint such as (○×で回答)."""
+    key = header_key(text)
+    if not key:
+        return set()
+    out = {key}
+    bare = _ENUM_RE.sub("", key)
+    out.add(bare)
+    out.add(_TRAIL_RE.sub("", bare))
+    out.add(_TRAIL_RE.sub("", key))
+    out.discard("")
+    return out
+
+
+def _key_table(book: Codebook) -> dict[str, str]:
+    table: dict[str, str] = {}
     for var, spec in book.id_columns.items():
-        if keys & {header_key(h) for h in (spec["header_ja"], *spec.get("aliases", ()))}:
-            return var
+        for h in (spec["header_ja"], *spec.get("aliases", ())):
+            table.setdefault(header_key(h), var)
     for q in book.questions:
-        if keys & set(q.header_keys):
-            return q.variable
-    return None
+        for k in q.header_keys:
+            table.setdefault(k, q.variable)
+    return table
 
 
-def _find_header(grid: list[list[object]], book: Codebook, max_scan: int = 30):
-    """Index of the last header row and the column -> variable map.
+@dataclass
+class _Header:
+    id_row: int                    # 0-based row holding the code / name header cell
+    top: int                       # first row considered (may be above id_row)
+    bottom: int                    # last header row; data starts below it
+    colmap: dict[int, str]         # column -> variable
+    labels: dict[int, str]         # column -> header text shown in issues
+    quality: dict[int, tuple]      # column -> (ends at the column's last header cell, length)
+    losers: dict[int, str]         # column -> variable it also matched but lost to another column
+    matched: dict[int, tuple]      # column -> the header cells its match was made of
+    absorbed: list[int] = field(default_factory=list)  # rows taken into the header as continuation
 
-    The header row is the first row with a cell naming the code or name column. Each column's
-    candidate texts are its cells in up to three header rows and their concatenations, so
-    multi-row headers ("重層的支援体制整備事業" over "実施状況") match as well as one-row ones.
+    @property
+    def score(self) -> int:
+        return len(self.colmap)
+
+
+def _column_cells(grid, rows: range, j: int, raw: bool = False) -> list[str]:
+    """A column's non-empty header texts from top to bottom (vertical merges counted once);
+    NFKC-normalised, or as typed with `raw`."""
+    out: list[str] = []
+    last = None
+    for r in rows:
+        row = grid[r]
+        t = _cell_text(row[j]) if j < len(row) else ""
+        if t and t != last:
+            out.append(_raw(row[j]) if raw else t)
+            last = t
+    return out
+
+
+def _match_columns(grid, top: int, bottom: int, table: dict[str, str]):
+    rows = range(top, bottom + 1)
+    width = max((len(grid[r]) for r in rows), default=0)
+    best: dict[int, tuple] = {}
+    for j in range(width):
+        cells = _column_cells(grid, rows, j)
+        shown = _column_cells(grid, rows, j, raw=True)
+        cands = []
+        n = len(cells)
+        for a in range(n):
+            for b in range(a + 1, n + 1):
+                text = "".join(cells[a:b])
+                for key in _variants(text):
+                    var = table.get(key)
+                    if var:
+                        cands.append(((b == n, len(key)), var, tuple(cells[a:b]), " ".join(shown[a:b])))
+        if cands:
+            best[j] = max(cands, key=lambda c: c[0])
+    # each variable goes to its best column (ties: leftmost)
+    owner: dict[str, int] = {}
+    for j, (q, var, _, _) in sorted(best.items(), key=lambda kv: (tuple(-x for x in kv[1][0]), kv[0])):
+        owner.setdefault(var, j)
+    colmap = {j: var for var, j in owner.items()}
+    losers = {j: var for j, (_, var, _, _) in best.items() if j not in colmap}
+    labels = {j: best[j][3] for j in best}
+    quality = {j: best[j][0] for j in best}
+    matched = {j: best[j][2] for j in best}
+    return dict(sorted(colmap.items())), labels, quality, losers, matched
+
+
+def _is_id_header_cell(value, table: dict[str, str]) -> bool:
+    t = _cell_text(value)
+    return bool(t) and any(table.get(k) in ("code", "name") for k in _variants(t))
+
+
+def _find_header(grid: list[list[object]], book: Codebook, table: dict[str, str] | None = None,
+                 max_scan: int = _MAX_HEADER_SCAN) -> _Header | None:
+    """The table's header: rows, and the column -> variable map.
+
+    Every row (of the first `max_scan`) with a cell naming the code or name column is a
+    candidate; each column's candidate texts are its cells in up to two rows above and two rows
+    below and their concatenations, so multi-row headers ("重層的支援体制整備事業" over "実施状況")
+    match as well as one-row ones. The candidate mapping the most variables wins.
     """
-    id_keys = {header_key(h) for spec in book.id_columns.values()
-               for h in (spec["header_ja"], *spec.get("aliases", ()))}
-    for r, row in enumerate(grid[:max_scan]):
-        if not any(header_key(_cell_text(v)) in id_keys for v in row):
+    table = table or _key_table(book)
+    best: _Header | None = None
+    for r in range(min(max_scan, len(grid))):
+        if not any(_is_id_header_cell(v, table) for v in grid[r]):
             continue
-        last = r
-        # following rows belong to the header while they hold no code-like value in the id column
-        width = max(len(x) for x in grid[max(0, r - 2): r + 3])
-        best: dict[int, str] = {}
-        for end in range(r, min(r + 3, len(grid))):
-            rows = [grid[k] for k in range(max(0, r - 2), end + 1)]
-            mapping = {}
-            for j in range(width):
-                cells = [_cell_text(rw[j]) if j < len(rw) else "" for rw in rows]
-                cand = set(cells)
-                for a in range(len(cells)):
-                    for b in range(a + 1, len(cells) + 1):
-                        cand.add("".join(cells[a:b]))
-                var = _match_column(sorted(cand), book)
-                if var and var not in mapping.values():
-                    mapping[j] = var
-            if len(mapping) > len(best):
-                best, last = mapping, end
-        return last, best
-    return None, {}
+        top = max(0, r - 2)
+        cand = None
+        for bottom in range(r, min(r + 3, len(grid))):
+            found = _match_columns(grid, top, bottom, table)
+            if cand is None or len(found[0]) > len(cand.colmap):
+                cand = _Header(r, top, bottom, *found)
+        if cand is None or not ({"code", "name"} & set(cand.colmap.values())):
+            continue
+        # rows right below that hold no municipality and no answer belong to the header too
+        while cand.bottom + 1 < len(grid) and cand.bottom - r < 2 and \
+                _is_header_continuation(grid[cand.bottom + 1], grid[cand.bottom], cand.colmap, book, table):
+            found = _match_columns(grid, top, cand.bottom + 1, table)
+            absorbed = [*cand.absorbed, cand.bottom + 1]
+            if len(found[0]) >= len(cand.colmap):
+                cand = _Header(r, top, cand.bottom + 1, *found, absorbed=absorbed)
+            else:
+                cand.bottom += 1
+                cand.absorbed = absorbed
+        if best is None or cand.score > best.score:
+            best = cand
+    return best
+
+
+def _is_header_continuation(row, above, colmap, book: Codebook, table) -> bool:
+    if all(_cell_text(v) == "" for v in row):
+        return False
+    for j, var in colmap.items():
+        t = _cell_text(row[j]) if j < len(row) else ""
+        if var in ("code", "name"):
+            above_t = _cell_text(above[j]) if j < len(above) else ""
+            if t and t != above_t and not _is_id_header_cell(t, table):
+                return False
+        elif t:
+            q = book.question(var)
+            if q.answers == "text":
+                continue
+            mapped, ok = _map_answer(row[j], q.answers, book)
+            if ok and mapped is not None:
+                return False
+    return True
 
 
 # --- answers ---------------------------------------------------------------------------------
@@ -200,21 +505,22 @@ _MISSING = object()
 def _map_answer(value, answers: str, book: Codebook):
     """(mapped value, ok). Missing spellings map to None; unknown spellings are not ok."""
     if answers == "text":
-        text = _cell_text(value)
+        if value is None or (isinstance(value, float) and value != value):
+            return None, True
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = str(value).replace("\r\n", "\n").replace("\r", "\n").strip()
         return (text or None), True
     if value is None or (isinstance(value, float) and value != value):
         return None, True
-    if isinstance(value, bool):
-        key = "TRUE" if value else "FALSE"
-    else:
-        key = answer_key(_cell_text(value))
+    key = answer_key(_cell_text(value))
     table = book.answer_maps[answers]
     if key in table:
         return table[key], True
     return _MISSING, False
 
 
-# --- the reader ------------------------------------------------------------------------------
+# --- municipalities --------------------------------------------------------------------------
 
 def read_master(path: Path) -> pd.DataFrame:
     """The dataset's municipality master: code (6-digit str), name, covariates."""
@@ -223,118 +529,418 @@ def read_master(path: Path) -> pd.DataFrame:
     return frame.sort_values("code").reset_index(drop=True)
 
 
-def read_survey(path: Path | str, book: Codebook, master: pd.DataFrame,
-                fiscal_year: int | None = None, prefecture_code: str | None = None) -> SurveyResult:
-    """Read one survey file; see the module docstring. `master` lists the expected municipalities."""
-    path = Path(path)
-    grid, sheet = _read_grid(path)
-    log = _Log(path, sheet)
-    header_end, colmap = _find_header(grid, book)
-    if header_end is None:
-        raise SurveyError(
-            f"{path}: 見出し行（『{book.id_columns['code']['header_ja']}』または『{book.id_columns['name']['header_ja']}』の列）"
-            "が見つかりません。調査票の集計表か確認してください / header row with the code or name column not found"
-        )
-    # fiscal year from the title rows above the header, if any
-    title_fy = None
-    for row in grid[: header_end + 1]:
-        for v in row:
-            fy = parse_fy(_cell_text(v)) if v is not None and "年度" in _cell_text(v) else None
-            if fy:
-                title_fy = title_fy or fy
-    if fiscal_year is not None and title_fy is not None and title_fy != fiscal_year:
-        log.add("error", f"ファイルの表題は{title_fy}年度ですが、{fiscal_year}年度として読み込もうとしています",
-                f"the file's title says FY{title_fy} but FY{fiscal_year} was requested", row=None, value=title_fy)
-    fy = fiscal_year or title_fy
+def _name_key(name) -> str:
+    text = codes.normalize_name(_cell_text(name))
+    return text.replace("ヶ", "ケ").replace("ヵ", "カ").replace("・", "")
 
-    header_cells = grid[header_end]
-    found = set(colmap.values())
-    for j, v in enumerate(header_cells):
-        if j not in colmap and _cell_text(v):
+
+@lru_cache(maxsize=1)
+def _national() -> dict[str, tuple[str, str]]:
+    """code -> (municipality, prefecture) from data/external, or {} when unavailable."""
+    try:
+        from .paths import data_dir
+
+        frame = codes.load_master(data_dir() / "external" / "municipality_codes.csv")
+        return {r.lg_code: (r.municipality or r.prefecture, r.prefecture) for r in frame.itertuples(index=False)}
+    except Exception:  # an optional nicety for messages and prefecture prefixes only
+        return {}
+
+
+@lru_cache(maxsize=1)
+def _national_names() -> dict[str, str]:
+    """code -> 'municipality（prefecture）' for messages."""
+    return {c: f"{m}（{p}）" for c, (m, p) in _national().items()}
+
+
+class _Resolver:
+    """Turns a row's code / name cells into a master code, or says why it cannot.
+
+    Names are not unique nationally (伊達市 is in Hokkaido and Fukushima), so a name resolves to
+    a set of codes; only a single candidate is used, several are reported as ambiguous.
+    """
+
+    def __init__(self, master: pd.DataFrame, prefecture_code: str | None):
+        self.by_code = dict(zip(master["code"], master["name"]))
+        self.known = frozenset(self.by_code)
+        self.by_name: dict[str, set[str]] = {}
+        for c, n in self.by_code.items():
+            if isinstance(n, str) and n:
+                self.by_name.setdefault(_name_key(n), set()).add(c)
+        prefixes = {c[:2] for c in self.known}
+        self.prefecture = prefecture_code or (prefixes.pop() if len(prefixes) == 1 else None)
+
+    def names(self, text: str) -> set[str]:
+        """Master codes whose name `text` spells (exactly, or after a prefecture / 郡 prefix)."""
+        key = _name_key(text)
+        if not key:
+            return set()
+        if key in self.by_name:
+            return set(self.by_name[key])
+        # 「架空県青葉市」「北海道伊達市」「○○郡花野町」: the longest master names the text ends with
+        hits = [(len(n), cs) for n, cs in self.by_name.items() if len(n) >= 2 and key.endswith(n)]
+        if not hits:
+            return set()
+        longest = max(n for n, _ in hits)
+        found = set().union(*(cs for n, cs in hits if n == longest))
+        if len(found) > 1:  # a prefecture name in front can settle it
+            national = _national()
+            settled = {c for c in found if c in national and key.startswith(_name_key(national[c][1]))}
+            if len(settled) == 1:
+                return settled
+        return found
+
+    def describe(self, found: set[str]) -> str:
+        return "、".join(f"{c} {self.by_code[c]}" for c in sorted(found))
+
+    def by_code_value(self, raw) -> tuple[str | None, str, str]:
+        """(code, reason_ja, reason_en): code None with the reason when it cannot be used."""
+        try:
+            return codes.normalize(raw, known=self.known), "", ""
+        except codes.CodeError as exc:
+            try:
+                found = codes.candidates(raw)
+            except codes.CodeError as exc2:
+                ja, en = _split_reason(str(exc2))
+                return None, f"市町村コードが不正です: {ja}", f"invalid municipality code: {en}"
+            others = [c for c in found if self.prefecture and c[:2] != self.prefecture]
+            if others and len(others) == len(found):
+                national = _national_names()
+                named = next((c for c in others if c in national), others[0])
+                where = national.get(named, f"都道府県コード {named[:2]}")
+                return (None, f"他の都道府県の市町村コードです（{named}: {where}）",
+                        f"municipality of another prefecture ({named}, prefecture {named[:2]}, "
+                        f"not {self.prefecture})")
+            national = _national_names()
+            known_as = "".join(f"、{c} は{national[c]}" for c in found if c in national)
+            known_as_en = "".join(f"; {c} is {national[c]}" for c in found if c in national)
+            return None, f"コード表（市町村マスタ）にない市町村コードです（{'/'.join(found)}{known_as}）", \
+                f"unknown municipality code, not in the master list ({'/'.join(found)}{known_as_en})"
+
+
+def _split_reason(message: str) -> tuple[str, str]:
+    """'日本語 / English' (as codes.CodeError words it) -> (ja, en)."""
+    parts = re.split(r"\s*/\s+", message, maxsplit=1)
+    return parts[0], (parts[1] if len(parts) > 1 else parts[0])
+
+
+# --- the reader ------------------------------------------------------------------------------
+
+def read_survey(path: Path | str, book: Codebook, master: pd.DataFrame,
+                fiscal_year: int | None = None, prefecture_code: str | None = None,
+                check_schema: bool = True) -> SurveyResult:
+    """Read one survey file; see the module docstring. `master` lists the expected municipalities.
+
+    `prefecture_code` (2 digits) tells valid codes of other prefectures apart from unknown ones;
+    by default it is the common prefix of the master's codes. `check_schema` runs the pandera
+    schema of `analysis.schema` on the result (its failures become issues).
+    """
+    path = Path(path)
+    log = _Log(path, None)
+    sheets, fmt = _read_sheets(path, log)
+    table = _key_table(book)
+    sheet, header = _pick_sheet(sheets, book, table, log)
+    log.sheet = sheet.name
+    if header is None:
+        id_ja = f"『{book.id_columns['code']['header_ja']}』または『{book.id_columns['name']['header_ja']}』"
+        if not sheet.grid:
+            log.fatal("ファイルにデータがありません（空のシート）", "the file holds no cells (empty sheet)")
+        log.fatal(f"見出し行（{id_ja}の列）が見つかりません。調査票の集計表か確認してください",
+                  "header row with the code or name column not found; is this the survey's summary table?")
+    ctx = _Context(sheet, header, book, table, log, _Resolver(master, prefecture_code))
+    fy, fy_source = _fiscal_year(ctx, path, fiscal_year)
+    header_first = _check_columns(ctx)
+    rows = _read_rows(ctx)
+    if rows.n_rows == 0:
+        log.fatal("データ行がありません（見出しだけのファイルです）", "no data rows (the file has a header only)")
+    res = ctx.resolver
+    missing = sorted(res.known - set(rows.seen))
+    for c in missing:
+        log.add("warning", f"回答がありません（未回答の市町: {res.by_code[c]}）", f"no answer from municipality {c}",
+                column=ctx.label(ctx.col_of.get("code", ctx.col_of.get("name"))), value=c)
+    tidy = _tidy_frame(rows.records, book, fy)
+    rows_by_code = dict(zip((rec["code"] for rec in rows.records), rows.source_rows))
+    if check_schema:
+        from .schema import check_tidy
+
+        for p in check_tidy(tidy, book):
+            code = p.get("code")
+            excel_row = rows_by_code.get(code) if code is not None else None
+            j = ctx.col_of.get(p["column"])
+            log.add("error", p["reason_ja"], p["reason_en"], row=excel_row,
+                    column=ctx.label(j) if j is not None else p["column"], value=p.get("value"),
+                    cell=f"{_col_letter(j)}{excel_row}" if j is not None and excel_row else None)
+    return SurveyResult(tidy=tidy, issues=log.frame(), fiscal_year=fy, path=path, sheet=sheet.name,
+                        info={"n_rows": len(rows.records), "n_expected": len(res.known), "missing": missing,
+                              "format": fmt, "header_rows": (header_first + 1, header.bottom + 1),
+                              "columns": {v: ctx.label(j) for j, v in header.colmap.items()},
+                              "source_rows": rows_by_code,
+                              "fiscal_year_source": "argument" if fiscal_year is not None else fy_source})
+
+
+class _Context:
+    """What the steps of `read_survey` share: the sheet, its header, the codebook and the log."""
+
+    def __init__(self, sheet: _Sheet, header: _Header, book: Codebook, table: dict, log: _Log,
+                 resolver: _Resolver):
+        self.sheet, self.grid, self.header = sheet, sheet.grid, header
+        self.book, self.table, self.log, self.resolver = book, table, log, resolver
+        self.col_of = {v: j for j, v in header.colmap.items()}
+        self.width = max((len(r) for r in self.grid), default=0)
+        own_rows = range(max(header.top, header.id_row - 1), header.bottom + 1)
+        self.own_header = {j for j in range(self.width) if _column_cells(self.grid, own_rows, j)}
+
+    def label(self, j: int | None) -> str:
+        """The header text of column j as shown in issues."""
+        if j is None:
+            return ""
+        if j in self.header.labels:
+            return self.header.labels[j]
+        cells = _column_cells(self.grid, range(self.header.id_row, self.header.bottom + 1), j, raw=True)
+        return cells[-1] if cells else f"{_col_letter(j)}列"
+
+
+def _fiscal_year(ctx: _Context, path: Path, requested: int | None) -> tuple[int | None, str | None]:
+    """The fiscal year to use, and an error when the title contradicts the requested one."""
+    log, grid = ctx.log, ctx.grid
+    title_fy, source, where = _title_fiscal_year(grid[: ctx.header.id_row], path)
+    if requested is not None and title_fy is not None and title_fy != requested:
+        if source == "title":
+            r = int(re.sub(r"^[A-Z]+", "", where))
+            log.add("error", f"ファイルの表題は{title_fy}年度ですが、{requested}年度として読み込もうとしています",
+                    f"the file's title says FY{title_fy} but FY{requested} was requested", row=r,
+                    column="表題", value=_raw(grid[r - 1][_col_index(where)]), cell=where)
+        else:
+            log.add("warning", f"ファイル名は{title_fy}年度を示していますが、{requested}年度として読み込みます",
+                    f"the file name suggests FY{title_fy} but FY{requested} was requested", value=path.name)
+    fy = requested if requested is not None else title_fy
+    if fy is None:
+        log.add("warning", "年度が分かりません（表題に年度がなく、--fiscal-year も指定されていません）",
+                "fiscal year unknown: no year in the title and none requested")
+    return fy, source
+
+
+def _check_columns(ctx: _Context) -> int:
+    """Report unknown and duplicate columns, odd header rows and missing required questions.
+
+    Returns the first header row (0-based) for the result's info.
+    """
+    grid, header, log = ctx.grid, ctx.header, ctx.log
+    colmap, below = header.colmap, header.bottom + 1
+    for j in range(ctx.width):
+        if j in colmap:
+            continue
+        cells = _column_cells(grid, range(header.id_row, header.bottom + 1), j, raw=True)
+        if j in header.losers and header.quality[j][0]:
+            var = header.losers[j]
+            other = _col_letter(ctx.col_of[var])
+            log.add("error", f"同じ設問の列が複数あります（{other}列と重複）。どちらか一方にしてください",
+                    f"duplicate column for {var} (also column {other})",
+                    row=below, column=ctx.label(j), value=ctx.label(j), cell=f"{_col_letter(j)}{below}")
+        elif cells:
             log.add("info", "調査票にない列のため無視しました", "unknown column ignored",
-                    row=header_end + 1, column=_cell_text(v), value=_cell_text(v))
-    for q in book.questions:
+                    row=below, column=cells[-1], value=cells[-1], cell=f"{_col_letter(j)}{below}")
+    for r in header.absorbed:
+        odd = []
+        for j in colmap:
+            t = _cell_text(grid[r][j]) if j < len(grid[r]) else ""
+            above = _cell_text(grid[r - 1][j]) if j < len(grid[r - 1]) else ""
+            if t and t != above and t not in header.matched.get(j, ()):
+                odd.append((j, grid[r][j]))
+        if odd:
+            j, v = odd[0]
+            log.add("info", "見出しの続きとみなして読み飛ばした行です（市町村も回答もありません）",
+                    "row below the header treated as part of the header (no municipality, no answer)",
+                    row=r + 1, column=ctx.label(j), value=_raw(v), cell=f"{_col_letter(j)}{r + 1}")
+    found = set(colmap.values())
+    for q in ctx.book.questions:
         if q.required and q.variable not in found:
             log.add("error", f"必須の設問『{q.header_ja}』の列がありません", f"required question column missing: {q.variable}",
                     column=q.header_ja)
-    if "code" not in found and "name" not in found:
-        raise SurveyError(f"{path}: 市町村コード・市町村名の列がありません / no code or name column", log.frame())
+    for r in range(header.top, header.id_row):
+        if any(j < len(grid[r]) and _cell_text(grid[r][j]) in header.matched.get(j, ()) for j in colmap):
+            return r
+    return header.id_row
 
-    by_code = dict(zip(master["code"], master["name"]))
-    known = frozenset(by_code)
-    by_name = {codes.normalize_name(n): c for c, n in by_code.items()}
-    col_of = {v: j for j, v in colmap.items()}
-    col_label = {j: _cell_text(header_cells[j]) if j < len(header_cells) else str(j) for j in colmap}
-    records, seen = [], {}
-    for r in range(header_end + 1, len(grid)):
-        row = grid[r]
-        excel_row = r + 1
-        if all(_cell_text(v) == "" for v in row):
-            continue
-        raw_code = row[col_of["code"]] if "code" in col_of and col_of["code"] < len(row) else None
-        raw_name = row[col_of["name"]] if "name" in col_of and col_of["name"] < len(row) else None
-        code_text, name_text = _cell_text(raw_code), _cell_text(raw_name)
-        if any(code_text.replace(" ", "") == m or name_text.replace(" ", "") == m for m in TOTAL_MARKERS):
-            log.add("info", "合計行のため読み飛ばしました", "total row skipped", row=excel_row,
-                    column=col_label.get(col_of.get("name", col_of.get("code"))), value=name_text or code_text)
-            continue
-        code = None
-        if code_text:
-            try:
-                code = codes.normalize(raw_code, known=known)
-            except codes.CodeError as exc:
-                prefix = codes.candidates(raw_code)[0][:2] if _safe_candidates(raw_code) else None
-                if prefecture_code and prefix and prefix != prefecture_code and codes.is_valid(codes.candidates(raw_code)[0]):
-                    log.add("error", "他の都道府県の市町村コードです", "municipality of another prefecture",
-                            row=excel_row, column=col_label[col_of["code"]], value=code_text)
-                else:
-                    log.add("error", f"市町村コードが不正です: {exc}", f"invalid municipality code: {exc}",
-                            row=excel_row, column=col_label[col_of["code"]], value=code_text)
-                continue
-        elif name_text:
-            code = by_name.get(codes.normalize_name(name_text))
-            if code is None:
-                log.add("error", "市町村名がコード表にありません", "municipality name not in the master list",
-                        row=excel_row, column=col_label[col_of["name"]], value=name_text)
-                continue
+
+@dataclass
+class _Rows:
+    records: list[dict] = field(default_factory=list)
+    source_rows: list[int] = field(default_factory=list)   # Excel row of each record
+    seen: dict[str, int] = field(default_factory=dict)      # code -> Excel row
+    n_rows: int = 0                                         # rows naming a municipality (read or not)
+
+
+def _read_rows(ctx: _Context) -> _Rows:
+    out = _Rows()
+    headerless: dict[int, int] = {}  # column without a header -> first row with a value there
+    for r in range(ctx.header.bottom + 1, len(ctx.grid)):
+        _read_row(ctx, r, out, headerless)
+    for j, first_row in sorted(headerless.items()):
+        ctx.log.add("warning", "見出しのない列に値があります（読み込んでいません）",
+                    "values in a column without a header were ignored", row=first_row, column=f"{_col_letter(j)}列",
+                    value=_raw(ctx.grid[first_row - 1][j]), cell=f"{_col_letter(j)}{first_row}")
+    return out
+
+
+def _read_row(ctx: _Context, r: int, out: _Rows, headerless: dict[int, int]) -> None:
+    """Read grid row r into `out`, or log why it is skipped; every non-empty row ends up in one."""
+    row, log, res, col_of = ctx.grid[r], ctx.log, ctx.resolver, ctx.col_of
+    excel_row = r + 1
+    texts = [_cell_text(v) for v in row]
+    if not any(texts):
+        return
+
+    def at(j: int | None) -> str:
+        return f"{_col_letter(j)}{excel_row}" if j is not None else ""
+
+    jc, jn = col_of.get("code"), col_of.get("name")
+    raw_code = row[jc] if jc is not None and jc < len(row) else None
+    raw_name = row[jn] if jn is not None and jn < len(row) else None
+    code_text, name_text = _cell_text(raw_code), _cell_text(raw_name)
+    j_first = next(j for j, t in enumerate(texts) if t)
+    first_text = texts[j_first]
+    id_texts = [t for t in (code_text, name_text) if t] or [first_text]
+    if any(_TOTAL_RE.match(t.replace(" ", "")) for t in id_texts):
+        j = jn if name_text else (jc if code_text else j_first)
+        log.add("info", "合計行のため読み飛ばしました", "total row skipped", row=excel_row, column=ctx.label(j),
+                value=id_texts[0], cell=at(j))
+        return
+    if any(t and _is_id_header_cell(t, ctx.table) for t in (code_text, name_text)):
+        log.add("info", "見出しの繰り返し行のため読み飛ばしました", "repeated header row skipped",
+                row=excel_row, value=code_text or name_text)
+        return
+    answers_present = any(texts[j] for j, v in ctx.header.colmap.items() if v not in ("code", "name") and j < len(row))
+    if not answers_present and not name_text and (_NOTE_RE.match(first_text) or not code_text):
+        note = _NOTE_RE.match(first_text) is not None
+        log.add("info", "注記の行のため読み飛ばしました" if note else "市町村も回答もない行のため読み飛ばしました",
+                "note row skipped" if note else "row without municipality or answers skipped",
+                row=excel_row, column=ctx.label(j_first), value=_raw(row[j_first]), cell=at(j_first))
+        return
+    if not code_text and not name_text:
+        j = jc if jc is not None else jn
+        log.add("error", "市町村コードも市町村名も空です（回答がある行）", "row with answers but without code or name",
+                row=excel_row, column=ctx.label(j), cell=at(j))
+        return
+    out.n_rows += 1
+    for j, t in enumerate(texts):
+        if t and j not in ctx.own_header:
+            headerless.setdefault(j, excel_row)
+
+    code = None
+    name_in_code = bool(code_text) and not any(ch.isdigit() for ch in code_text)
+    if code_text and not name_in_code:
+        code, why_ja, why_en = res.by_code_value(raw_code)
+        if code is None:
+            log.add("error", why_ja, why_en, row=excel_row, column=ctx.label(jc), value=_raw(raw_code), cell=at(jc))
+            return
+        if name_text:
+            by_name = res.names(name_text)
+            if by_name and code not in by_name:
+                log.add("error", f"市町村コードと市町村名が食い違います（コード {code} は{res.by_code[code]}、"
+                        f"名称の市町村は {res.describe(by_name)}）",
+                        f"code {code} ({res.by_code[code]}) contradicts the name, which is {'/'.join(sorted(by_name))}",
+                        row=excel_row, column=ctx.label(jn), value=_raw(raw_name), cell=at(jn))
+                return
+            if not by_name:
+                log.add("warning", f"市町村名がコード表の名称（{res.by_code[code]}）と一致しません（コードで照合しました）",
+                        f"name differs from the master's name for {code} ({res.by_code[code]}); matched by code",
+                        row=excel_row, column=ctx.label(jn), value=_raw(raw_name), cell=at(jn))
+    else:
+        # no code: the name (from the name column, or written in the code column) must be unique
+        raw_id, j_id = (raw_code, jc) if name_in_code else (raw_name, jn)
+        found = res.names(_cell_text(raw_id))
+        if name_in_code and name_text:
+            found &= res.names(name_text) or found
+        if len(found) == 1:
+            code = found.pop()
+            if name_in_code:
+                log.add("info", "コード欄の市町村名からコードを補いました", "code resolved from a name in the code column",
+                        row=excel_row, column=ctx.label(jc), value=_raw(raw_code), cell=at(jc))
+        elif found:
+            log.add("error", f"市町村名が複数の市町村に当てはまります（{res.describe(found)}）。市町村コードを記入してください",
+                    f"ambiguous municipality name ({'/'.join(sorted(found))}); give the code",
+                    row=excel_row, column=ctx.label(j_id), value=_raw(raw_id), cell=at(j_id))
+            return
+        elif name_in_code:
+            log.add("error", "市町村コードが不正です（数字がなく、市町村名としてもコード表にありません）",
+                    "invalid municipality code: no digits, and not a municipality name of the master list",
+                    row=excel_row, column=ctx.label(jc), value=_raw(raw_code), cell=at(jc))
+            return
         else:
-            log.add("error", "市町村コードも市町村名も空です", "row without code or name", row=excel_row)
+            log.add("error", "市町村名がコード表（市町村マスタ）にありません", "municipality name not in the master list",
+                    row=excel_row, column=ctx.label(jn), value=_raw(raw_name), cell=at(jn))
+            return
+    if code in out.seen:
+        j = jc if jc is not None else jn
+        log.add("error", f"同じ市町村が重複しています（{out.seen[code]}行目と重複）",
+                f"duplicate municipality (also row {out.seen[code]})",
+                row=excel_row, column=ctx.label(j), value=code, cell=at(j))
+        return
+    out.seen[code] = excel_row
+    rec = {"code": code, "name": res.by_code[code]}
+    for q in ctx.book.questions:
+        j = col_of.get(q.variable)
+        if j is None:
+            rec[q.variable] = None
             continue
-        if code in seen:
-            log.add("error", f"同じ市町村が重複しています（{seen[code]}行目と重複）", f"duplicate municipality (also row {seen[code]})",
-                    row=excel_row, column=col_label.get(col_of.get("code", -1), ""), value=code)
+        value = row[j] if j < len(row) else None
+        if (r, j) in ctx.sheet.no_cache:
+            log.add("error", "数式の計算結果が保存されていません。Excel で開いて保存し直すか値で貼り付けてください",
+                    f"formula without a saved result for {q.variable}; recalculate and save in Excel",
+                    row=excel_row, column=ctx.label(j), cell=at(j))
+            rec[q.variable] = None
             continue
-        seen[code] = excel_row
-        rec = {"code": code, "name": by_code[code]}
-        for q in book.questions:
-            if q.variable not in col_of:
-                rec[q.variable] = None
-                continue
-            j = col_of[q.variable]
-            value = row[j] if j < len(row) else None
-            mapped, ok = _map_answer(value, q.answers, book)
-            if not ok:
-                log.add("error", f"回答『{_cell_text(value)}』を解釈できません（コードブックの回答表にありません）",
-                        f"unmappable answer for {q.variable}", row=excel_row, column=col_label[j], value=_cell_text(value))
-                mapped = None
-            rec[q.variable] = mapped
-        records.append(rec)
-    missing = sorted(known - set(seen))
-    for c in missing:
-        log.add("warning", f"回答がありません（未回答の市町: {by_code[c]}）", f"no answer from municipality {c}", value=c)
-    if not records:
-        raise SurveyError(f"{path}: データ行がありません / no data rows", log.frame())
-    tidy = _tidy_frame(records, book, fy)
-    return SurveyResult(tidy=tidy, issues=log.frame(), fiscal_year=fy, path=path, sheet=sheet,
-                        info={"n_rows": len(records), "n_expected": len(known), "missing": missing})
+        mapped, ok = _map_answer(value, q.answers, ctx.book)
+        if not ok:
+            log.add("error", f"回答『{_raw(value)}』を解釈できません（コードブックの回答表にありません）",
+                    f"unmappable answer for {q.variable}", row=excel_row, column=ctx.label(j),
+                    value=_raw(value), cell=at(j))
+            mapped = None
+        rec[q.variable] = mapped
+    out.records.append(rec)
+    out.source_rows.append(excel_row)
 
 
-def _safe_candidates(value) -> bool:
-    try:
-        codes.candidates(value)
-        return True
-    except codes.CodeError:
-        return False
+def _pick_sheet(sheets: list[_Sheet], book: Codebook, table, log: _Log) -> tuple[_Sheet, _Header | None]:
+    """The visible sheet whose header maps the most codebook columns (a cover sheet is skipped)."""
+    found = [(s, _find_header(s.grid, book, table)) for s in sheets]
+    visible = [(s, h) for s, h in found if s.visible] or found
+    scored = [(s, h) for s, h in visible if h is not None]
+    if not scored:
+        return visible[0][0], None
+    best_s, best_h = max(scored, key=lambda sh: (sh[1].score, -sheets.index(sh[0])))
+    if best_s.name is not None:
+        log.sheet = best_s.name
+        others = [s.name for s, h in visible if s is not best_s and (h is None or h.score < best_h.score)]
+        if others:
+            log.add("info", f"シート『{'』『'.join(others)}』は回答表ではないため読み飛ばしました（表紙など）",
+                    f"sheet(s) {', '.join(others)} skipped (cover or other non-table sheets)")
+        rivals = [s.name for s, h in visible if s is not best_s and h is not None and h.score >= best_h.score]
+        if rivals:
+            log.add("warning", f"シート『{'』『'.join(rivals)}』にも同じ形の回答表があります（読み込んだのは『{best_s.name}』のみ）",
+                    f"sheet(s) {', '.join(rivals)} also hold a survey table; only {best_s.name} was read")
+        hidden = [s.name for s, h in found if not s.visible and h is not None]
+        if hidden:
+            log.add("info", f"非表示のシート『{'』『'.join(hidden)}』は読み込んでいません",
+                    f"hidden sheet(s) {', '.join(hidden)} not read")
+    return best_s, best_h
+
+
+def _title_fiscal_year(rows: list[list[object]], path: Path) -> tuple[int | None, str | None, str | None]:
+    """(fiscal year, source, cell) from the title rows (cells mentioning 年度), else the file name."""
+    for r, row in enumerate(rows):
+        for j, v in enumerate(row):
+            t = _cell_text(v)
+            if "年度" in t:
+                fy = parse_fy(t)
+                if fy:
+                    return fy, "title", f"{_col_letter(j)}{r + 1}"
+    name = unicodedata.normalize("NFKC", path.stem)
+    if "年度" in name or re.search(r"FY\s*20\d\d", name, re.IGNORECASE):
+        fy = parse_fy(name.upper().replace("FY", " FY"))
+        if fy:
+            return fy, "file name", None
+    return None, None, None
 
 
 def tidy_columns(book: Codebook) -> list[str]:
@@ -342,7 +948,7 @@ def tidy_columns(book: Codebook) -> list[str]:
 
 
 def _tidy_frame(records: list[dict], book: Codebook, fiscal_year: int | None) -> pd.DataFrame:
-    frame = pd.DataFrame(records)
+    frame = pd.DataFrame(records, columns=["code", "name", *book.variables])
     frame.insert(0, "fiscal_year", fiscal_year)
     for q in book.questions:
         if q.answers == "yes_no":
@@ -353,3 +959,48 @@ def _tidy_frame(records: list[dict], book: Codebook, fiscal_year: int | None) ->
     frame["code"] = frame["code"].astype("string")
     frame["name"] = frame["name"].astype("string")
     return frame[tidy_columns(book)].sort_values("code").reset_index(drop=True)
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+def format_issues(issues: pd.DataFrame) -> list[str]:
+    """One line per issue: severity, file, sheet, row, column, value and the reason (ja / en)."""
+    lines = []
+    for rec in issues.to_dict("records"):
+        sev = rec["severity"]
+        parts = [f"[{SEVERITY_JA.get(sev, sev)}/{sev}]", f"ファイル『{rec['file']}』"]
+        if rec.get("sheet"):
+            parts.append(f"シート『{rec['sheet']}』")
+        row = rec.get("row")
+        if row is not None and not pd.isna(row):
+            parts.append(f"{int(row)}行")
+        if rec.get("cell"):
+            parts.append(f"({rec['cell']})")
+        if rec.get("column"):
+            parts.append(f"列『{rec['column']}』")
+        if rec.get("value") not in (None, ""):
+            parts.append(f"値『{rec['value']}』")
+        lines.append(" ".join(parts) + f": {rec['reason_ja']} / {rec['reason_en']}")
+    return lines
+
+
+def report_text(result: SurveyResult | None, issues: pd.DataFrame | None = None, path: Path | None = None) -> str:
+    """The validation report printed by `python -m analysis validate` (Japanese and English)."""
+    issues = result.issues if result is not None else issues
+    if issues is None:
+        issues = pd.DataFrame(columns=ISSUE_COLUMNS)
+    counts = issues["severity"].value_counts()
+    n_err, n_warn, n_info = (int(counts.get(k, 0)) for k in ("error", "warning", "info"))
+    lines = [f"ファイル / file: {result.path if result is not None else path}"]
+    if result is not None:
+        lines.append(f"シート / sheet: {result.sheet or '-'}")
+        lines.append(f"年度 / fiscal year: {result.fiscal_year or '不明 / unknown'}")
+        lines.append(f"市町数 / municipalities: {len(result.tidy)} / {result.info.get('n_expected', '?')}")
+        verdict = "有効 / valid" if result.ok else "無効 / invalid"
+    else:
+        verdict = "読み込めません / unusable file"
+    lines.append(f"判定 / result: {verdict}")
+    lines.append(f"エラー {n_err} 件, 警告 {n_warn} 件, 情報 {n_info} 件 / "
+                 f"{n_err} error(s), {n_warn} warning(s), {n_info} note(s)")
+    lines.extend(format_issues(issues))
+    return "\n".join(lines)

@@ -91,10 +91,10 @@ def plan(ds: Dataset, years: list[int], exposure_lag: int = 0) -> list[Job]:
     return jobs
 
 
-def code_hash() -> str:
+def code_hash(pkg: Path | None = None) -> str:
     """Hash of the package's source and templates (anything that can change a report)."""
     h = hashlib.sha256()
-    pkg = Path(__file__).resolve().parent
+    pkg = pkg or Path(__file__).resolve().parent
     for p in sorted(pkg.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".tpl", ".j2", ".css", ".json", ".yaml", ".html"):
             h.update(str(p.relative_to(pkg)).encode())

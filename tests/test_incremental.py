@@ -1,0 +1,79 @@
+"""Incremental runs: exactly the reports whose inputs, parameters, codebook or code changed re-run."""
+import shutil
+
+from openpyxl import load_workbook
+
+from analysis import runner
+from conftest import make_project_copy, run_cli
+
+
+def _status(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] in ("fiscal_year_report", "trends"):
+            out[parts[1]] = parts[2]
+    return out
+
+
+def test_each_kind_of_change_reruns_exactly_what_it_affects(tmp_path):
+    project = make_project_copy(tmp_path / "p")
+    args = ("run", "--dataset", "sample", "--years", "2023-2025", "--jobs", "2", "--no-progress")
+    first = run_cli(project, *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert set(_status(first.stdout).values()) == {"成功"}
+
+    # nothing changed: everything is up to date
+    assert set(_status(run_cli(project, *args).stdout).values()) == {"最新"}
+
+    # one survey file changed: that year and the trends report (which reads every year)
+    survey = project / "data" / "raw" / "sample" / "survey_FY2024.xlsx"
+    wb = load_workbook(survey)
+    wb.active.cell(row=6, column=22, value="備考を追記")
+    wb.save(survey)
+    st = _status(run_cli(project, *args).stdout)
+    assert st == {"FY2023": "最新", "FY2024": "成功", "FY2025": "最新", "全年度": "成功"}
+
+    # a parameter changed: the fiscal-year reports (the trends report has no such parameter)
+    st = _status(run_cli(project, *args, "--exposure-lag", "1").stdout)
+    assert st == {"FY2023": "成功", "FY2024": "成功", "FY2025": "成功", "全年度": "最新"}
+
+    # a codebook entry changed: everything
+    cb = project / "data" / "codebook" / "survey.yaml"
+    cb.write_text(cb.read_text(encoding="utf-8").replace("label_en: Advisor dispatch", "label_en: Advisors"),
+                  encoding="utf-8")
+    st = _status(run_cli(project, *args, "--exposure-lag", "1").stdout)
+    assert set(st.values()) == {"成功"}
+
+    # --force re-runs even when nothing changed
+    st = _status(run_cli(project, *args, "--exposure-lag", "1", "--force").stdout)
+    assert set(st.values()) == {"成功"}
+
+
+def test_package_code_changes_are_detected(tmp_path, root):
+    pkg = tmp_path / "analysis"
+    shutil.copytree(root / "src" / "analysis", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    before = runner.code_hash(pkg)
+    assert before == runner.code_hash(root / "src" / "analysis")
+    (pkg / "tables.py").write_text((pkg / "tables.py").read_text(encoding="utf-8") + "\n# changed\n",
+                                   encoding="utf-8")
+    assert runner.code_hash(pkg) != before
+    css = next(pkg.rglob("*.css"))
+    shutil.copy2(root / "src" / "analysis" / "tables.py", pkg / "tables.py")
+    assert runner.code_hash(pkg) == before
+    css.write_text(css.read_text(encoding="utf-8") + "\n/* x */\n", encoding="utf-8")
+    assert runner.code_hash(pkg) != before
+
+
+def test_a_manifest_with_another_code_hash_is_stale(tmp_path):
+    import json
+
+    d = tmp_path / "FY2025"
+    d.mkdir()
+    fp = {"parameters": {"a": 1}, "inputs": {"x": "1"}, "code_hash": "abc"}
+    (d / "manifest.json").write_text(json.dumps({"status": "ok", **fp}), encoding="utf-8")
+    assert runner.is_up_to_date(d, fp)
+    assert not runner.is_up_to_date(d, {**fp, "code_hash": "abd"})
+    assert not runner.is_up_to_date(d, {**fp, "inputs": {"x": "2"}})
+    (d / "manifest.json").write_text(json.dumps({"status": "failed", **fp}), encoding="utf-8")
+    assert not runner.is_up_to_date(d, fp)
