@@ -13,6 +13,8 @@ def _status(stdout: str) -> dict[str, str]:
         parts = line.split()
         if len(parts) >= 3 and parts[0] in ("fiscal_year_report", "trends"):
             out[parts[1]] = parts[2]
+        elif len(parts) >= 3 and parts[0] == "data_quality":
+            out[f"quality/{parts[1]}"] = parts[2]
     return out
 
 
@@ -32,11 +34,13 @@ def test_each_kind_of_change_reruns_exactly_what_it_affects(tmp_path):
     wb.active.cell(row=6, column=22, value="備考を追記")
     wb.save(survey)
     st = _status(run_cli(project, *args).stdout)
-    assert st == {"FY2023": "最新", "FY2024": "成功", "FY2025": "最新", "全年度": "成功"}
+    assert st == {"FY2023": "最新", "FY2024": "成功", "FY2025": "最新", "全年度": "成功",
+                  "quality/FY2023": "最新", "quality/FY2024": "成功", "quality/FY2025": "最新"}
 
     # a parameter changed: the fiscal-year reports (the trends report has no such parameter)
     st = _status(run_cli(project, *args, "--exposure-lag", "1").stdout)
-    assert st == {"FY2023": "成功", "FY2024": "成功", "FY2025": "成功", "全年度": "最新"}
+    assert st == {"FY2023": "成功", "FY2024": "成功", "FY2025": "成功", "全年度": "最新",
+                  "quality/FY2023": "最新", "quality/FY2024": "最新", "quality/FY2025": "最新"}
 
     # a codebook entry changed: everything
     cb = project / "data" / "codebook" / "survey.yaml"

@@ -13,7 +13,7 @@ from typing import Callable
 
 import pandas as pd
 
-from . import association, plots, tables
+from . import association, plots, quality, tables
 from .codebook import Codebook, load_codebook
 from .datasets import Dataset, load_dataset
 from .export import write_bytes, write_csv, write_text, write_xlsx
@@ -56,6 +56,7 @@ class Report:
     figure_alts: dict[str, str] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     association_text: str = ""
+    quality_text: str = ""
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -97,6 +98,16 @@ class Report:
         if "association" in self.tables:
             self.show("association")
         self.show_text(self.association_text)
+
+    def show_quality(self) -> None:
+        """The data-quality sentence (and, in a quality report, its tables)."""
+        self.show_text(self.quality_text)
+        for key in ("response", "missing_by_question", "issues"):
+            if key in self.tables:
+                if key == "issues" and self.tables[key].empty:
+                    self.show_text("読み込み時の問題・読み飛ばした行・無視した列はありませんでした。")
+                else:
+                    self.show(key)
 
     def show_detail(self) -> None:
         """Municipality-level detail: heat map + table, or (national scale) distributions."""
@@ -171,6 +182,9 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援")
     rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year)}
     add = _adder(rep)
+    q = quality.check(ds, fiscal_year, book)
+    rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
+                        f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
     add("status", tables.status_table(year, book), f"県内市町の実施状況（{label}）")
     add("main_items", tables.main_items_table(year, book), f"指針の主要項目の実施状況（{label}）")
     add("support", tables.support_table(year, book), f"県の支援施策の活用状況（施策の視点別、{label}）")
@@ -208,6 +222,23 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
         rep.figures["items_heatmap"] = lambda: plots.items_heatmap(year, book, wareki_fy(fiscal_year))
         rep.figure_alts["items_heatmap"] = (f"市町別・主要項目別の実施状況の図（{label}）。"
                                             f"内容は表「{rep.titles['municipality_items']}」と同じです。")
+    return rep
+
+
+def quality_report(dataset: str, fiscal_year: int, book: Codebook | None = None) -> Report:
+    """Data quality of one fiscal year's survey file (works even when the file has errors)."""
+    ds, book = _context(dataset, book)
+    ds.survey_path(fiscal_year)  # unknown year: the bilingual DatasetError
+    label = f"{wareki_fy(fiscal_year)}（FY{fiscal_year}）"
+    rep = Report(dataset=ds, title=f"{label} 調査ファイルのデータ品質")
+    q = quality.check(ds, fiscal_year, book)
+    add = _adder(rep)
+    add("response", quality.response_table(q, ds), f"回答状況（{label}）")
+    add("missing_by_question", quality.missing_by_question(q, book), f"設問ごとの無回答（{label}）")
+    add("issues", quality.issues_table(q), f"読み込み時に見つかった問題・読み飛ばした行（{label}）")
+    rep.quality_text = quality.summary_sentence(q, ds)
+    rep.summary = {"fiscal_year": fiscal_year, "readable": q.readable, "n_errors": q.n_errors,
+                   "n_municipalities": len(q.result.tidy) if q.result is not None else 0}
     return rep
 
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from .datasets import Dataset, DatasetError, load_dataset, sha256
 from .paths import project_root
 
-NOTEBOOKS = {"fiscal_year_report": "notebooks/fiscal_year_report.ipynb", "trends": "notebooks/trends.ipynb"}
+NOTEBOOKS = {"fiscal_year_report": "notebooks/fiscal_year_report.ipynb", "trends": "notebooks/trends.ipynb",
+             "data_quality": "notebooks/data_quality.ipynb"}
 KEY_PACKAGES = ("pandas", "numpy", "statsmodels", "scipy", "firthmodels", "matplotlib", "seaborn",
                 "papermill", "nbconvert", "openpyxl")
 
@@ -88,6 +89,7 @@ def plan(ds: Dataset, years: list[int], exposure_lag: int = 0) -> list[Job]:
     jobs = [Job(ds.name, "fiscal_year_report", f"FY{y}", y,
                 {"dataset": ds.name, "fiscal_year": y, "exposure_lag": exposure_lag}) for y in years]
     jobs.append(Job(ds.name, "trends", "trends", None, {"dataset": ds.name}))
+    jobs += [Job(ds.name, "data_quality", f"quality/FY{y}", y, {"dataset": ds.name, "fiscal_year": y}) for y in years]
     return jobs
 
 
@@ -107,7 +109,7 @@ def job_inputs(job: Job, ds: Dataset, root: Path) -> dict[str, str]:
         y for y in ds.years if job.fiscal_year - job.parameters.get("exposure_lag", 0) <= y <= job.fiscal_year]
     files = [*ds.input_files(years), *sorted((root / "data" / "codebook").glob("*.yaml")),
              root / "data" / "external" / "national_jusou_counts.csv", root / NOTEBOOKS[job.notebook]]
-    return {str(p.relative_to(root)): sha256(p) for p in files}
+    return {str(p.relative_to(root)): sha256(p) if p.is_file() else "missing" for p in files}
 
 
 def fingerprint(job: Job, ds: Dataset, root: Path, code: str) -> dict:
@@ -146,6 +148,7 @@ def is_up_to_date(report_dir: Path, fp: dict) -> bool:
 def _swap_in(staging: Path, final: Path) -> None:
     """Replace `final` by `staging`; the old folder is removed only after the new one is in place."""
     old = None
+    final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
         old = final.with_name(f".old-{final.name}-{os.getpid()}")
         os.replace(final, old)
@@ -167,7 +170,8 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
     root_p = Path(root)
     base = root_p / "reports" / job.dataset
     final = base / job.out_name
-    staging = base / ".staging" / f"{job.out_name}-{os.getpid()}"
+    flat = job.out_name.replace("/", "_")
+    staging = base / ".staging" / f"{flat}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     started = datetime.now(timezone.utc)
@@ -176,7 +180,7 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
     # kernels inherit this worker's stderr: keep their chatter out of the terminal, in a log
     logs = base / ".logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(logs / f"{job.out_name}.kernel.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    log_fd = os.open(logs / f"{flat}.kernel.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log_fd, 2)
     os.close(log_fd)
     try:
@@ -212,12 +216,12 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
         failed = base / ".failed"
         failed.mkdir(parents=True, exist_ok=True)
         if nb_out.exists():
-            shutil.copy2(nb_out, failed / f"{job.out_name}.ipynb")
+            shutil.copy2(nb_out, failed / f"{flat}.ipynb")
         shutil.rmtree(staging, ignore_errors=True)
         message = _error_text(exc)
-        (failed / f"{job.out_name}.log").write_text(traceback.format_exc(), encoding="utf-8")
+        (failed / f"{flat}.log").write_text(traceback.format_exc(), encoding="utf-8")
         return JobResult(job, "failed", time.perf_counter() - t0, message=message,
-                         report_dir=str(final), details={"log": str(failed / f"{job.out_name}.log")})
+                         report_dir=str(final), details={"log": str(failed / f"{flat}.log")})
 
 
 def _error_text(exc: Exception) -> str:
@@ -235,6 +239,7 @@ def _titles(ds: Dataset) -> dict[str, str]:
 
     titles = {f"FY{y}": f"{wareki_fy(y)}（FY{y}）年度別レポート — {ds.label_ja}" for y in ds.years}
     titles["trends"] = f"年度横断の推移 — {ds.label_ja}"
+    titles.update({f"quality/FY{y}": f"{wareki_fy(y)}（FY{y}）データ品質 — {ds.label_ja}" for y in ds.years})
     return titles
 
 
@@ -276,7 +281,7 @@ def run(dataset: str, years: str | list[int] | None = None, jobs: int | None = N
     todo: list[tuple[Job, dict]] = []
     for job in all_jobs:
         needed = ds.years if job.fiscal_year is None else [job.fiscal_year]
-        broken = [y for y in needed if y in bad]
+        broken = [] if job.notebook == "data_quality" else [y for y in needed if y in bad]
         if broken:
             msg = " / ".join(bad[y] for y in broken) if job.fiscal_year else \
                 f"調査ファイルに問題のある年度があります: {', '.join(map(str, broken))} / surveys with errors: {broken}"
