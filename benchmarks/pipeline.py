@@ -32,6 +32,7 @@ def fresh_copy(base: Path, name: str) -> Path:
     dest.mkdir(parents=True)
     shutil.copytree(ROOT / "data", dest / "data", ignore=shutil.ignore_patterns("national-synthetic"))
     shutil.copytree(ROOT / "notebooks", dest / "notebooks")
+    shutil.copytree(ROOT / "docs", dest / "docs")
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
     return dest
 
@@ -62,6 +63,12 @@ def plain_loop(project: Path) -> float:
     d.mkdir(exist_ok=True)
     timed([papermill, "notebooks/trends.ipynb", str(d / "nb.ipynb"), "--cwd", "notebooks",
            "-p", "dataset", "sample", "-p", "output_dir", str(d), "--no-progress-bar"], project)
+    for y in YEARS:
+        d = out / f"quality-FY{y}"
+        d.mkdir(exist_ok=True)
+        timed([papermill, "notebooks/data_quality.ipynb", str(d / "nb.ipynb"), "--cwd", "notebooks",
+               "-p", "dataset", "sample", "-p", "fiscal_year", str(y), "-p", "output_dir", str(d),
+               "--no-progress-bar"], project)
     return time.perf_counter() - t0
 
 

@@ -115,3 +115,22 @@ def test_missing_survey_file_is_named(tmp_path):
     proc = run_cli(project, "run", "--dataset", "sample", "--years", "2023", "--no-progress")
     assert proc.returncode == 1
     assert "survey_FY2023.xlsx" in proc.stdout and "ファイルがありません" in proc.stdout
+
+
+def test_survey_errors_fail_the_year_but_the_quality_report_names_them(tmp_path):
+    project = make_project_copy(tmp_path / "p")
+    survey = project / "data" / "raw" / "sample" / "survey_FY2025.xlsx"
+    wb = load_workbook(survey)
+    wb.active.cell(row=8, column=4, value="たぶん")  # an answer the codebook cannot map
+    wb.save(survey)
+    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2025", "--jobs", "2", "--no-progress")
+    assert proc.returncode == 1
+    assert "8行" in proc.stdout and "たぶん" in proc.stdout  # the summary names row and value
+    base = project / "reports" / "sample"
+    assert not (base / "FY2025").exists()
+    html = (base / "quality" / "FY2025" / "report.html").read_text(encoding="utf-8")
+    assert "たぶん" in html and "D8" in html and "解釈できません" in html
+    issues = pd.read_csv(base / "quality" / "FY2025" / "tables" / "03_issues.csv", encoding="utf-8-sig")
+    assert (issues["値"] == "たぶん").any() and (issues["重要度"] == "エラー").any()
+    index = (base / "index.html").read_text(encoding="utf-8")
+    assert "quality/FY2025/report.html" in index
