@@ -217,3 +217,12 @@ def test_power_sentence_wording():
     assert "検出力90%、有意水準10%" in power_sentence_ja(0.3, 20, 20, power=0.9, alpha=0.1)
     nan = power_sentence_ja(float("nan"), 3, 5)
     assert "どれほど大きくても" in nan and "判断できません" in nan
+
+
+def test_normal_mdd_agrees_with_exact_power_for_large_groups():
+    # at n = 400 per group the z-test approximation and exact Fisher power nearly coincide
+    from analysis.power import exact_power, normal_mdd
+
+    mdd = normal_mdd(400, 400, 0.2)
+    assert 0.07 < mdd < 0.10
+    assert abs(exact_power(400, 400, 0.2 + mdd, 0.2) - 0.8) < 0.04

@@ -41,7 +41,10 @@ def association_table(year: pd.DataFrame, book: Codebook, seed: int = SEED, n_si
     """One row per support measure (English column names; see `association_table_ja`)."""
     measures = book.support_measures
     frame = _model_frame(year, measures)
-    crude = crosstab.measure_association_table(frame, measures, "y", ci_method="exact")
+    # exact intervals and simulated power are for small groups; at national scale they cost
+    # minutes per measure and the large-sample methods are accurate (assumptions log A6, A8)
+    large = len(frame) > 2 * power.LARGE_GROUP
+    crude = crosstab.measure_association_table(frame, measures, "y", ci_method="newcombe" if large else "exact")
     rows = []
     for i, m in enumerate(measures):
         c = crude.iloc[i]
@@ -49,9 +52,14 @@ def association_table(year: pd.DataFrame, book: Codebook, seed: int = SEED, n_si
         rec.update({k: c[k] for k in ("n_exposed", "n_unexposed", "n_dropped", "events_exposed", "events_unexposed",
                                       "rate_exposed", "rate_unexposed", "rd", "rd_lower", "rd_upper", "p_fisher")})
         rec.update(_firth(frame, m))
-        rec["mdd"] = power.minimal_detectable_difference(
-            int(c["n_exposed"]), int(c["n_unexposed"]), float(c["rate_unexposed"]) if c["n_unexposed"] else math.nan,
-            n_sim=n_sim, seed=seed + i) if c["n_exposed"] and c["n_unexposed"] else math.nan
+        n1, n0 = int(c["n_exposed"]), int(c["n_unexposed"])
+        if not (n1 and n0):
+            rec["mdd"] = math.nan
+        elif min(n1, n0) > power.LARGE_GROUP:
+            rec["mdd"] = power.normal_mdd(n1, n0, float(c["rate_unexposed"]))
+        else:
+            rec["mdd"] = power.minimal_detectable_difference(n1, n0, float(c["rate_unexposed"]), n_sim=n_sim,
+                                                             seed=seed + i)
         rows.append(rec)
     out = pd.DataFrame(rows)
     adj = crosstab.adjust_pvalues(out["p_lr"], methods=("holm", "fdr_bh"))
