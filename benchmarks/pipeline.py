@@ -50,24 +50,16 @@ def timed(cmd: list[str], project: Path) -> float:
 def plain_loop(project: Path) -> float:
     """(a): papermill CLI, one call per notebook, sequential (what a script would do)."""
     papermill = str(Path(sys.executable).with_name("papermill"))
-    out = project / "plain"
-    out.mkdir(exist_ok=True)
+    jobs = [("fiscal_year_report", f"FY{y}", y) for y in YEARS] + [("trends", "trends", None)] \
+        + [("data_quality", f"quality-FY{y}", y) for y in YEARS]
     t0 = time.perf_counter()
-    for y in YEARS:
-        d = out / f"FY{y}"
-        d.mkdir(exist_ok=True)
-        timed([papermill, "notebooks/fiscal_year_report.ipynb", str(d / "nb.ipynb"), "--cwd", "notebooks",
-               "-p", "dataset", "sample", "-p", "fiscal_year", str(y), "-p", "output_dir", str(d),
-               "--no-progress-bar"], project)
-    d = out / "trends"
-    d.mkdir(exist_ok=True)
-    timed([papermill, "notebooks/trends.ipynb", str(d / "nb.ipynb"), "--cwd", "notebooks",
-           "-p", "dataset", "sample", "-p", "output_dir", str(d), "--no-progress-bar"], project)
-    for y in YEARS:
-        d = out / f"quality-FY{y}"
-        d.mkdir(exist_ok=True)
-        timed([papermill, "notebooks/data_quality.ipynb", str(d / "nb.ipynb"), "--cwd", "notebooks",
-               "-p", "dataset", "sample", "-p", "fiscal_year", str(y), "-p", "output_dir", str(d),
+    for notebook, name, year in jobs:
+        d = project / "plain" / name
+        d.mkdir(parents=True, exist_ok=True)
+        params = ["-p", "dataset", "sample", "-p", "output_dir", str(d)]
+        if year is not None:
+            params += ["-p", "fiscal_year", str(year)]
+        timed([papermill, f"notebooks/{notebook}.ipynb", str(d / "nb.ipynb"), "--cwd", "notebooks", *params,
                "--no-progress-bar"], project)
     return time.perf_counter() - t0
 
