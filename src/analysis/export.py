@@ -1,4 +1,4 @@
-"""Writing outputs: CSV (UTF-8 with BOM), XLSX and figures, atomically and deterministically.
+"""Writing outputs: CSV (UTF-8 with BOM), XLSX and other bytes, atomically and deterministically.
 
 Every writer renders into a temporary file beside the target and renames it into place, so a
 crash never leaves half a file where a good one stood. XLSX files are made byte-reproducible by
@@ -154,10 +154,3 @@ def _excel_value(value):
     if hasattr(value, "item"):  # numpy scalar
         return value.item()
     return value
-
-
-def save_figure(fig, target: Path | str, dpi: int = 150) -> Path:
-    """PNG without a timestamp in its metadata (matplotlib adds Software only), atomically."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    return write_bytes(target, buf.getvalue())

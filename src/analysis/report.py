@@ -19,7 +19,7 @@ from .datasets import Dataset, load_dataset
 from .export import write_bytes, write_csv, write_text, write_xlsx
 from .panel import build_panel, cross_section
 from .paths import data_dir
-from .texts import ASSOCIATION_NOTE_JA, SYNTHETIC_BANNER_JA  # noqa: F401 (re-exported)
+from .texts import SYNTHETIC_BANNER_JA
 from .wareki import wareki_fy
 
 LARGE_N = 80  # above this, reports show distributions and by-prefecture summaries, not one row per municipality
