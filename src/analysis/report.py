@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from . import association, plots, quality, tables
@@ -32,16 +33,37 @@ def banner_html(text: str) -> str:
             f'font-weight:bold;font-size:1.1em" role="note">{html.escape(text)}</div>')
 
 
-def table_html(frame: pd.DataFrame, caption: str) -> str:
-    """DataFrame -> <table> with caption and <th scope="col">; pandas escapes every cell."""
-    import html
-    import re
+def _cell_text(value, numeric: bool) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "—"
+    if numeric and isinstance(value, float):
+        return f"{value:,.1f}"
+    if numeric and isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    return str(value)
 
-    body = frame.to_html(index=False, border=0, classes="report-table", na_rep="—", escape=True,
-                         float_format=lambda v: f"{v:,.1f}")
-    body = body.replace("<th>", '<th scope="col">')
-    body = re.sub(r"(<table[^>]*>)", lambda m: m.group(1) + f"<caption>{html.escape(caption)}</caption>", body, count=1)
-    return f'<div class="table-wrap" style="overflow-x:auto">{body}</div>'
+
+def table_html(frame: pd.DataFrame, caption: str) -> str:
+    """DataFrame -> escaped <table> with caption, <th scope="col">, numbers right-aligned.
+
+    Written here rather than with DataFrame.to_html so that text columns read left-aligned
+    (Japanese labels) while number columns align right, with deterministic markup.
+    """
+    import html
+
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    num = ' class="num"'
+    head = "".join(f'<th scope="col"{num if n else ""}>{html.escape(str(c))}</th>'
+                   for c, n in zip(frame.columns, numeric))
+    rows = []
+    for rec in frame.itertuples(index=False):
+        cells = "".join(f'<td{num if n else ""}>{html.escape(_cell_text(v, n))}</td>'
+                        for v, n in zip(rec, numeric))
+        rows.append(f"<tr>{cells}</tr>")
+    return (f'<div class="table-wrap" style="overflow-x:auto"><table class="report-table">'
+            f"<caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
 @dataclass
