@@ -142,3 +142,23 @@ def test_module_entry_point(tmp_path, root, sample, dataset_hashes):
                           cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "有効 / valid" in proc.stdout and out.exists()
+
+
+def test_report_says_what_to_do(tmp_path):
+    from openpyxl import load_workbook
+
+    from analysis.cli import main
+    from analysis.datasets import load_dataset
+    import contextlib
+    import io as _io
+
+    wb = load_workbook(load_dataset("sample").survey_path(2025))
+    wb.active.cell(row=8, column=4, value="たぶん")
+    bad = tmp_path / "bad.xlsx"
+    wb.save(bad)
+    buf = _io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["validate", str(bad), "--dataset", "sample", "--fiscal-year", "2025"])
+    out = buf.getvalue()
+    assert code == 1
+    assert "対処 / what to do:" in out and "answer_maps" in out and "書き換えることはありません" in out

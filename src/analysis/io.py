@@ -1003,4 +1003,38 @@ def report_text(result: SurveyResult | None, issues: pd.DataFrame | None = None,
     lines.append(f"エラー {n_err} 件, 警告 {n_warn} 件, 情報 {n_info} 件 / "
                  f"{n_err} error(s), {n_warn} warning(s), {n_info} note(s)")
     lines.extend(format_issues(issues))
+    if n_err or result is None:
+        lines.append("")
+        lines.append("対処 / what to do:")
+        lines.extend(f"- {h}" for h in what_to_do(issues))
     return "\n".join(lines)
+
+
+# reason (English, prefix) -> advice (ja / en); first match wins
+_ADVICE = [
+    ("unmappable answer", "回答欄を ○/×（または 有/無、実施/未実施、1/0）で入力し直してください。別の表記を使い続ける場合は "
+                          "data/codebook/survey.yaml の answer_maps に追加します / re-enter the answer as ○/× (or add "
+                          "the spelling to answer_maps in the codebook)"),
+    ("invalid municipality code", "市町村コードを総務省の全国地方公共団体コード（6桁、検査数字付き）で入力し直してください / "
+                                  "correct the code (6 digits with check digit)"),
+    ("municipality of another prefecture", "他県のコードです。行を削除するか、正しい市町のコードに直してください / "
+                                           "remove the row or use this prefecture's code"),
+    ("duplicate municipality", "同じ市町の行が複数あります。どちらが正しいか確認し、1行にしてください / keep one row per municipality"),
+    ("required question column missing", "調査票の設問の列がありません。見出しの文言がコードブックと一致しているか確認してください / "
+                                         "a question column is missing; check the header text against the codebook"),
+    ("the file's title says", "ファイルの年度と指定した年度が違います。正しいファイルか、--fiscal-year の指定を確認してください / "
+                              "check the file or --fiscal-year"),
+]
+
+
+def what_to_do(issues: pd.DataFrame) -> list[str]:
+    """Advice lines for the kinds of errors present (the input file is never changed by us)."""
+    out = []
+    errors = issues[issues["severity"] == "error"] if not issues.empty else issues
+    for key, advice in _ADVICE:
+        if not errors.empty and errors["reason_en"].astype(str).str.contains(key, regex=False).any():
+            out.append(advice)
+    out.append("元のファイルを修正して保存し、もう一度 `python -m analysis validate` で確認してから "
+               "`python -m analysis run` を実行してください（このツールが元のファイルを書き換えることはありません） / "
+               "fix the original file, validate again, then run; this tool never writes to input files")
+    return out

@@ -104,7 +104,11 @@ def summary_sentence(q: QualityResult, ds: Dataset) -> str:
     n, n_exp = len(q.result.tidy), len(ds.master())
     text = f"{n_exp}市町のうち{n}市町が回答しました（回答率{100 * n / n_exp:.1f}%）。"
     if q.n_errors:
-        text += f"調査ファイルにエラーが{q.n_errors}件あり、この年度の分析結果は作成できません。下の一覧を確認してください。"
+        from .io import what_to_do
+
+        advice = "\n\n".join("対処: " + a.split(" / ")[0] for a in what_to_do(q.issues))
+        text += (f"調査ファイルにエラーが{q.n_errors}件あり、この年度の分析結果は作成できません。下の一覧を確認してください。"
+                 f"\n\n{advice}")
     else:
         text += "調査ファイルにエラーはありません。"
     return text
