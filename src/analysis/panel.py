@@ -27,7 +27,8 @@ def add_outcome(tidy: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     return out
 
 
-def build_panel(dataset: Dataset, book: Codebook, years: list[int] | None = None) -> pd.DataFrame:
+def build_panel(dataset: Dataset, book: Codebook, years: list[int] | None = None,
+                preread: dict | None = None) -> pd.DataFrame:
     """Read every survey of the dataset (or `years`) and return the long panel with covariates.
 
     Lagged exposures `<measure>_lag1` hold support in the previous fiscal year (missing in the
@@ -36,7 +37,7 @@ def build_panel(dataset: Dataset, book: Codebook, years: list[int] | None = None
     years = dataset.years if years is None else sorted(years)
     frames = []
     for y in years:
-        result = dataset.read(y, book)
+        result = (preread or {}).get(y) or dataset.read(y, book)
         if not result.ok:
             from .io import SurveyError
             raise SurveyError(

@@ -197,14 +197,14 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     if fiscal_year not in ds.years:
         ds.survey_path(fiscal_year)  # raises the bilingual DatasetError
     years = [y for y in ds.years if fiscal_year - exposure_lag <= y <= fiscal_year]
-    panel = build_panel(ds, book, years)
+    q = quality.check(ds, fiscal_year, book)
+    panel = build_panel(ds, book, years, preread={fiscal_year: q.result} if q.result is not None else None)
     year = cross_section(panel, fiscal_year, 0)
     exposed = cross_section(panel, fiscal_year, exposure_lag, book.support_measures)
     label = f"{wareki_fy(fiscal_year)}（FY{fiscal_year}）"
     rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援")
     rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year)}
     add = _adder(rep)
-    q = quality.check(ds, fiscal_year, book)
     rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
                         f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
     add("status", tables.status_table(year, book), f"県内市町の実施状況（{label}）")
