@@ -138,7 +138,8 @@ def association_narrative_ja(table: pd.DataFrame, n_total: int) -> str:
     for r in table.itertuples():
         if r.note:
             lines.append(f"「{r.label}」: {r.note}")
-    lines.append("支援を活用する市町と活用しない市町は、人口規模や体制などがもともと異なります。"
+    lines.append("これらはすべて関連であり、支援施策の効果を示すものではありません。"
+                 "支援を活用する市町と活用しない市町は、人口規模や体制などがもともと異なります。"
                  "調整オッズ比は人口（対数）と過疎地域指定を考慮していますが、それ以外の違いは残ります。")
     return "\n\n".join(lines)
 
@@ -167,24 +168,37 @@ def hazard_frame(panel: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     return pp.reset_index(drop=True)
 
 
+FEW_EVENTS = 50  # below this many events the Firth LR test is the primary test (docs/recovery.md)
+
+
 def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: int = N_BOOT) -> pd.DataFrame:
-    """One Firth logit hazard model per measure: OR of last year's support, bootstrap p."""
+    """One Firth logit hazard model per measure: OR of last year's support and two tests.
+
+    The penalised likelihood-ratio test is model-based; the wild cluster restricted score
+    bootstrap is robust to within-municipality dependence. The recovery study measured, for a
+    measure with no effect at prefecture size (≈5 events), 4 % rejections for the LR test and
+    12 % for the bootstrap (nominal 5 %), while at national size both are calibrated. So with few
+    events the LR test is primary; with many the bootstrap is. Holm adjusts the primary p-values.
+    """
     pp = hazard_frame(panel, book)
     rows = []
     for i, m in enumerate(book.support_measures):
         term = f"{m}_lag1"
         data = pp.dropna(subset=[term])
-        res = discrete_time_hazard(f"event ~ C(fiscal_year) + {term} + {' + '.join(COVARIATE_TERMS)}", data,
-                                   cluster_col="code", method="firth", inference="wild_bootstrap",
+        formula = f"event ~ C(fiscal_year) + {term} + {' + '.join(COVARIATE_TERMS)}"
+        res = discrete_time_hazard(formula, data, cluster_col="code", method="firth", inference="wild_bootstrap",
                                    n_boot=n_boot, seed=seed + i, test_terms=[term])
+        p_lr = float(firth_logit(formula, data).pvalues[term])
         treated = data.groupby("code")[term].max()
+        primary = "lr" if res.n_events < FEW_EVENTS else "wild"
         rows.append({"measure": m, "label": book.label(m), "n_person_years": res.nobs, "n_events": res.n_events,
                      "n_clusters": res.n_clusters, "n_clusters_supported": int((treated > 0).sum()),
-                     "or": float(np.exp(res.params[term])), "p_wild": float(res.pvalues[term]),
+                     "or": float(np.exp(res.params[term])), "p_lr": p_lr, "p_wild": float(res.pvalues[term]),
                      "p_cr1": float(res.cr1.loc[term, "p_cr1"]) if term in res.cr1.index else math.nan,
+                     "primary": primary, "p_primary": p_lr if primary == "lr" else float(res.pvalues[term]),
                      "separation": term if term in res.separation else ""})
     out = pd.DataFrame(rows)
-    out["p_holm"] = crosstab.adjust_pvalues(out["p_wild"], methods=("holm",))["holm"].to_numpy()
+    out["p_holm"] = crosstab.adjust_pvalues(out["p_primary"], methods=("holm",))["holm"].to_numpy()
     return out
 
 
@@ -196,7 +210,9 @@ def hazard_table_ja(table: pd.DataFrame) -> pd.DataFrame:
         "市町数": table["n_clusters"],
         "うち前年度に活用した市町": table["n_clusters_supported"],
         "オッズ比(Firth)": [_fmt(v, 1, 2) for v in table["or"]],
+        "p値(尤度比検定)": [_fmt_p(p) for p in table["p_lr"]],
         "p値(ワイルド・クラスター・ブートストラップ)": [_fmt_p(p) for p in table["p_wild"]],
-        "Holm調整p値": [_fmt_p(p) for p in table["p_holm"]],
+        "主たる検定": ["尤度比検定" if p == "lr" else "ブートストラップ" for p in table["primary"]],
+        "Holm調整p値(主たる検定)": [_fmt_p(p) for p in table["p_holm"]],
         "注記": [separation_message_ja([lab]) if s else "" for s, lab in zip(table["separation"], table["label"])],
     })

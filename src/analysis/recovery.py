@@ -77,6 +77,7 @@ def one_replication(seed: int, truth: Truth, size: str, book: Codebook, n_boot: 
             lo = -math.inf if math.isnan(lo) else lo
             hi = math.inf if math.isnan(hi) else hi
             out[f"{m}:est"], out[f"{m}:lo"], out[f"{m}:hi"] = est, lo, hi
+            out[f"{m}:p_lr"] = float(fit.pvalues[t])
         haz = discrete_time_hazard(formula, pp, cluster_col="code", method="firth", inference="wild_bootstrap",
                                    n_boot=n_boot, seed=seed, test_terms=[f"{m}_lag1" for m in FOCUS])
         for m in FOCUS:
@@ -112,6 +113,7 @@ def summarise(reps: pd.DataFrame, truth: Truth, alpha: float = 0.05) -> pd.DataF
                      "mc_se_bias": est.std(ddof=1) / math.sqrt(len(ok)) if len(ok) > 1 else math.nan,
                      "coverage_95": cover, "unbounded_ci_share": ok[f"{m}:unbounded"].mean(),
                      "reject_rate_wild": (ok[f"{m}:p"] < alpha).mean(),
+                     "reject_rate_lr": (ok[f"{m}:p_lr"] < alpha).mean(),
                      "mean_events": ok["n_events"].mean()})
     return pd.DataFrame(rows)
 
