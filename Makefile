@@ -30,7 +30,7 @@ test: setup browser-deps
 ## JupyterLab on notebooks/ (installs the lab extra on first use).
 lab: setup
 	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,lab]'
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = "0" ] && echo --allow-root)
 
 ## Re-execute the committed notebooks in place (their outputs are nbval's reference).
 notebooks: setup
