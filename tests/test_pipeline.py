@@ -134,3 +134,14 @@ def test_survey_errors_fail_the_year_but_the_quality_report_names_them(tmp_path)
     assert (issues["値"] == "たぶん").any() and (issues["重要度"] == "エラー").any()
     index = (base / "index.html").read_text(encoding="utf-8")
     assert "quality/FY2025/report.html" in index
+
+
+def test_site_command_rebuilds_the_index_alone_and_identically(sample_run):
+    project, _ = sample_run
+    index = project / "reports" / "sample" / "index.html"
+    before = index.read_bytes()
+    index.unlink()
+    proc = run_cli(project, "site", "--dataset", "sample")
+    assert proc.returncode == 0 and index.is_file()
+    assert index.read_bytes() == before  # the date comes from the manifests, not the clock
+    assert (project / "reports" / "sample" / "assumptions.html").is_file()
