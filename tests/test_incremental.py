@@ -81,3 +81,16 @@ def test_a_manifest_with_another_code_hash_is_stale(tmp_path):
     assert not runner.is_up_to_date(d, {**fp, "inputs": {"x": "2"}})
     (d / "manifest.json").write_text(json.dumps({"status": "failed", **fp}), encoding="utf-8")
     assert not runner.is_up_to_date(d, fp)
+
+
+def test_an_interrupted_swap_is_undone(tmp_path):
+    base = tmp_path / "reports" / "sample"
+    (base / ".old-FY2025-4242").mkdir(parents=True)
+    (base / ".old-FY2025-4242" / "report.html").write_text("good", encoding="utf-8")
+    (base / "quality" / ".old-FY2024-7").mkdir(parents=True)
+    (base / "FY2023").mkdir()
+    (base / ".old-FY2023-9").mkdir()  # the swap completed: the leftover is removed
+    restored = runner.restore_interrupted(base)
+    assert (base / "FY2025" / "report.html").read_text(encoding="utf-8") == "good"
+    assert (base / "quality" / "FY2024").is_dir()
+    assert not list(base.rglob(".old-*")) and len(restored) == 2

@@ -157,6 +157,26 @@ def _swap_in(staging: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def restore_interrupted(base: Path) -> list[Path]:
+    """Put back a report folder whose replacement was interrupted between _swap_in's two renames.
+
+    If FY2025/ is missing but .old-FY2025-<pid>/ exists, the old report is still complete: move it
+    back, so a crash at the worst moment still loses nothing.
+    """
+    restored = []
+    if not base.is_dir():
+        return restored
+    for old in sorted(base.rglob(".old-*")):
+        name = old.name[len(".old-"):].rsplit("-", 1)[0]
+        final = old.with_name(name)
+        if old.is_dir() and not final.exists():
+            os.replace(old, final)
+            restored.append(final)
+        elif old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return restored
+
+
 def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
     """Run one notebook into a staging folder, export HTML, write the manifest, swap it in.
 
@@ -273,6 +293,7 @@ def run(dataset: str, years: str | list[int] | None = None, jobs: int | None = N
     if exposure_lag not in (0, 1):
         raise RunError("exposure_lag は 0 か 1 です / exposure_lag must be 0 or 1")
     year_list = years if isinstance(years, list) else parse_years(years, ds.years)
+    restore_interrupted(root / "reports" / ds.name)
     all_jobs = plan(ds, year_list, exposure_lag)
     bad = preflight(ds, ds.years)
     code = code_hash()
