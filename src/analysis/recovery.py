@@ -21,12 +21,12 @@ import pandas as pd
 import scipy.stats
 
 from .codebook import Codebook, load_codebook
+from .association import hazard_frame
 from .models import discrete_time_hazard, firth_logit
+from .panel import add_lags
 from .paths import data_dir
 from .synthetic import Truth, fictional_municipalities, national_municipalities, simulate_panel
 
-MEASURES = ["sup_advisor", "sup_staff_training", "sup_study_group", "sup_workshop", "sup_multiprof",
-            "sup_helper_course"]
 FOCUS = ["sup_advisor", "sup_staff_training", "sup_workshop"]  # two true effects and one null
 
 
@@ -35,20 +35,12 @@ def truth_without_confounding() -> Truth:
     return replace(t, full={**t.full, "gamma_u": 0.0})
 
 
-def _hazard_data(panel: pd.DataFrame, book: Codebook) -> pd.DataFrame:
-    """Person-period rows (first full implementation), lagged support, FY2022 onwards."""
-    p = panel.sort_values(["code", "fiscal_year"]).copy()
-    for m in MEASURES:
-        p[f"{m}_lag1"] = p.groupby("code")[m].shift(1).astype(float)
-    p["jusou"] = (p["jusou_status"] == "implemented").astype(float)
-    p["event"] = p["full_implementation"].astype(int)
-    first = int(p["fiscal_year"].min())
-    already = set(p.loc[(p["fiscal_year"] == first) & (p["event"] == 1), "code"])
-    p = p[~p["code"].isin(already) & (p["fiscal_year"] > first)]
-    # drop the rows after the first event (absorbing outcome)
-    p["cum"] = p.groupby("code")["event"].cumsum()
-    p = p[(p["cum"] == 0) | ((p["cum"] == 1) & (p["event"] == 1))]
-    return p.drop(columns="cum").reset_index(drop=True)
+def _hazard_data(panel: pd.DataFrame, munis: pd.DataFrame, book: Codebook) -> pd.DataFrame:
+    """Person-period data built by the same code as the reports' hazard table, plus 重層 status."""
+    p = add_lags(panel.merge(munis[["code", "population", "kaso"]], on="code"), book.support_measures)
+    pp = hazard_frame(p, book)
+    pp["jusou"] = (pp["jusou_status"] == "implemented").astype(float)
+    return pp
 
 
 def one_replication(seed: int, truth: Truth, size: str, book: Codebook, n_boot: int = 199) -> dict:
@@ -59,9 +51,8 @@ def one_replication(seed: int, truth: Truth, size: str, book: Codebook, n_boot: 
     else:
         munis = fictional_municipalities(rng)
     panel = simulate_panel(munis, truth, rng, book)
-    pp = _hazard_data(panel, book)
-    pp["log_population"] = np.log(pp["code"].map(dict(zip(munis["code"], munis["population"]))).astype(float))
-    terms = [f"{m}_lag1" for m in MEASURES]
+    pp = _hazard_data(panel, munis, book)
+    terms = [f"{m}_lag1" for m in book.support_measures]
     formula = f"event ~ C(fiscal_year) + {' + '.join(terms)} + jusou + log_population"
     out = {"seed": seed, "n_events": int(pp["event"].sum()), "n_rows": len(pp)}
     try:
