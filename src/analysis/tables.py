@@ -70,19 +70,21 @@ def challenges_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
 
 
 def measure_by_full_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
-    """Each support measure crossed with full implementation (counts and rates)."""
-    outcome = year[OUTCOME].astype("boolean")
+    """Each support measure crossed with full implementation (counts and rates).
+
+    Counts come from crosstab.two_by_two, the table the association statistics use.
+    """
+    from .crosstab import two_by_two
+
     rows = []
     for m in book.support_measures:
-        used = year[m].astype("boolean")
-        ok = used.notna() & outcome.notna()
-        u, o = used[ok].astype(bool), outcome[ok].astype(bool)
-        n1, n0 = int(u.sum()), int((~u).sum())
-        f1, f0 = int((u & o).sum()), int((~u & o).sum())
+        t = two_by_two(year[m], year[OUTCOME])
         rows.append({
             "施策の視点": book.viewpoint_of(m), "支援施策": book.label(m),
-            "活用あり(市町数)": n1, "うち全項目実施(活用あり)": f1, "全項目実施率・活用あり(%)": _pct(f1, n1),
-            "活用なし(市町数)": n0, "うち全項目実施(活用なし)": f0, "全項目実施率・活用なし(%)": _pct(f0, n0),
+            "活用あり(市町数)": t.n_exposed, "うち全項目実施(活用あり)": t.a,
+            "全項目実施率・活用あり(%)": _pct(t.a, t.n_exposed),
+            "活用なし(市町数)": t.n_unexposed, "うち全項目実施(活用なし)": t.c,
+            "全項目実施率・活用なし(%)": _pct(t.c, t.n_unexposed),
         })
     return pd.DataFrame(rows)
 
