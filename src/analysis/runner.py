@@ -17,7 +17,7 @@ import subprocess
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from multiprocessing import get_context
@@ -52,7 +52,6 @@ class JobResult:
     seconds: float = 0.0
     message: str = ""
     report_dir: str = ""
-    details: dict = field(default_factory=dict)
 
 
 class RunError(Exception):
@@ -231,7 +230,7 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
         (staging / "manifest.json").write_text(
             json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _swap_in(staging, final)
-        return JobResult(job, "ok", seconds, report_dir=str(final), details={"summary": summary})
+        return JobResult(job, "ok", seconds, report_dir=str(final))
     except Exception as exc:  # noqa: BLE001 - reported per job, other jobs continue
         failed = base / ".failed"
         failed.mkdir(parents=True, exist_ok=True)
@@ -240,8 +239,8 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
         shutil.rmtree(staging, ignore_errors=True)
         message = _error_text(exc)
         (failed / f"{flat}.log").write_text(traceback.format_exc(), encoding="utf-8")
-        return JobResult(job, "failed", time.perf_counter() - t0, message=message,
-                         report_dir=str(final), details={"log": str(failed / f"{flat}.log")})
+        return JobResult(job, "failed", time.perf_counter() - t0,
+                         message=f"{message}（ログ / log: {failed / f'{flat}.log'}）", report_dir=str(final))
 
 
 def _error_text(exc: Exception) -> str:
@@ -265,6 +264,8 @@ def _titles(ds: Dataset) -> dict[str, str]:
 
 def preflight(ds: Dataset, years: list[int]) -> dict[int, str]:
     """Read each survey file once before running; return {year: error message} for bad ones."""
+    import pandas as pd
+
     from .codebook import load_codebook
 
     book = load_codebook()
@@ -277,7 +278,8 @@ def preflight(ds: Dataset, years: list[int]) -> dict[int, str]:
             continue
         if not result.ok:
             first = result.errors.iloc[0]
-            bad[y] = (f"{ds.survey_path(y)}: エラー {len(result.errors)} 件（最初: {first['row']}行 {first['column']} "
+            where = "" if pd.isna(first["row"]) else f"{int(first['row'])}行 "
+            bad[y] = (f"{ds.survey_path(y)}: エラー {len(result.errors)} 件（最初: {where}{first['column']} "
                       f"『{first['value']}』 {first['reason_ja']}）。`python -m analysis validate {ds.survey_path(y)} "
                       f"--dataset {ds.name}` で全件を確認してください / {len(result.errors)} errors in the survey file")
     return bad
@@ -337,19 +339,19 @@ def run(dataset: str, years: str | list[int] | None = None, jobs: int | None = N
 
 
 def build_index(ds: Dataset) -> Path:
+    """reports/<dataset>/index.html and assumptions.html (the published assumptions log)."""
     from .site import build_index as _build
-
-    meta = {k: ds.meta.get(k) for k in ("label_ja", "label_en", "description_ja")}
+    from .site import write_assumptions
     from .texts import SYNTHETIC_BANNER_JA
 
+    root = project_root()
+    out = root / "reports" / ds.name
+    out.mkdir(parents=True, exist_ok=True)
+    banner = SYNTHETIC_BANNER_JA if ds.synthetic else None
+    write_assumptions(root / "docs" / "assumptions.md", out, banner_ja=banner)
+    meta = {k: ds.meta.get(k) for k in ("label_ja", "label_en", "description_ja")}
     meta.update({"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years,
                  "banner_ja": SYNTHETIC_BANNER_JA})
-    from .site import write_assumptions
-
-    out = project_root() / "reports" / ds.name
-    out.mkdir(parents=True, exist_ok=True)
-    write_assumptions(project_root() / "docs" / "assumptions.md", out,
-                      banner_ja=SYNTHETIC_BANNER_JA if ds.synthetic else None)
     return _build(out, meta)
 
 
@@ -390,4 +392,4 @@ def summary_table(results: list[JobResult]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Job", "JobResult", "RunError", "DatasetError", "run", "parse_years", "summary_table", "asdict"]
+__all__ = ["Job", "JobResult", "RunError", "DatasetError", "run", "parse_years", "summary_table"]
