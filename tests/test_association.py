@@ -45,9 +45,27 @@ def test_association_is_deterministic(assoc, panel, book):
 
 def test_japanese_table_and_narrative(assoc, book):
     ja = association.association_table_ja(assoc, book)
-    assert "差の95%信頼区間" in ja.columns and "Holm調整p値" in ja.columns
+    assert {"差・下限(ポイント)", "差・上限(ポイント)", "Holm調整p値"} <= set(ja.columns)
+    # numbers stay numbers: the report table is numeric, formatted only at display
+    assert ja["Holm調整p値"].dtype == float and ja["差(ポイント)"].dtype == float
+    from analysis.display import display_frame
+
+    shown, _ = display_frame(ja)
+    assert "差の95%信頼区間(ポイント)" in shown.columns and "差・下限(ポイント)" not in shown.columns
+    assert all("〜" in v for v in shown["差の95%信頼区間(ポイント)"])
     text = association.association_narrative_ja(assoc, 35)
-    assert "関連" in text and "効果" in text and "検出できる最小の差" in text
+    assert "関連" in text and "効果" in text and "検出力）が80%未満" in text
+    assert "sup_" not in text
+
+
+def test_missing_p_value_keeps_the_family_size():
+    import pandas as pd
+
+    p = pd.Series([0.01, float("nan"), 0.04])
+    adj = association.adjust_keeping_family(p, methods=("holm",))
+    # Holm over three hypotheses, the missing one counted as p = 1
+    assert math.isnan(adj["holm"][1])
+    assert math.isclose(adj["holm"][0], 0.03) and math.isclose(adj["holm"][2], 0.08)
 
 
 def test_separation_is_said_in_words(book):
@@ -61,8 +79,43 @@ def test_separation_is_said_in_words(book):
     for m in book.support_measures:
         frame[m] = pd.array(np.roll(y, 3) if m != "sup_advisor" else y, dtype="boolean")
     table = association.association_table(frame, book, n_sim=200)
-    note = table.set_index("measure").loc["sup_advisor", "note"]
-    assert "分離" in note and math.isfinite(table.set_index("measure").loc["sup_advisor", "or"])
+    row = table.set_index("measure").loc["sup_advisor"]
+    # direction, the measure's Japanese label, never its variable name
+    assert "分離" in row["note"] and "「アドバイザー派遣」" in row["note"] and "無限大" in row["note"]
+    assert "sup_advisor" not in row["note"] and row["separation_direction"] == 1
+    assert math.isfinite(row["or"])
+
+
+def test_negative_and_covariate_separation_are_said(book):
+    import pandas as pd
+
+    n = 30
+    y = np.array([1] * 6 + [0] * 24, dtype=bool)
+
+    def frame(kaso, workshop):
+        f = pd.DataFrame({"full_implementation": pd.array(y, dtype="boolean"), "population": np.linspace(5e3, 9e4, n),
+                          "kaso": kaso})
+        for m in book.support_measures:
+            f[m] = pd.array(workshop if m == "sup_workshop" else np.roll(y, 3), dtype="boolean")
+        return association.association_table(f, book, n_sim=200).set_index("measure")
+
+    # only municipalities without the workshop reach it: the plain-ML odds ratio would be 0
+    table = frame(np.tile([0, 1], n // 2), ~y)
+    assert "「ワークショップ（孤独・孤立対策）」" in table.loc["sup_workshop", "note"]
+    assert "オッズ比が0" in table.loc["sup_workshop", "note"]
+    # only non-kaso municipalities reach it: the covariate separates, and that is said too
+    table = frame((~y).astype(int), np.roll(y, 3))
+    note = table.loc["sup_study_group", "note"]
+    assert "共変量（" in note and "過疎地域指定）でもデータが分離" in note
+
+
+def test_interval_display_says_an_unbounded_side_in_words():
+    from analysis.display import format_interval
+
+    assert format_interval(17.7, float("inf"), "ratio") == "17.70〜（上限なし）"
+    assert format_interval(0.0, 0.5, "ratio") == "（下限なし）〜0.50"
+    assert format_interval(-28.0, 30.0, "pct") == "−28.0〜30.0"
+    assert format_interval(float("nan"), 2.0, "ratio") == "（計算できず）〜2.00"
 
 
 def test_hazard_table_uses_the_lr_test_when_events_are_few(panel, book):
@@ -70,3 +123,28 @@ def test_hazard_table_uses_the_lr_test_when_events_are_few(panel, book):
     assert (haz["n_events"] < association.FEW_EVENTS).all() and (haz["primary"] == "lr").all()
     assert np.allclose(haz["p_primary"], haz["p_lr"])
     assert haz["n_clusters"].eq(34).all()  # one municipality was already fully implementing in FY2021
+
+
+def test_missing_outcome_is_censored_not_not_yet(book):
+    """A municipality with a missing outcome leaves the risk set; it is never an at-risk non-event."""
+    import pandas as pd
+
+    from reader_invariants import random_panel
+
+    panel = random_panel(np.random.default_rng(5), book, 30, 5)
+    code = panel["code"].iloc[0]
+    rows = panel["code"] == code
+    first = panel.loc[rows, "fiscal_year"].min()
+    for i in book.main_items:  # not implemented in the first year, unknown in the third
+        panel.loc[rows & (panel["fiscal_year"] == first), i] = False
+        panel.loc[rows & (panel["fiscal_year"] == first + 2), i] = pd.NA
+    from analysis.panel import add_outcome
+
+    panel = add_outcome(panel.drop(columns=["full_implementation", "jusou"]), book)
+    counts = {}
+    pp = association.hazard_frame(panel, book, counts=counts)
+    years = sorted(pp.loc[pp["code"] == code, "fiscal_year"])
+    assert first + 2 not in years and first + 3 not in years
+    assert counts["censored_missing"] >= 1
+    text = association.hazard_sample_ja(counts, 5)
+    assert "無回答" in text

@@ -9,20 +9,25 @@ Across years: a discrete-time hazard model of first reaching full implementation
 effects and last year's support, one measure at a time, Firth-penalised (few events) with a wild
 cluster restricted score bootstrap over municipalities (honest with ~35 clusters).
 Every estimate is an association, not an effect (docs/assumptions.md).
+
+Tables here are numeric (English column names, then Japanese headers in the `*_ja` functions);
+formatting happens only at display (`analysis.display`).
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from . import crosstab, power
 from .codebook import Codebook
-from .models import discrete_time_hazard, firth_logit, person_period, separation_message_ja
+from .models import discrete_time_hazard, firth_logit, person_period
 from .panel import OUTCOME
 
 COVARIATE_TERMS = ["log_population", "kaso"]  # assumptions log A4
+COVARIATE_LABELS_JA = {"log_population": "人口（対数）", "kaso": "過疎地域指定"}
 SEED = 20251001
 N_SIM = 2000
 N_BOOT = 1999
@@ -37,21 +42,40 @@ def _model_frame(year: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
     return out
 
 
+COLLINEAR_NOTE_JA = ("活用の有無が人口・過疎地域指定や年度と完全に重なっている（多重共線性）ため、"
+                     "調整したオッズ比とp値は推定できません。")
+
+
+def ci_method_for(n_exposed: int, n_unexposed: int) -> str:
+    """Exact (Chan–Zhang) interval unless both groups exceed power.LARGE_GROUP (assumptions log A6)."""
+    return "newcombe" if min(n_exposed, n_unexposed) > power.LARGE_GROUP else "exact"
+
+
+def adjust_keeping_family(p: pd.Series, methods=("holm", "fdr_bh")) -> pd.DataFrame:
+    """Holm/BH across all measures; a p-value that could not be computed counts as 1.
+
+    The family keeps its size (a measure whose test failed is still a hypothesis the report set
+    out to test), which is conservative for the others; its own adjusted p stays missing.
+    """
+    p = pd.Series(p, dtype=float).reset_index(drop=True)
+    adj = crosstab.adjust_pvalues(p.fillna(1.0), methods=methods)
+    adj.loc[p.isna().to_numpy(), :] = math.nan
+    return adj
+
+
 def association_table(year: pd.DataFrame, book: Codebook, seed: int = SEED, n_sim: int = N_SIM) -> pd.DataFrame:
     """One row per support measure (English column names; see `association_table_ja`)."""
     measures = book.support_measures
     frame = _model_frame(year, measures)
-    # exact intervals and simulated power are for small groups; at national scale they cost
-    # minutes per measure and the large-sample methods are accurate (assumptions log A6, A8)
-    large = len(frame) > 2 * power.LARGE_GROUP
-    crude = crosstab.measure_association_table(frame, measures, "y", ci_method="newcombe" if large else "exact")
     rows = []
     for i, m in enumerate(measures):
-        c = crude.iloc[i]
-        rec = {"measure": m, "label": book.label(m), "viewpoint": book.viewpoint_of(m)}
+        tab = crosstab.two_by_two(frame[m], frame["y"])
+        method = ci_method_for(tab.n_exposed, tab.n_unexposed)
+        c = crosstab.measure_association_table(frame, [m], "y", ci_method=method, adjust=()).iloc[0]
+        rec = {"measure": m, "label": book.label(m), "viewpoint": book.viewpoint_of(m), "ci_method": method}
         rec.update({k: c[k] for k in ("n_exposed", "n_unexposed", "n_dropped", "events_exposed", "events_unexposed",
                                       "rate_exposed", "rate_unexposed", "rd", "rd_lower", "rd_upper", "p_fisher")})
-        rec.update(_firth(frame, m))
+        rec.update(_firth(frame, m, book))
         n1, n0 = int(c["n_exposed"]), int(c["n_unexposed"])
         if not (n1 and n0):
             rec["mdd"] = math.nan
@@ -62,67 +86,90 @@ def association_table(year: pd.DataFrame, book: Codebook, seed: int = SEED, n_si
                                                              seed=seed + i)
         rows.append(rec)
     out = pd.DataFrame(rows)
-    adj = crosstab.adjust_pvalues(out["p_lr"], methods=("holm", "fdr_bh"))
+    adj = adjust_keeping_family(out["p_lr"])
     out["p_holm"] = adj["holm"].to_numpy()
     out["p_bh"] = adj["fdr_bh"].to_numpy()
     return out
 
 
-def _firth(frame: pd.DataFrame, measure: str) -> dict:
+def separation_note_ja(directions: dict[str, int], measure: str, label: str) -> str:
+    """Which terms are separated, in which direction, said in words with Japanese labels."""
+    parts = []
+    d = directions.get(measure, 0)
+    if d:
+        towards = "無限大" if d > 0 else "0"
+        parts.append(f"「{label}」では活用の有無で全項目実施がほぼ完全に分かれており（データの分離）、"
+                     f"通常の最尤推定ではオッズ比が{towards}になります。Firth法で有限の推定値を求めましたが、不確実性は大きいです。")
+    covs = [COVARIATE_LABELS_JA.get(t, t) for t in COVARIATE_TERMS if directions.get(t, 0)]
+    if covs:
+        parts.append(f"共変量（{'、'.join(covs)}）でもデータが分離しており、通常の最尤推定ではその係数が発散します（Firth法で推定）。")
+    return "".join(parts)
+
+
+def _firth(frame: pd.DataFrame, measure: str, book: Codebook) -> dict:
     data = frame[["y", measure, *COVARIATE_TERMS]].dropna()
-    nan = {"or": math.nan, "or_lower": math.nan, "or_upper": math.nan, "p_lr": math.nan, "separation": "", "note": ""}
+    nan = {"or": math.nan, "or_lower": math.nan, "or_upper": math.nan, "p_lr": math.nan, "separation": "",
+           "separation_direction": 0, "note": ""}
     if data[measure].nunique() < 2 or data["y"].nunique() < 2:
-        return {**nan, "note": "活用あり・なしの一方、または全項目実施の有無の一方しかないため、オッズ比は推定できません。"}
-    res = firth_logit(f"y ~ {measure} + {' + '.join(COVARIATE_TERMS)}", data)
-    ci = res.conf_int(0.05).loc[measure]
-    sep = [t for t in res.separation if t == measure]
-    return {"or": float(np.exp(res.params[measure])), "or_lower": float(np.exp(ci["lower"])),
-            "or_upper": float(np.exp(ci["upper"])), "p_lr": float(res.pvalues[measure]),
-            "separation": ",".join(res.separation),
-            "note": separation_message_ja(sep) if sep else ""}
-
-
-def _fmt_p(p: float) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _fmt_ci(lo: float, hi: float, scale: float = 1.0, digits: int = 1) -> str:
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (lo, hi)):
-        return "—"
-    return f"{lo * scale:.{digits}f}〜{hi * scale:.{digits}f}"
-
-
-def _fmt(v: float, scale: float = 1.0, digits: int = 1) -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * scale:.{digits}f}"
+        return {**nan, "note": "活用あり・なしの一方、または全項目実施の有無の一方しかないため、オッズ比とp値は計算できません。"}
+    try:
+        with warnings.catch_warnings():  # non-convergence is said in the note below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = firth_logit(f"y ~ {measure} + {' + '.join(COVARIATE_TERMS)}", data)
+        ci = res.conf_int(0.05).loc[measure]
+    except np.linalg.LinAlgError:
+        return {**nan, "note": COLLINEAR_NOTE_JA}
+    directions = {t: int(d) for t, d in res.separation_directions.items() if t != "Intercept"}
+    lo, hi = float(np.exp(ci["lower"])), float(np.exp(ci["upper"]))
+    p = float(res.pvalues[measure])
+    note = separation_note_ja(directions, measure, book.label(measure))
+    if not res.converged:
+        note += "調整オッズ比の推定が収束しませんでした。値は参考程度にとどめてください。"
+    if math.isnan(p):
+        note += "尤度比検定のp値は計算できませんでした（制約付きの推定が収束しませんでした）。"
+    if math.isnan(lo) or math.isnan(hi):
+        note += "信頼区間の一方の端は計算できませんでした（プロファイル尤度の探索が収束しませんでした）。"
+    return {"or": float(np.exp(res.params[measure])), "or_lower": lo, "or_upper": hi, "p_lr": p,
+            "separation": ",".join(t for t, d in directions.items() if d),
+            "separation_direction": directions.get(measure, 0), "note": note}
 
 
 def association_table_ja(table: pd.DataFrame, book: Codebook) -> pd.DataFrame:
-    """The report's table: Japanese headers, percentages in points, formatted CIs and p-values."""
+    """The report's table: Japanese headers, numbers as numbers (percentages in points).
+
+    Intervals are two columns (・下限 / ・上限); `analysis.display` merges them for HTML.
+    """
+    pts = lambda col: (table[col].astype(float) * 100)  # noqa: E731
     return pd.DataFrame({
         "施策の視点": table["viewpoint"],
         "支援施策": table["label"],
         "活用あり(市町数)": table["n_exposed"].astype(int),
-        "全項目実施率・あり(%)": [_fmt(v, 100) for v in table["rate_exposed"]],
+        "全項目実施率・あり(%)": pts("rate_exposed"),
         "活用なし(市町数)": table["n_unexposed"].astype(int),
-        "全項目実施率・なし(%)": [_fmt(v, 100) for v in table["rate_unexposed"]],
-        "差(ポイント)": [_fmt(v, 100) for v in table["rd"]],
-        "差の95%信頼区間": [_fmt_ci(lo, hi, 100) for lo, hi in zip(table["rd_lower"], table["rd_upper"])],
-        "Fisher正確検定p値": [_fmt_p(p) for p in table["p_fisher"]],
-        "調整オッズ比(Firth)": [_fmt(v, 1, 2) for v in table["or"]],
-        "オッズ比の95%信頼区間": [_fmt_ci(lo, hi, 1, 2) for lo, hi in zip(table["or_lower"], table["or_upper"])],
-        "尤度比検定p値": [_fmt_p(p) for p in table["p_lr"]],
-        "Holm調整p値": [_fmt_p(p) for p in table["p_holm"]],
-        "BH調整p値": [_fmt_p(p) for p in table["p_bh"]],
-        "検出できる最小の差(ポイント)": [_fmt(v, 100, 0) for v in table["mdd"]],
+        "全項目実施率・なし(%)": pts("rate_unexposed"),
+        "差(ポイント)": pts("rd"),
+        "差・下限(ポイント)": pts("rd_lower"),
+        "差・上限(ポイント)": pts("rd_upper"),
+        "Fisher正確検定p値": table["p_fisher"].astype(float),
+        "調整オッズ比(Firth)": table["or"].astype(float),
+        "調整オッズ比・下限": table["or_lower"].astype(float),
+        "調整オッズ比・上限": table["or_upper"].astype(float),
+        "尤度比検定p値": table["p_lr"].astype(float),
+        "Holm調整p値": table["p_holm"].astype(float),
+        "BH調整p値": table["p_bh"].astype(float),
+        "検出できる最小の差(ポイント)": pts("mdd"),
         "注記": table["note"].fillna(""),
     })
 
 
-def association_narrative_ja(table: pd.DataFrame, n_total: int) -> str:
+def association_narrative_ja(table: pd.DataFrame, n_total: int, timing_ja: str = "同じ年度") -> str:
     """Plain-Japanese reading of the table: what the data show and what they cannot rule out."""
-    lines = [f"対象は{n_total}市町です。支援施策ごとに、活用した市町と活用しなかった市町の「主要項目を全て実施」の割合を比べました。"]
+    lines = [f"対象は{n_total}市町です。支援施策ごとに、{timing_ja}に活用した市町と活用しなかった市町の"
+             "「主要項目を全て実施」の割合を比べました。"]
+    dropped = [r for r in table.itertuples() if r.n_dropped]
+    if dropped:
+        lines.append("回答が欠けている市町は、その施策の比較から除きました（"
+                     + "、".join(f"「{r.label}」{int(r.n_dropped)}市町" for r in dropped) + "）。")
     adjusted_sig = [r for r in table.itertuples() if not math.isnan(r.p_holm) and r.p_holm < 0.05]
     if adjusted_sig:
         names = "、".join(f"「{r.label}」" for r in adjusted_sig)
@@ -131,13 +178,19 @@ def association_narrative_ja(table: pd.DataFrame, n_total: int) -> str:
     else:
         lines.append("複数の施策を同時に検定したことを補正（Holm法）すると、どの施策についても統計的に有意な関連は認められませんでした。"
                      "これは「関連がない」ことを意味しません。この市町数で検出できる差には限りがあります。")
+    missing_p = [r for r in table.itertuples() if math.isnan(r.p_lr)]
+    if missing_p:
+        names = "、".join(f"「{r.label}」" for r in missing_p)
+        lines.append(f"{names}は尤度比検定のp値を計算できませんでした。Holm法・BH法の補正では、検定した施策の数"
+                     f"（{len(table)}）を変えないよう、これらのp値を1として扱いました（他の施策の補正は控えめになります）。")
     mdds = [r.mdd for r in table.itertuples() if not math.isnan(r.mdd)]
     if mdds:
-        lines.append(f"この市町数で（検出力80%、有意水準5%で）検出できる最小の差は、施策により約{min(mdds) * 100:.0f}〜"
-                     f"{max(mdds) * 100:.0f}ポイントです。これより小さい差は、あっても検出できません。")
+        lines.append(f"この市町数では、施策により約{min(mdds) * 100:.0f}〜{max(mdds) * 100:.0f}ポイントより小さい差は、"
+                     "実際にあっても見つけられる確率（検出力）が80%未満です（Fisherの正確検定、有意水準5%）。"
+                     "有意でない結果は、それより小さな差を否定するものではありません。")
     for r in table.itertuples():
         if r.note:
-            lines.append(f"「{r.label}」: {r.note}")
+            lines.append(r.note if r.note.startswith("「") else f"「{r.label}」: {r.note}")
     lines.append("これらはすべて関連であり、支援施策の効果を示すものではありません。"
                  "支援を活用する市町と活用しない市町は、人口規模や体制などがもともと異なります。"
                  "調整オッズ比は人口（対数）と過疎地域指定を考慮していますが、それ以外の違いは残ります。")
@@ -146,18 +199,39 @@ def association_narrative_ja(table: pd.DataFrame, n_total: int) -> str:
 
 # --- across years ----------------------------------------------------------------------------
 
-def hazard_frame(panel: pd.DataFrame, book: Codebook) -> pd.DataFrame:
+MIN_HAZARD_YEARS = 3  # one year defines the risk set, the next ones give lagged support and events
+
+
+def hazard_frame(panel: pd.DataFrame, book: Codebook, counts: dict | None = None) -> pd.DataFrame:
     """Person-period data for first reaching full implementation, with last year's support.
 
-    Municipalities already fully implementing in the first observed year are left-censored
-    (when they got there is unknown) and excluded; the first year has no lagged support and
-    serves only to define who is at risk.
+    * Municipalities already fully implementing in the first observed year are left-censored
+      (when they got there is unknown) and excluded.
+    * A municipality whose outcome is missing in a year leaves the risk set from that year on
+      (censored): whether it reached full implementation then is unknown, so it is counted
+      neither as an event nor as "not yet" (assumptions log A2).
+    * The first year has no lagged support and serves only to define who is at risk.
+
+    When `counts` is a dict, it receives how many municipalities were left-censored, censored
+    at a missing outcome, and had a missing outcome in the first year.
     """
     first = int(panel["fiscal_year"].min())
-    p = panel.copy()
-    p["event"] = p[OUTCOME].astype("boolean").fillna(False).astype(int)
-    already = set(p.loc[(p["fiscal_year"] == first) & (p["event"] == 1), "code"])
-    p = p[~p["code"].isin(already) & (p["fiscal_year"] > first)]
+    p = panel.sort_values(["code", "fiscal_year"], kind="stable").copy()
+    outcome = p[OUTCOME].astype("boolean")
+    p["_missing"] = outcome.isna().to_numpy()
+    p["event"] = outcome.fillna(False).astype(int).to_numpy()
+    first_rows = p["fiscal_year"] == first
+    left = set(p.loc[first_rows & (p["event"] == 1), "code"])
+    unknown_start = set(p.loc[first_rows & p["_missing"], "code"])
+    # censor from the first missing outcome on
+    seen_missing = p.groupby("code", sort=False)["_missing"].cummax()
+    reached_before = (p.groupby("code", sort=False)["event"].cumsum() - p["event"]) > 0
+    censored = set(p.loc[p["_missing"] & ~reached_before & ~p["code"].isin(left | unknown_start), "code"])
+    keep = ~p["code"].isin(left | unknown_start) & ~seen_missing & (p["fiscal_year"] > first)
+    if counts is not None:
+        counts.update({"left_censored": len(left), "missing_first_year": len(unknown_start),
+                       "censored_missing": len(censored), "first_year": first})
+    p = p[keep].drop(columns="_missing")
     pp = person_period(p, "code", "fiscal_year", "event")
     pp["fiscal_year"] = pp["fiscal_year"].astype(int)
     pp["code"] = pp["code"].astype(str)
@@ -171,48 +245,96 @@ def hazard_frame(panel: pd.DataFrame, book: Codebook) -> pd.DataFrame:
 FEW_EVENTS = 50  # below this many events the Firth LR test is the primary test (docs/recovery.md)
 
 
-def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: int = N_BOOT) -> pd.DataFrame:
+def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: int = N_BOOT,
+                 pp: pd.DataFrame | None = None) -> pd.DataFrame:
     """One Firth logit hazard model per measure: OR of last year's support and two tests.
 
     The penalised likelihood-ratio test is model-based; the wild cluster restricted score
-    bootstrap is robust to within-municipality dependence. The recovery study measured, for a
-    measure with no effect at prefecture size (≈5 events), 4 % rejections for the LR test and
-    12 % for the bootstrap (nominal 5 %), while at national size both are calibrated. So with few
-    events the LR test is primary; with many the bootstrap is. Holm adjusts the primary p-values.
+    bootstrap is robust to within-municipality dependence. With few events the LR test is
+    primary; with many the bootstrap is (docs/recovery.md). Holm adjusts the primary p-values,
+    keeping the family's size when a p-value cannot be computed. A measure whose model cannot
+    be fitted (no events, no variation in support) gets a row with missing estimates and a note.
     """
-    pp = hazard_frame(panel, book)
+    pp = hazard_frame(panel, book) if pp is None else pp
     rows = []
     for i, m in enumerate(book.support_measures):
         term = f"{m}_lag1"
         data = pp.dropna(subset=[term])
-        formula = f"event ~ C(fiscal_year) + {term} + {' + '.join(COVARIATE_TERMS)}"
-        res = discrete_time_hazard(formula, data, cluster_col="code", method="firth", inference="wild_bootstrap",
-                                   n_boot=n_boot, seed=seed + i, test_terms=[term])
-        p_lr = float(firth_logit(formula, data).pvalues[term])
         treated = data.groupby("code")[term].max()
-        primary = "lr" if res.n_events < FEW_EVENTS else "wild"
-        rows.append({"measure": m, "label": book.label(m), "n_person_years": res.nobs, "n_events": res.n_events,
-                     "n_clusters": res.n_clusters, "n_clusters_supported": int((treated > 0).sum()),
-                     "or": float(np.exp(res.params[term])), "p_lr": p_lr, "p_wild": float(res.pvalues[term]),
-                     "p_cr1": float(res.cr1.loc[term, "p_cr1"]) if term in res.cr1.index else math.nan,
-                     "primary": primary, "p_primary": p_lr if primary == "lr" else float(res.pvalues[term]),
-                     "separation": term if term in res.separation else ""})
+        n_events = int(data["event"].sum())
+        rec = {"measure": m, "label": book.label(m), "n_person_years": len(data), "n_events": n_events,
+               "n_clusters": int(data["code"].nunique()), "n_clusters_supported": int((treated > 0).sum()),
+               "or": math.nan, "p_lr": math.nan, "p_wild": math.nan, "p_cr1": math.nan,
+               "primary": "lr" if n_events < FEW_EVENTS else "wild", "separation": "", "note": ""}
+        if n_events == 0 or n_events == len(data):
+            rec["note"] = ("全項目実施に初めて到達した市町がないため、推定できません。" if n_events == 0 else
+                           "対象の市町・年度がすべて到達しているため、推定できません。")
+        elif data[term].nunique() < 2:
+            rec["note"] = "前年度に活用した市町・年度（または活用しなかった市町・年度）がないため、推定できません。"
+        else:
+            formula = f"event ~ C(fiscal_year) + {term} + {' + '.join(COVARIATE_TERMS)}"
+            try:
+                fit = firth_logit(formula, data)
+                p_lr = float(fit.pvalues[term])
+                res = discrete_time_hazard(formula, data, cluster_col="code", method="firth",
+                                           inference="wild_bootstrap", n_boot=n_boot, seed=seed + i, test_terms=[term])
+            except np.linalg.LinAlgError:
+                rec["note"] = COLLINEAR_NOTE_JA
+                rec["p_primary"] = math.nan
+                rows.append(rec)
+                continue
+            rec.update({"or": float(np.exp(res.params[term])), "p_lr": p_lr, "p_wild": float(res.pvalues[term]),
+                        "p_cr1": float(res.cr1.loc[term, "p_cr1"]) if term in res.cr1.index else math.nan,
+                        "separation": term if term in res.separation else ""})
+            directions = {t: int(d) for t, d in fit.separation_directions.items()}
+            rec["note"] = separation_note_ja(directions, term, book.label(m))
+            if not (fit.converged and res.converged):
+                rec["note"] += "推定が収束しませんでした。値は参考程度にとどめてください。"
+            if math.isnan(p_lr):
+                rec["note"] += "尤度比検定のp値は計算できませんでした。"
+        rec["p_primary"] = rec["p_lr"] if rec["primary"] == "lr" else rec["p_wild"]
+        rows.append(rec)
     out = pd.DataFrame(rows)
-    out["p_holm"] = crosstab.adjust_pvalues(out["p_primary"], methods=("holm",))["holm"].to_numpy()
+    out["p_holm"] = adjust_keeping_family(out["p_primary"], methods=("holm",))["holm"].to_numpy()
     return out
 
 
 def hazard_table_ja(table: pd.DataFrame) -> pd.DataFrame:
+    """The trends report's hazard table: Japanese headers, numbers as numbers."""
     return pd.DataFrame({
         "支援施策（前年度の活用）": table["label"],
-        "市町・年度の数": table["n_person_years"],
-        "全項目実施に到達した数": table["n_events"],
-        "市町数": table["n_clusters"],
-        "うち前年度に活用した市町": table["n_clusters_supported"],
-        "オッズ比(Firth)": [_fmt(v, 1, 2) for v in table["or"]],
-        "p値(尤度比検定)": [_fmt_p(p) for p in table["p_lr"]],
-        "p値(ワイルド・クラスター・ブートストラップ)": [_fmt_p(p) for p in table["p_wild"]],
+        "市町・年度の数": table["n_person_years"].astype(int),
+        "全項目実施に到達した数": table["n_events"].astype(int),
+        "市町数": table["n_clusters"].astype(int),
+        "うち前年度に活用した市町": table["n_clusters_supported"].astype(int),
+        "オッズ比(Firth)": table["or"].astype(float),
+        "p値(尤度比検定)": table["p_lr"].astype(float),
+        "p値(ワイルド・クラスター・ブートストラップ)": table["p_wild"].astype(float),
         "主たる検定": ["尤度比検定" if p == "lr" else "ブートストラップ" for p in table["primary"]],
-        "Holm調整p値(主たる検定)": [_fmt_p(p) for p in table["p_holm"]],
-        "注記": [separation_message_ja([lab]) if s else "" for s, lab in zip(table["separation"], table["label"])],
+        "Holm調整p値(主たる検定)": table["p_holm"].astype(float),
+        "注記": table["note"].fillna(""),
     })
+
+
+def hazard_sample_ja(counts: dict, n_years: int) -> str:
+    """Who is in the hazard model: left-censored and censored municipalities, said in words."""
+    lines = []
+    if counts.get("left_censored"):
+        lines.append(f"最初の調査年度（FY{counts['first_year']}）に既に全項目を実施していた{counts['left_censored']}市町は、"
+                     "いつ到達したかが分からないため、このモデルの対象から除いています（左側打ち切り）。")
+    if counts.get("missing_first_year"):
+        lines.append(f"最初の調査年度に全項目実施かどうかが無回答のため分からない{counts['missing_first_year']}市町も除いています。")
+    if counts.get("censored_missing"):
+        lines.append(f"途中の年度で全項目実施かどうかが無回答だった{counts['censored_missing']}市町は、"
+                     "その年度以降を対象から外しています（到達の有無が分からないため、「未到達」とは数えません）。")
+    return "\n\n".join(lines)
+
+
+def hazard_unavailable_ja(n_years: int, n_events: int | None = None) -> str | None:
+    """Why the hazard section is empty, or None when the model can be fitted."""
+    if n_years < MIN_HAZARD_YEARS:
+        return (f"調査年度が{n_years}年度分しかないため、年度をまたぐ分析（離散時間ハザードモデル）は行いません。"
+                f"対象を決める最初の年度と、前年度の支援・到達を見る年度が必要で、{MIN_HAZARD_YEARS}年度分以上の調査が必要です。")
+    if n_events == 0:
+        return "対象期間中に全項目実施に初めて到達した市町がないため、支援との関連は推定できません。"
+    return None

@@ -17,6 +17,7 @@ import pandas as pd
 from . import association, plots, quality, tables
 from .codebook import Codebook, load_codebook
 from .datasets import Dataset, load_dataset
+from .display import display_frame
 from .export import write_bytes, write_csv, write_text, write_xlsx
 from .panel import build_panel, cross_section
 from .paths import data_dir
@@ -33,33 +34,23 @@ def banner_html(text: str) -> str:
             f'font-weight:bold;font-size:1.1em" role="note">{html.escape(text)}</div>')
 
 
-def _cell_text(value, numeric: bool) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return "—"
-    if numeric and isinstance(value, float):
-        return f"{value:,.1f}"
-    if numeric and isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    return str(value)
-
-
 def table_html(frame: pd.DataFrame, caption: str) -> str:
     """DataFrame -> escaped <table> with caption, <th scope="col">, numbers right-aligned.
 
-    Written here rather than with DataFrame.to_html so that text columns read left-aligned
-    (Japanese labels) while number columns align right, with deterministic markup.
+    Numbers are formatted here, at display (analysis.display): the frame itself stays numeric,
+    interval bounds become one 「下限〜上限」 column. Written by hand rather than with
+    DataFrame.to_html so that Japanese text reads left-aligned while numbers align right, with
+    deterministic markup.
     """
     import html
 
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-               for c in frame.columns]
+    shown, numeric = display_frame(frame)
     num = ' class="num"'
     head = "".join(f'<th scope="col"{num if n else ""}>{html.escape(str(c))}</th>'
-                   for c, n in zip(frame.columns, numeric))
+                   for c, n in zip(shown.columns, numeric))
     rows = []
-    for rec in frame.itertuples(index=False):
-        cells = "".join(f'<td{num if n else ""}>{html.escape(_cell_text(v, n))}</td>'
-                        for v, n in zip(rec, numeric))
+    for rec in shown.itertuples(index=False):
+        cells = "".join(f'<td{num if n else ""}>{html.escape(v)}</td>' for v, n in zip(rec, numeric))
         rows.append(f"<tr>{cells}</tr>")
     return (f'<div class="table-wrap" style="overflow-x:auto"><table class="report-table">'
             f"<caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
@@ -79,6 +70,7 @@ class Report:
     summary: dict = field(default_factory=dict)
     association_text: str = ""
     quality_text: str = ""
+    hazard_text: str = ""
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -120,6 +112,12 @@ class Report:
         if "association" in self.tables:
             self.show("association")
         self.show_text(self.association_text)
+
+    def show_hazard(self) -> None:
+        """Who is in the hazard model, the table (when it could be fitted), or why it is empty."""
+        self.show_text(self.hazard_text)
+        if "hazard" in self.tables:
+            self.show("hazard")
 
     def show_quality(self) -> None:
         """The data-quality sentence (and, in a quality report, its tables)."""
@@ -192,45 +190,61 @@ def _context(dataset: str, book: Codebook | None):
 
 def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
                        book: Codebook | None = None) -> Report:
-    """Tables and figures of one fiscal year."""
+    """Tables and figures of one fiscal year (reads the dataset, then `build_fiscal_year_report`)."""
     ds, book = _context(dataset, book)
     if fiscal_year not in ds.years:
         ds.survey_path(fiscal_year)  # raises the bilingual DatasetError
     years = [y for y in ds.years if fiscal_year - exposure_lag <= y <= fiscal_year]
     q = quality.check(ds, fiscal_year, book)
     panel = build_panel(ds, book, years, preread={fiscal_year: q.result} if q.result is not None else None)
+    rep = build_fiscal_year_report(ds, panel, book, fiscal_year, exposure_lag)
+    rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
+                        f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
+    return rep
+
+
+def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year: int,
+                             exposure_lag: int = 0, *, n_sim: int = association.N_SIM) -> Report:
+    """The fiscal-year report from a panel already in memory (also used by the invariant tests).
+
+    Every table that speaks of support uses the same exposure: support in the same fiscal year
+    (`exposure_lag=0`) or in the previous one (`exposure_lag=1`), and its title says which.
+    """
     year = cross_section(panel, fiscal_year, 0)
     exposed = cross_section(panel, fiscal_year, exposure_lag, book.support_measures)
     label = f"{wareki_fy(fiscal_year)}（FY{fiscal_year}）"
+    prev_label = f"{wareki_fy(fiscal_year - 1)}（FY{fiscal_year - 1}）"
+    timing = "同じ年度" if exposure_lag == 0 else "前年度"
+    support_when = label if exposure_lag == 0 else f"前年度＝{prev_label}の活用"
     rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援")
-    rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year)}
+    rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year), "exposure_lag": exposure_lag}
     add = _adder(rep)
-    rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
-                        f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
     add("status", tables.status_table(year, book), f"県内市町の実施状況（{label}）")
     add("main_items", tables.main_items_table(year, book), f"指針の主要項目の実施状況（{label}）")
-    add("support", tables.support_table(year, book), f"県の支援施策の活用状況（施策の視点別、{label}）")
-    add("challenges", tables.challenges_table(year, book), f"市町の課題認識（{label}）")
-    add("support_by_full", tables.measure_by_full_table(year, book),
-        f"支援施策の活用と指針の主要項目の全項目実施（{label}）")
-    timing = "同じ年度" if exposure_lag == 0 else "前年度"
-    if exposure_lag == 1 and fiscal_year - 1 not in ds.years:
-        rep.association_text = (f"{fiscal_year - 1}年度の調査がないため、前年度の支援との関連は計算できません。")
+    no_previous = exposure_lag == 1 and fiscal_year - 1 not in set(panel["fiscal_year"].astype(int))
+    if no_previous:
+        rep.association_text = (f"{prev_label}の調査がないため、前年度の支援の活用状況と、"
+                                "それと全項目実施との関連は示せません。")
     else:
-        assoc = association.association_table(exposed, book)
+        add("support", tables.support_table(exposed, book), f"県の支援施策の活用状況（施策の視点別、{support_when}）")
+    add("challenges", tables.challenges_table(year, book), f"市町の課題認識（{label}）")
+    if not no_previous:
+        add("support_by_full", tables.measure_by_full_table(exposed, book),
+            f"支援施策（{timing}の活用）と指針の主要項目の全項目実施（{label}）")
+        assoc = association.association_table(exposed, book, n_sim=n_sim)
         add("association", association.association_table_ja(assoc, book),
             f"支援施策（{timing}の活用）と全項目実施の関連（{label}）")
-        rep.association_text = association.association_narrative_ja(assoc, len(exposed))
-    rep.summary["exposure_lag"] = exposure_lag
-    items_t, support_t = rep.tables["main_items"], rep.tables["support"]
-    rep.figures = {
-        "main_items": lambda: plots.main_items_bar(items_t, wareki_fy(fiscal_year)),
-        "support": lambda: plots.support_bar(support_t, wareki_fy(fiscal_year)),
-    }
+        rep.association_text = association.association_narrative_ja(assoc, len(exposed), timing)
+    items_t = rep.tables["main_items"]
+    rep.figures = {"main_items": lambda: plots.main_items_bar(items_t, wareki_fy(fiscal_year))}
     rep.figure_alts = {
         "main_items": f"指針の主要項目ごとの実施率の横棒グラフ（{label}）。数値は表「{rep.titles['main_items']}」と同じです。",
-        "support": f"県の支援施策ごとの活用率の横棒グラフ（{label}）。数値は表「{rep.titles['support']}」と同じです。",
     }
+    if "support" in rep.tables:
+        support_t = rep.tables["support"]
+        rep.figures["support"] = lambda: plots.support_bar(support_t, support_when)
+        rep.figure_alts["support"] = (f"県の支援施策ごとの活用率の横棒グラフ（{support_when}）。"
+                                      f"数値は表「{rep.titles['support']}」と同じです。")
     if rep.large:
         # national scale: no municipality-level table in the report; distributions and by prefecture
         add("items_distribution", tables.items_count_distribution(year, book), f"実施している主要項目の数の分布（{label}）")
@@ -271,16 +285,33 @@ def national_counts() -> pd.DataFrame:
 def trends_report(dataset: str, book: Codebook | None = None) -> Report:
     """Tables and figures across all fiscal years of the dataset."""
     ds, book = _context(dataset, book)
-    panel = build_panel(ds, book)
+    return build_trends_report(ds, build_panel(ds, book), book)
+
+
+def build_trends_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, *,
+                        n_boot: int = association.N_BOOT) -> Report:
+    """The trends report from a panel already in memory (also used by the invariant tests)."""
     rep = Report(dataset=ds, title="年度横断の推移：包括的な支援体制の整備と重層的支援体制整備事業")
     add = _adder(rep)
     trend = tables.trend_table(panel, national_counts())
     add("trend", trend, "年度別の実施状況（県内と全国）")
     add("transitions", tables.transition_table(panel, book), "重層的支援体制整備事業の実施状況の推移（前年度→翌年度）")
-    if panel["fiscal_year"].nunique() >= 3:
-        add("hazard", association.hazard_table_ja(association.hazard_table(panel, book)),
-            "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）")
-    rep.summary = {"years": [int(y) for y in ds.years]}
+    n_years = int(panel["fiscal_year"].nunique())
+    counts: dict = {}
+    texts = []
+    why = association.hazard_unavailable_ja(n_years)
+    if why is None:
+        pp = association.hazard_frame(panel, book, counts=counts)
+        why = association.hazard_unavailable_ja(n_years, int(pp["event"].sum()))
+        texts.append(association.hazard_sample_ja(counts, n_years))
+        if why is None:
+            hazard = association.hazard_table(panel, book, n_boot=n_boot, pp=pp)
+            add("hazard", association.hazard_table_ja(hazard),
+                "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）")
+    if why:
+        texts.insert(0, why)
+    rep.hazard_text = "\n\n".join(t for t in texts if t)
+    rep.summary = {"years": sorted(int(y) for y in panel["fiscal_year"].unique()), "hazard_sample": counts}
     rep.figures = {"share_trend": lambda: plots.share_trend(trend)}
     rep.figure_alts = {"share_trend": "重層的支援体制整備事業の実施割合（県内と全国）と全項目実施割合の年度別の折れ線グラフ。"
                                       "数値は表「年度別の実施状況（県内と全国）」と同じです。"}

@@ -89,13 +89,20 @@ def measure_by_full_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _mark(value) -> str:
+    """○ implemented, × not, — missing (for numpy, Python and pandas booleans alike)."""
+    if pd.isna(value):
+        return "—"
+    return "○" if bool(value) else "×"
+
+
 def municipality_items_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     """Municipality × main item matrix (○/×/—), sorted by code; feeds the heat map."""
     out = pd.DataFrame({"市町村コード": year["code"].astype(str), "市町村名": year["name"].astype(str)})
     for v in book.main_items:
-        out[book.label(v)] = [("—" if pd.isna(x) else ("○" if x else "×")) for x in year[v]]
+        out[book.label(v)] = [_mark(x) for x in year[v]]
     out["実施項目数"] = year[book.main_items].astype("boolean").fillna(False).sum(axis=1).astype(int).to_numpy()
-    out["全項目実施"] = ["○" if x is True else ("—" if pd.isna(x) else "×") for x in year[OUTCOME]]
+    out["全項目実施"] = [_mark(x) for x in year[OUTCOME]]
     return out.sort_values("市町村コード").reset_index(drop=True)
 
 
