@@ -175,7 +175,7 @@ def test_unreadable_cells_name_file_sheet_cell_and_value(tmp_path, cell, value, 
 
 def test_a_changed_header_is_refused_naming_the_missing_column(tmp_path):
     err = _error(_edit(tmp_path, "R3.xlsx", lambda ws: ws.__setitem__("E2", "経常収支比率（％）")))
-    assert "経常収支比率" in err.ja and "2行" in err.where
+    assert "経常収支比率" in err.ja and "経常収支比率（％）" in err.ja and "2行" in err.where
     err = _error(_edit(tmp_path, "R3b.xlsx", lambda ws: ws.__setitem__("A2", "コード")))
     assert "見出し行" in err.ja and "header row" in err.en
 

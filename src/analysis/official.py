@@ -192,9 +192,11 @@ def _find_header(rows: list[tuple], path: Path, sheet: str) -> tuple[int, dict[s
     row, found = best
     missing = [ja for ja, en in wanted.items() if en not in found]
     if missing:
+        present = " | ".join(str(v).strip() for v in rows[row - 1] if v is not None)
         raise OfficialDataError(
-            f"見出し行にない列があります: {'、'.join(missing)}。公表様式が変わった可能性があります",
-            f"header row lacks column(s): {', '.join(missing)}; the published layout may have changed",
+            f"見出し行にない列があります: {'、'.join(missing)}（見出し行の内容: {present}）。公表様式が変わった可能性があります",
+            f"header row lacks column(s): {', '.join(missing)} (header row reads: {present}); "
+            "the published layout may have changed",
             where=_where(path, sheet, row))
     return row, found
 
@@ -313,7 +315,10 @@ def _read_sheet(rows: list[tuple], header_row: int, columns: dict[str, int], pat
     labels = {en: ja for ja, en in {**IDENTITY_COLUMNS, **INDICATOR_COLUMNS}.items()}
     code_col = columns["code"]
     for r, row in enumerate(rows[header_row:], start=header_row + 1):
-        cell = lambda name: row[columns[name] - 1] if columns[name] - 1 < len(row) else None  # noqa: E731
+        def cell(name: str, row=row):
+            j = columns[name] - 1
+            return row[j] if j < len(row) else None
+
         if all(v is None or _text(v) == "" for v in row):
             continue
         head = cell("code")
