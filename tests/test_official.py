@@ -228,6 +228,8 @@ def test_fiscal_strength_uses_the_latest_year_at_or_before_the_survey_year():
     assert fiscal_strength(["221007"], 2019).as_dict() == {"221007": (0.89, 2019)}
     # codes in any accepted spelling
     assert fiscal_strength([22100, "２２１００７"], 2021).frame.index.tolist() == ["221007", "221007"]
+    # 11002: 札幌市 011002 without its zero (a number in Excel), not 110027, which no workbook has
+    assert fiscal_strength([11002], 2021).as_dict() == {"011002": (0.72, 2021)}
 
 
 def test_fiscal_strength_before_the_first_workbook_is_missing_and_said():

@@ -487,6 +487,14 @@ class FiscalStrength:
         return " ".join(parts)
 
 
+def _normalize(value, known: frozenset[str]) -> str:
+    """6-digit code; an ambiguous 5-digit spelling is resolved to the reading the workbooks know."""
+    try:
+        return codes_mod.normalize(value, known)
+    except codes_mod.CodeError:
+        return codes_mod.normalize(value)  # a code in no workbook: missing, said in the note
+
+
 def fiscal_strength(codes: Iterable, fiscal_year: int, *, folder: Path | str | None = None) -> FiscalStrength:
     """財政力指数 of each code for survey year `fiscal_year`: the latest workbook at or before it.
 
@@ -499,8 +507,9 @@ def fiscal_strength(codes: Iterable, fiscal_year: int, *, folder: Path | str | N
     if isinstance(fiscal_year, bool) or not isinstance(fiscal_year, (int, np.integer)):
         raise TypeError(f"fiscal_year must be an int, not {type(fiscal_year).__name__}")
     fiscal_year = int(fiscal_year)
-    wanted = [codes_mod.normalize(c) for c in codes]
     data = load_financial_indicators(folder)
+    known = frozenset(data["code"])
+    wanted = [_normalize(c, known) for c in codes]
     years = tuple(sorted(data["fiscal_year"].unique().tolist()))
     usable = data[(data["fiscal_year"] <= fiscal_year) & data["fiscal_strength"].notna()]
     latest = usable.sort_values("fiscal_year").drop_duplicates("code", keep="last").set_index("code")
