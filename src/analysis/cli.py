@@ -37,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="整形済みの表（CSV）の出力先。エラーがなければ書き出す / write the tidy table (CSV) when valid")
     v.add_argument("--issues-out", type=Path, default=None,
                    help="問題の一覧（CSV）の出力先 / write the issues table (CSV)")
+
+    m = sub.add_parser("master", help="実在の県の市町村マスタ（municipalities.xlsx）を作成 / write a municipality master")
+    m.add_argument("--prefecture", required=True, help="都道府県コード（例: 22）または都道府県名")
+    m.add_argument("--out", type=Path, default=Path("municipalities.xlsx"),
+                   help="出力先（.xlsx または .csv、既定: ./municipalities.xlsx）")
+    m.add_argument("--fiscal-year", type=int, default=None,
+                   help="財政力指数をこの年度以前の最新の公表値にする（既定: 同梱の最新年度）")
+    m.add_argument("--replace", action="store_true", help="既にあるファイルを上書きする")
     return p
 
 
@@ -101,6 +109,10 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "validate":
         return _validate(args)
+    if args.command == "master":
+        from .master import run_cli
+
+        return run_cli(args)
     raise AssertionError(args.command)
 
 
