@@ -78,7 +78,7 @@ def test_separation_is_said_in_words(book):
                           "kaso": np.tile([0, 1], n // 2)})
     for m in book.support_measures:
         frame[m] = pd.array(np.roll(y, 3) if m != "sup_advisor" else y, dtype="boolean")
-    table = association.association_table(frame, book, n_sim=200)
+    table = association.association_table(frame, book)
     row = table.set_index("measure").loc["sup_advisor"]
     # direction, the measure's Japanese label, never its variable name
     assert "分離" in row["note"] and "「アドバイザー派遣」" in row["note"] and "無限大" in row["note"]
@@ -97,7 +97,7 @@ def test_negative_and_covariate_separation_are_said(book):
                           "kaso": kaso})
         for m in book.support_measures:
             f[m] = pd.array(workshop if m == "sup_workshop" else np.roll(y, 3), dtype="boolean")
-        return association.association_table(f, book, n_sim=200).set_index("measure")
+        return association.association_table(f, book).set_index("measure")
 
     # only municipalities without the workshop reach it: the plain-ML odds ratio would be 0
     table = frame(np.tile([0, 1], n // 2), ~y)

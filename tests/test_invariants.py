@@ -22,7 +22,6 @@ from analysis.datasets import Dataset
 from analysis.panel import build_panel
 from reader_invariants import FULL_LABEL, JUSOU_LABEL, check_fiscal_year, check_trends, random_panel
 
-N_SIM = 200  # power simulations: the invariants do not depend on their precision
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def sample_panel(sample, book):
 def test_sample_reports_agree_with_the_tidy_data(sample, sample_panel, book, lag):
     summaries = {}
     for fy in sample.years:
-        rep = report.build_fiscal_year_report(sample, sample_panel, book, fy, lag, n_sim=N_SIM)
+        rep = report.build_fiscal_year_report(sample, sample_panel, book, fy, lag)
         check_fiscal_year(rep, sample_panel, book, fy, lag)
         summaries[fy] = rep.summary
     trends = report.build_trends_report(sample, sample_panel, book, n_boot=49)
@@ -73,7 +72,7 @@ def test_random_datasets_agree(case, book, tmp_path):
     # one report per dataset: the last year (or, every third case, the first), alternating timings
     fy = years[0] if case["seed"] % 3 == 0 else years[-1]
     lag = case["seed"] % 2
-    rep = report.build_fiscal_year_report(ds, panel, book, fy, lag, n_sim=N_SIM)
+    rep = report.build_fiscal_year_report(ds, panel, book, fy, lag)
     check_fiscal_year(rep, panel, book, fy, lag)
     summaries = {fy: rep.summary}
     if case["full_counts"] and fy in case["full_counts"]:
@@ -94,7 +93,7 @@ def test_the_checks_catch_the_all_cross_bug(sample, sample_panel, book, monkeypa
 
     original = tables.municipality_items_table
     monkeypatch.setattr(tables, "municipality_items_table", buggy)
-    rep = report.build_fiscal_year_report(sample, sample_panel, book, 2025, 0, n_sim=N_SIM)
+    rep = report.build_fiscal_year_report(sample, sample_panel, book, 2025, 0)
     assert set(rep.tables["municipality_items"]["全項目実施"]) == {"×"}
     with pytest.raises(AssertionError):
         check_fiscal_year(rep, sample_panel, book, 2025, 0)

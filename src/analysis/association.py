@@ -29,7 +29,6 @@ from .panel import OUTCOME
 COVARIATE_TERMS = ["log_population", "kaso"]  # assumptions log A4
 COVARIATE_LABELS_JA = {"log_population": "人口（対数）", "kaso": "過疎地域指定"}
 SEED = 20251001
-N_SIM = 2000
 N_BOOT = 1999
 
 
@@ -63,12 +62,17 @@ def adjust_keeping_family(p: pd.Series, methods=("holm", "fdr_bh")) -> pd.DataFr
     return adj
 
 
-def association_table(year: pd.DataFrame, book: Codebook, seed: int = SEED, n_sim: int = N_SIM) -> pd.DataFrame:
-    """One row per support measure (English column names; see `association_table_ja`)."""
+def association_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
+    """One row per support measure (English column names; see `association_table_ja`).
+
+    The smallest detectable difference is computed by exact enumeration of all 2×2 outcomes
+    (power.exact_power), not by simulation: it is deterministic and, at these group sizes,
+    cheaper; the tests show it matches the simulated value within simulation error.
+    """
     measures = book.support_measures
     frame = _model_frame(year, measures)
     rows = []
-    for i, m in enumerate(measures):
+    for m in measures:
         tab = crosstab.two_by_two(frame[m], frame["y"])
         method = ci_method_for(tab.n_exposed, tab.n_unexposed)
         c = crosstab.measure_association_table(frame, [m], "y", ci_method=method, adjust=()).iloc[0]
@@ -82,8 +86,7 @@ def association_table(year: pd.DataFrame, book: Codebook, seed: int = SEED, n_si
         elif min(n1, n0) > power.LARGE_GROUP:
             rec["mdd"] = power.normal_mdd(n1, n0, float(c["rate_unexposed"]))
         else:
-            rec["mdd"] = power.minimal_detectable_difference(n1, n0, float(c["rate_unexposed"]), n_sim=n_sim,
-                                                             seed=seed + i)
+            rec["mdd"] = power.minimal_detectable_difference(n1, n0, float(c["rate_unexposed"]), method="exact")
         rows.append(rec)
     out = pd.DataFrame(rows)
     adj = adjust_keeping_family(out["p_lr"])
@@ -338,3 +341,109 @@ def hazard_unavailable_ja(n_years: int, n_events: int | None = None) -> str | No
     if n_events == 0:
         return "対象期間中に全項目実施に初めて到達した市町がないため、支援との関連は推定できません。"
     return None
+
+
+# --- results in words ------------------------------------------------------------------------
+
+def _pct_text(rate: float) -> str:
+    return f"{rate * 100:.0f}%"
+
+
+def _pts(v: float) -> str:
+    return f"{v * 100:.0f}".replace("-", "−")
+
+
+def measure_sentence_ja(row, timing_ja: str = "同じ年度") -> str:
+    """One plain sentence per measure, generated from the numbers of its table row.
+
+    It quotes the two rates, the difference and its 95 % interval, and says whether an interval
+    that includes 0 leaves the difference compatible with chance. Never a causal claim.
+    """
+    label = row["label"]
+    when = "" if timing_ja == "同じ年度" else "前年度に"
+    if not row["n_exposed"] or not row["n_unexposed"]:
+        who = "すべての市町が活用した" if row["n_unexposed"] == 0 else "活用した市町がない"
+        return f"「{label}」は、{who}ため、活用の有無による比較はできません。"
+    text = (f"「{label}」を{when}活用した市町の{_pct_text(row['rate_exposed'])}、活用しなかった市町の"
+            f"{_pct_text(row['rate_unexposed'])}が全項目を実施していました（差は{_pts(row['rd'])}ポイント")
+    lo, hi = row["rd_lower"], row["rd_upper"]
+    if math.isnan(lo) or math.isnan(hi):
+        return text + "。信頼区間は計算できませんでした）。"
+    text += f"、95%信頼区間 {_pts(lo)}〜{_pts(hi)}ポイント）。"
+    if lo > 0 or hi < 0:
+        text += "偶然だけでは説明しにくい差ですが、関連であり、施策の効果を示すものではありません。"
+    else:
+        text += "この差は偶然でも生じうる大きさです。"
+    return text
+
+
+def measure_sentences_ja(table: pd.DataFrame, timing_ja: str = "同じ年度") -> list[str]:
+    return [measure_sentence_ja(row, timing_ja) for _, row in table.iterrows()]
+
+
+def hazard_sentence_ja(row) -> str:
+    """Plain sentence for one measure of the hazard table (odds of first reaching full implementation)."""
+    label = row["label"]
+    if math.isnan(row["or"]):
+        return f"「{label}」: {row['note'] or '推定できませんでした。'}"
+    text = (f"前年度に「{label}」を活用した市町は、活用しなかった市町に比べ、翌年度に初めて全項目実施に到達する"
+            f"オッズが{row['or']:.2f}倍でした")
+    lo, hi = row.get("or_lower", math.nan), row.get("or_upper", math.nan)
+    if not (pd.isna(lo) or pd.isna(hi)):
+        upper = "上限なし" if math.isinf(hi) else f"{hi:.2f}"
+        text += f"（95%信頼区間 {lo:.2f}〜{upper}）"
+    p = row["p_holm"]
+    if pd.isna(p):
+        text += "。p値は計算できませんでした。"
+    elif p < 0.05:
+        text += "。複数の施策の検定を補正しても統計的に有意ですが、関連であり効果ではありません。"
+    else:
+        text += "。複数の施策の検定を補正すると、偶然でも生じうる大きさです。"
+    return text
+
+
+# --- methods, for readers and for specialists ---------------------------------------------------
+# Method facts are generated from the constants the code uses, so the text cannot drift from it.
+
+def methods_plain_ja() -> str:
+    """How the per-year comparison works, for a reader who is not a statistician."""
+    covs = "・".join(COVARIATE_LABELS_JA[t] for t in COVARIATE_TERMS)
+    return ("市町の数が少ないと、偶然によるばらつきが大きくなります。そこで、少ない数でも信頼できる計算方法を使い、"
+            "結果には必ず「95%信頼区間」（真の値がこの範囲にあると考えてよい幅）を付けています。"
+            f"市町の規模などの違いを考えるため、{covs}をそろえた比較（調整オッズ比）も示します。"
+            "複数の施策を同時に調べると偶然の「有意」が出やすくなるため、その分を補正したp値も示します。")
+
+
+def methods_detail_ja(n_measures: int) -> list[str]:
+    """The technical description (shown in a collapsible 「分析方法の詳細」 section)."""
+    covs = "・".join(COVARIATE_LABELS_JA[t] for t in COVARIATE_TERMS)
+    return [
+        "全項目実施率の差の95%信頼区間は、Chan–Zhang の正確な無条件法（スコア統計量）で求めました。"
+        f"両群とも{power.LARGE_GROUP}市町を超える場合は Newcombe の方法を使います（結果はほぼ同じで、計算が速いため）。",
+        "p値は Fisher の正確検定です。",
+        f"調整オッズ比は、{covs}を共変量とする Firth 法（罰則付き尤度）のロジスティック回帰で推定し、"
+        "信頼区間はプロファイル罰則付き尤度、p値は罰則付き尤度比検定によります（R の logistf と同じ方法）。"
+        "データの分離（活用の有無で結果が完全に分かれること）があっても有限の推定値が得られます。",
+        f"{n_measures}つの施策を同時に検定するため、尤度比検定のp値を Holm 法と Benjamini–Hochberg 法で調整しました。",
+        "「検出できる最小の差」は、この市町数と活用しなかった市町の実施率のもとで、Fisher の正確検定（有意水準5%）が"
+        "80%の確率で有意になる最小の差を、起こりうるすべての結果を数え上げて（正確に）求めたものです。",
+        "欠けている回答は「未実施」とはみなさず、その施策の比較から除きました（除いた数は本文に示します）。",
+    ]
+
+
+def hazard_methods_plain_ja() -> str:
+    covs = "・".join(COVARIATE_LABELS_JA[t] for t in COVARIATE_TERMS)
+    return ("まだ全項目を実施していない市町が、翌年度に初めて全項目実施に到達するかどうかと、前年度の支援施策の活用との関連を、"
+            f"年度の違いと{covs}をそろえて調べました（離散時間ハザードモデル）。")
+
+
+def hazard_methods_detail_ja() -> list[str]:
+    covs = "・".join(COVARIATE_LABELS_JA[t] for t in COVARIATE_TERMS)
+    return [
+        f"モデルは、年度のダミー変数・前年度の施策の活用・{covs}を含む Firth 法のロジスティック回帰"
+        "（離散時間ハザードモデル、Singer & Willett 2003 第11章）です。施策ごとに1つずつ推定します。",
+        "p値は2種類示します。罰則付き尤度比検定（モデルに基づく）と、市町を単位とするワイルド・クラスター・"
+        f"ブートストラップ（帰無仮説を課したスコア・ブートストラップ、{N_BOOT:,}回。同じ市町の年度間の相関に頑健）です。",
+        f"全項目実施への到達が{FEW_EVENTS}件未満のときは尤度比検定を、それ以上のときはブートストラップを主たる検定とし、"
+        "主たる検定のp値を Holm 法で調整しました。",
+    ]

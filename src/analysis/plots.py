@@ -102,3 +102,61 @@ def prefecture_bar(pref_table: pd.DataFrame, fiscal_label: str):
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def forest(assoc_table: pd.DataFrame, title: str):
+    """Risk differences (points) and adjusted odds ratios (log scale) with their 95 % intervals.
+
+    Reads the report's numeric association table. The null lines (0 points, odds ratio 1) are
+    marked; an interval side that is unbounded or could not be computed runs to the panel's edge
+    as an arrow, so it is never drawn shorter than it is.
+    """
+    import numpy as np
+
+    labels = assoc_table["支援施策"].tolist()
+    y = np.arange(len(labels))[::-1]
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.5 * len(labels) + 1.8), sharey=True)
+    panels = [
+        (axes[0], "差(ポイント)", "差・下限(ポイント)", "差・上限(ポイント)", 0.0, False,
+         "全項目実施率の差（ポイント）\n活用あり − 活用なし"),
+        (axes[1], "調整オッズ比(Firth)", "調整オッズ比・下限", "調整オッズ比・上限", 1.0, True,
+         "調整オッズ比（対数目盛）"),
+    ]
+    for ax, est_col, lo_col, hi_col, null, log, xlabel in panels:
+        est = pd.to_numeric(assoc_table[est_col], errors="coerce").to_numpy(float)
+        lo = pd.to_numeric(assoc_table[lo_col], errors="coerce").to_numpy(float)
+        hi = pd.to_numeric(assoc_table[hi_col], errors="coerce").to_numpy(float)
+        if log:
+            ax.set_xscale("log")
+            finite = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in (est, lo, hi)] + [np.array([1.0])])
+            left, right = max(finite.min() / 2, 1e-3), min(finite.max() * 2, 1e3)
+        else:
+            left, right = -100.0, 100.0
+        ax.set_xlim(left, right)
+        ax.axvline(null, color="#555555", linestyle="--", linewidth=1)
+        for yi, e, a, b in zip(y, est, lo, hi):
+            if not np.isfinite(e):
+                ax.text(null, yi, "推定できず", ha="center", va="center", fontsize=8, color="#555555")
+                continue
+            a_open = not np.isfinite(a) or (log and a <= 0)
+            b_open = not np.isfinite(b)
+            a_draw = left if a_open else a
+            b_draw = right if b_open else b
+            ax.plot([a_draw, b_draw], [yi, yi], color=OKABE_ITO[0], linewidth=2)
+            ax.plot([e], [yi], "o", color=OKABE_ITO[0], markersize=6)
+            for open_, x, marker in ((a_open, left, "<"), (b_open, right, ">")):
+                if open_:
+                    ax.plot([x], [yi], marker, color=OKABE_ITO[0], markersize=7, clip_on=False)
+        if log:
+            ticks = [t for t in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300) if left <= t <= right]
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([f"{t:g}" for t in ticks])
+            ax.minorticks_off()
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels(labels, fontsize=9)
+    axes[0].set_ylim(-0.7, len(labels) - 0.3)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -69,8 +69,10 @@ class Report:
     figure_alts: dict[str, str] = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     association_text: str = ""
+    association_sentences: list[str] = field(default_factory=list)
     quality_text: str = ""
     hazard_text: str = ""
+    hazard_sentences: list[str] = field(default_factory=list)
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -108,16 +110,49 @@ class Report:
         display(HTML(f'<div class="narrative">{paras}</div>'))
 
     def show_association(self) -> None:
-        """The association table (when it could be computed) and its plain-Japanese reading."""
+        """Results in words and a picture first, then the reading, then the full table for specialists."""
+        self._show_list(self.association_sentences)
+        if "forest" in self.figures:
+            self.figure("forest")
+        self.show_text(self.association_text)
         if "association" in self.tables:
             self.show("association")
-        self.show_text(self.association_text)
+
+    def show_support(self) -> None:
+        """The support table and its chart, or why they cannot be shown (no previous-year survey)."""
+        if "support" in self.tables:
+            self.show("support")
+            self.figure("support")
+        else:
+            self.show_text(self.association_text)
+
+    def show_methods(self, plain: str, detail: list[str]) -> None:
+        """Methods for a non-statistician in the body; the technical description folded away."""
+        import html
+
+        from IPython.display import HTML, display
+
+        items = "".join(f"<li>{html.escape(t)}</li>" for t in detail)
+        display(HTML(f'<div class="narrative"><p>{html.escape(plain)}</p></div>'
+                     f'<details class="methods"><summary>分析方法の詳細</summary><ul>{items}</ul></details>'))
 
     def show_hazard(self) -> None:
         """Who is in the hazard model, the table (when it could be fitted), or why it is empty."""
         self.show_text(self.hazard_text)
+        self._show_list(self.hazard_sentences)
         if "hazard" in self.tables:
             self.show("hazard")
+
+    def _show_list(self, sentences: list[str]) -> None:
+        """Results in words: one escaped list item per sentence."""
+        if not sentences:
+            return
+        import html
+
+        from IPython.display import HTML, display
+
+        items = "".join(f"<li>{html.escape(t)}</li>" for t in sentences)
+        display(HTML(f'<ul class="results-in-words">{items}</ul>'))
 
     def show_quality(self) -> None:
         """The data-quality sentence (and, in a quality report, its tables)."""
@@ -204,7 +239,7 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
 
 
 def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year: int,
-                             exposure_lag: int = 0, *, n_sim: int = association.N_SIM) -> Report:
+                             exposure_lag: int = 0) -> Report:
     """The fiscal-year report from a panel already in memory (also used by the invariant tests).
 
     Every table that speaks of support uses the same exposure: support in the same fiscal year
@@ -231,15 +266,22 @@ def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, f
     if not no_previous:
         add("support_by_full", tables.measure_by_full_table(exposed, book),
             f"支援施策（{timing}の活用）と指針の主要項目の全項目実施（{label}）")
-        assoc = association.association_table(exposed, book, n_sim=n_sim)
+        assoc = association.association_table(exposed, book)
         add("association", association.association_table_ja(assoc, book),
             f"支援施策（{timing}の活用）と全項目実施の関連（{label}）")
         rep.association_text = association.association_narrative_ja(assoc, len(exposed), timing)
+        rep.association_sentences = association.measure_sentences_ja(assoc, timing)
     items_t = rep.tables["main_items"]
     rep.figures = {"main_items": lambda: plots.main_items_bar(items_t, wareki_fy(fiscal_year))}
     rep.figure_alts = {
         "main_items": f"指針の主要項目ごとの実施率の横棒グラフ（{label}）。数値は表「{rep.titles['main_items']}」と同じです。",
     }
+    if "association" in rep.tables:
+        assoc_t = rep.tables["association"]
+        forest_title = f"支援施策（{timing}の活用）と全項目実施：差と調整オッズ比（95%信頼区間、{label}）"
+        rep.figures["forest"] = lambda: plots.forest(assoc_t, forest_title)
+        rep.figure_alts["forest"] = (f"支援施策ごとの全項目実施率の差（ポイント）と調整オッズ比を、95%信頼区間とともに示した図"
+                                     f"（{label}）。数値は表「{rep.titles['association']}」と同じです。")
     if "support" in rep.tables:
         support_t = rep.tables["support"]
         rep.figures["support"] = lambda: plots.support_bar(support_t, support_when)
@@ -308,6 +350,7 @@ def build_trends_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, *,
             hazard = association.hazard_table(panel, book, n_boot=n_boot, pp=pp)
             add("hazard", association.hazard_table_ja(hazard),
                 "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）")
+            rep.hazard_sentences = [association.hazard_sentence_ja(r) for _, r in hazard.iterrows()]
     if why:
         texts.insert(0, why)
     rep.hazard_text = "\n\n".join(t for t in texts if t)
