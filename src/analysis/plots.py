@@ -160,3 +160,32 @@ def forest(assoc_table: pd.DataFrame, title: str):
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def targets_chart(counts_by_year: dict, goals: list):
+    """Actual counts per indicator with a target (solid), the linear trend extended to the target
+    year (dashed) and the target (star): 目標と実績の見通し."""
+    from . import targets as tg
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    years = sorted(counts_by_year)
+    for i, indicator in enumerate(dict.fromkeys(g.indicator for g in goals)):
+        label, key = tg.INDICATORS[indicator]
+        color = OKABE_ITO[i % len(OKABE_ITO)]
+        ax.plot(years, [counts_by_year[y][key] for y in years], marker="o", color=color, label=f"{label}（実績）")
+        for g in (g for g in goals if g.indicator == indicator):
+            xs, ys = tg.projection(counts_by_year, g)
+            ax.plot(xs, ys, linestyle="--", color=color, linewidth=1.2)
+            ax.plot([g.target_year], [g.value], marker="*", markersize=14, color=color, linestyle="none")
+            ax.annotate(f"目標 {g.value}（FY{g.target_year}）", (g.target_year, g.value), textcoords="offset points",
+                        xytext=(-10, 8), ha="right", fontsize=8)
+    last = max([years[-1], *[g.target_year for g in goals]])
+    ax.set_xticks(list(range(years[0], last + 1)))
+    ax.set_xticklabels([f"FY{y}" for y in range(years[0], last + 1)])
+    ax.set_ylabel("市町数")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_title("数値目標と実績（破線はこれまでの傾向を延ばした見通し）")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import association, plots, quality, tables
+from . import association, plots, quality, tables, targets
 from .codebook import Codebook, load_codebook
 from .datasets import Dataset, load_dataset
 from .display import display_frame
@@ -72,6 +72,9 @@ class Report:
     association_sentences: list[str] = field(default_factory=list)
     quality_text: str = ""
     hazard_text: str = ""
+    progress_text: str = ""
+    progress_counts: dict = field(default_factory=dict, repr=False)
+    progress_targets: list = field(default_factory=list, repr=False)
     hazard_sentences: list[str] = field(default_factory=list)
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
@@ -117,6 +120,14 @@ class Report:
         self.show_text(self.association_text)
         if "association" in self.tables:
             self.show("association")
+
+    def show_progress(self) -> None:
+        """Targets vs actual (table, sentence and chart), or how to add targets."""
+        self.show_text(self.progress_text)
+        if "progress" in self.tables:
+            self.show("progress")
+        if "targets" in self.figures:
+            self.figure("targets")
 
     def show_support(self) -> None:
         """The support table and its chart, or why they cannot be shown (no previous-year survey)."""
@@ -229,13 +240,37 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     ds, book = _context(dataset, book)
     if fiscal_year not in ds.years:
         ds.survey_path(fiscal_year)  # raises the bilingual DatasetError
-    years = [y for y in ds.years if fiscal_year - exposure_lag <= y <= fiscal_year]
+    years = report_years(ds, fiscal_year, exposure_lag)
     q = quality.check(ds, fiscal_year, book)
     panel = build_panel(ds, book, years, preread={fiscal_year: q.result} if q.result is not None else None)
     rep = build_fiscal_year_report(ds, panel, book, fiscal_year, exposure_lag)
     rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
                         f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
     return rep
+
+
+def report_years(ds: Dataset, fiscal_year: int, exposure_lag: int = 0) -> list[int]:
+    """The survey years a fiscal-year report reads (the runner hashes the same files).
+
+    The year itself and, with `exposure_lag=1`, the previous one; with targets, every year up to
+    this one, since progress is measured from the first surveyed year.
+    """
+    first = min(ds.years) if ds.meta.get("targets") else fiscal_year - exposure_lag
+    return [y for y in ds.years if first <= y <= fiscal_year]
+
+
+def _progress(rep: Report, ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year: int) -> None:
+    """Targets of the prefecture's plan vs actual counts (a table and a sentence, or how to add targets)."""
+    goals = targets.parse_targets(ds.meta.get("targets"), where=f"data/raw/{ds.name}/dataset.yaml")
+    thresholds = targets.rating_thresholds(book)
+    counts = {int(y): tables.summary_counts(g) for y, g in panel.groupby("fiscal_year") if int(y) <= fiscal_year}
+    table = targets.progress_table(goals, counts, fiscal_year, thresholds) if goals else pd.DataFrame()
+    if not table.empty:
+        rep.tables["progress"] = table
+        rep.titles["progress"] = f"計画の数値目標の達成状況（{wareki_fy(fiscal_year)}（FY{fiscal_year}）時点）"
+    rep.progress_text = targets.progress_sentence_ja(table, fiscal_year, thresholds)
+    rep.progress_counts = counts
+    rep.progress_targets = goals
 
 
 def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year: int,
@@ -255,6 +290,7 @@ def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, f
     rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year), "exposure_lag": exposure_lag}
     add = _adder(rep)
     add("status", tables.status_table(year, book), f"県内市町の実施状況（{label}）")
+    _progress(rep, ds, panel, book, fiscal_year)
     add("main_items", tables.main_items_table(year, book), f"指針の主要項目の実施状況（{label}）")
     no_previous = exposure_lag == 1 and fiscal_year - 1 not in set(panel["fiscal_year"].astype(int))
     if no_previous:
@@ -355,9 +391,16 @@ def build_trends_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, *,
         texts.insert(0, why)
     rep.hazard_text = "\n\n".join(t for t in texts if t)
     rep.summary = {"years": sorted(int(y) for y in panel["fiscal_year"].unique()), "hazard_sample": counts}
+    latest = int(panel["fiscal_year"].max())
+    _progress(rep, ds, panel, book, latest)
     rep.figures = {"share_trend": lambda: plots.share_trend(trend)}
     rep.figure_alts = {"share_trend": "重層的支援体制整備事業の実施割合（県内と全国）と全項目実施割合の年度別の折れ線グラフ。"
                                       "数値は表「年度別の実施状況（県内と全国）」と同じです。"}
+    if rep.progress_targets:
+        goals, prog_counts = rep.progress_targets, rep.progress_counts
+        rep.figures["targets"] = lambda: plots.targets_chart(prog_counts, goals)
+        rep.figure_alts["targets"] = ("数値目標のある指標の実績（実線）、これまでの傾向を延ばした見通し（破線）と目標値（星印）の図。"
+                                      f"数値は表「{rep.titles['progress']}」と同じです。")
     return rep
 
 

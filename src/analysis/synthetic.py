@@ -324,10 +324,13 @@ def write_sample(out_dir: Path, book: Codebook | None = None) -> dict:
         "synthetic": True,
         "prefecture_code": SAMPLE_PREF_CODE,
         "prefecture_ja": SAMPLE_PREF_NAME,
-        "description_ja": ("analysis.synthetic が固定シードで生成した架空の県（35市町、令和3〜7年度）です。"
+        "description_ja": ("動作確認と説明のためにプログラムで作成した架空の県（35市町、令和3〜7年度）です。"
                            "市町名・コードとも架空で、実在の自治体とは関係ありません。"),
         "municipalities": "municipalities.csv",
         "surveys": {int(t): f for t, f in files.items()},
+        # the fictional prefecture's plan: numeric targets for FY2027 (analysis.targets)
+        "targets": [{"indicator": "jusou", "target_year": 2027, "value": 20},
+                    {"indicator": "full", "target_year": 2027, "value": 15}],
     }
     write_text(out_dir / "dataset.yaml",
                "# Dataset definition (written by `python -m analysis sample`).\n"
