@@ -31,7 +31,7 @@ def test_association_rows_agree_with_the_crude_table(assoc, panel, book):
 
 
 def test_adjusted_odds_ratio_is_the_firth_fit(assoc, panel, book):
-    frame = association._model_frame(cross_section(panel, 2025), book.support_measures)
+    frame = association._model_frame(cross_section(panel, 2025), book.support_measures, ["log_population", "kaso"])
     fit = firth_logit("y ~ sup_study_group + log_population + kaso", frame.dropna(subset=["y", "sup_study_group"]))
     row = assoc.set_index("measure").loc["sup_study_group"]
     assert math.isclose(row["or"], math.exp(fit.params["sup_study_group"]), rel_tol=1e-9)

@@ -22,23 +22,44 @@ import numpy as np
 import pandas as pd
 
 from . import crosstab, power
-from .codebook import Codebook
+from .codebook import Codebook, check_covariate_terms
 from .models import discrete_time_hazard, firth_logit, person_period
 from .panel import OUTCOME
 
-COVARIATE_TERMS = ["log_population", "kaso"]  # assumptions log A4
-COVARIATE_LABELS_JA = {"log_population": "人口（対数）", "kaso": "過疎地域指定"}
+from typing import Sequence
 SEED = 20251001
 N_BOOT = 1999
 
 
-def _model_frame(year: pd.DataFrame, measures: list[str]) -> pd.DataFrame:
+def covariates_of(book: Codebook, covariates: Sequence[str] | None = None) -> list[str]:
+    """The model's covariate terms: the given ones (checked) or the codebook's `analysis.covariates`."""
+    if covariates is None:
+        return book.model_covariates
+    terms = list(covariates)
+    check_covariate_terms(terms, book)
+    return terms
+
+
+def covariate_labels(book: Codebook, covariates: Sequence[str]) -> str:
+    """「人口（対数）・過疎地域指定」: the terms as the reader reads them."""
+    return "・".join(book.term_label(t) for t in covariates)
+
+
+def add_terms(frame: pd.DataFrame, source: pd.DataFrame, terms: Sequence[str]) -> pd.DataFrame:
+    """Add each covariate term as a float column (log_x = log of x; missing stays missing)."""
+    for t in terms:
+        if t.startswith("log_"):
+            frame[t] = np.log(pd.to_numeric(source[t[4:]], errors="coerce").astype(float)).to_numpy()
+        else:
+            frame[t] = pd.to_numeric(source[t], errors="coerce").astype(float).to_numpy()
+    return frame
+
+
+def _model_frame(year: pd.DataFrame, measures: list[str], covariates: Sequence[str]) -> pd.DataFrame:
     out = pd.DataFrame({"y": year[OUTCOME].astype("Float64").astype(float)})
     for m in measures:
         out[m] = year[m].astype("Float64").astype(float)
-    out["log_population"] = np.log(year["population"].astype(float))
-    out["kaso"] = year["kaso"].astype(float)
-    return out
+    return add_terms(out, year, covariates)
 
 
 COLLINEAR_NOTE_JA = ("活用の有無が人口・過疎地域指定や年度と完全に重なっている（多重共線性）ため、"
@@ -62,7 +83,7 @@ def adjust_keeping_family(p: pd.Series, methods=("holm", "fdr_bh")) -> pd.DataFr
     return adj
 
 
-def association_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
+def association_table(year: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per support measure (English column names; see `association_table_ja`).
 
     The smallest detectable difference is computed by exact enumeration of all 2×2 outcomes
@@ -70,7 +91,8 @@ def association_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     cheaper; the tests show it matches the simulated value within simulation error.
     """
     measures = book.support_measures
-    frame = _model_frame(year, measures)
+    covariates = covariates_of(book, covariates)
+    frame = _model_frame(year, measures, covariates)
     rows = []
     for m in measures:
         tab = crosstab.two_by_two(frame[m], frame["y"])
@@ -79,7 +101,7 @@ def association_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
         rec = {"measure": m, "label": book.label(m), "viewpoint": book.viewpoint_of(m), "ci_method": method}
         rec.update({k: c[k] for k in ("n_exposed", "n_unexposed", "n_dropped", "events_exposed", "events_unexposed",
                                       "rate_exposed", "rate_unexposed", "rd", "rd_lower", "rd_upper", "p_fisher")})
-        rec.update(_firth(frame, m, book))
+        rec.update(_firth(frame, m, book, covariates))
         n1, n0 = int(c["n_exposed"]), int(c["n_unexposed"])
         if not (n1 and n0):
             rec["mdd"] = math.nan
@@ -95,7 +117,8 @@ def association_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     return out
 
 
-def separation_note_ja(directions: dict[str, int], measure: str, label: str) -> str:
+def separation_note_ja(directions: dict[str, int], measure: str, label: str,
+                       covariate_labels: dict[str, str] | None = None) -> str:
     """Which terms are separated, in which direction, said in words with Japanese labels."""
     parts = []
     d = directions.get(measure, 0)
@@ -103,14 +126,14 @@ def separation_note_ja(directions: dict[str, int], measure: str, label: str) -> 
         towards = "無限大" if d > 0 else "0"
         parts.append(f"「{label}」では活用の有無で全項目実施がほぼ完全に分かれており（データの分離）、"
                      f"通常の最尤推定ではオッズ比が{towards}になります。Firth法で有限の推定値を求めましたが、不確実性は大きいです。")
-    covs = [COVARIATE_LABELS_JA.get(t, t) for t in COVARIATE_TERMS if directions.get(t, 0)]
+    covs = [lab for t, lab in (covariate_labels or {}).items() if directions.get(t, 0)]
     if covs:
         parts.append(f"共変量（{'、'.join(covs)}）でもデータが分離しており、通常の最尤推定ではその係数が発散します（Firth法で推定）。")
     return "".join(parts)
 
 
-def _firth(frame: pd.DataFrame, measure: str, book: Codebook) -> dict:
-    data = frame[["y", measure, *COVARIATE_TERMS]].dropna()
+def _firth(frame: pd.DataFrame, measure: str, book: Codebook, covariates: Sequence[str]) -> dict:
+    data = frame[["y", measure, *covariates]].dropna()
     nan = {"or": math.nan, "or_lower": math.nan, "or_upper": math.nan, "p_lr": math.nan, "separation": "",
            "separation_direction": 0, "note": ""}
     if data[measure].nunique() < 2 or data["y"].nunique() < 2:
@@ -118,14 +141,14 @@ def _firth(frame: pd.DataFrame, measure: str, book: Codebook) -> dict:
     try:
         with warnings.catch_warnings():  # non-convergence is said in the note below
             warnings.simplefilter("ignore", RuntimeWarning)
-            res = firth_logit(f"y ~ {measure} + {' + '.join(COVARIATE_TERMS)}", data)
+            res = firth_logit(" + ".join([f"y ~ {measure}", *covariates]), data)
         ci = res.conf_int(0.05).loc[measure]
     except np.linalg.LinAlgError:
         return {**nan, "note": COLLINEAR_NOTE_JA}
     directions = {t: int(d) for t, d in res.separation_directions.items() if t != "Intercept"}
     lo, hi = float(np.exp(ci["lower"])), float(np.exp(ci["upper"]))
     p = float(res.pvalues[measure])
-    note = separation_note_ja(directions, measure, book.label(measure))
+    note = separation_note_ja(directions, measure, book.label(measure), {t: book.term_label(t) for t in covariates})
     if not res.converged:
         note += "調整オッズ比の推定が収束しませんでした。値は参考程度にとどめてください。"
     if math.isnan(p):
@@ -165,7 +188,8 @@ def association_table_ja(table: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     })
 
 
-def association_narrative_ja(table: pd.DataFrame, n_total: int, timing_ja: str = "同じ年度") -> str:
+def association_narrative_ja(table: pd.DataFrame, n_total: int, timing_ja: str = "同じ年度",
+                             covariates_ja: str = "人口（対数）・過疎地域指定") -> str:
     """Plain-Japanese reading of the table: what the data show and what they cannot rule out."""
     lines = [f"対象は{n_total}市町です。支援施策ごとに、{timing_ja}に活用した市町と活用しなかった市町の"
              "「主要項目を全て実施」の割合を比べました。"]
@@ -196,7 +220,7 @@ def association_narrative_ja(table: pd.DataFrame, n_total: int, timing_ja: str =
             lines.append(r.note if r.note.startswith("「") else f"「{r.label}」: {r.note}")
     lines.append("これらはすべて関連であり、支援施策の効果を示すものではありません。"
                  "支援を活用する市町と活用しない市町は、人口規模や体制などがもともと異なります。"
-                 "調整オッズ比は人口（対数）と過疎地域指定を考慮していますが、それ以外の違いは残ります。")
+                 f"調整オッズ比は{covariates_ja}を考慮していますが、それ以外の違いは残ります。")
     return "\n\n".join(lines)
 
 
@@ -205,7 +229,8 @@ def association_narrative_ja(table: pd.DataFrame, n_total: int, timing_ja: str =
 MIN_HAZARD_YEARS = 3  # one year defines the risk set, the next ones give lagged support and events
 
 
-def hazard_frame(panel: pd.DataFrame, book: Codebook, counts: dict | None = None) -> pd.DataFrame:
+def hazard_frame(panel: pd.DataFrame, book: Codebook, counts: dict | None = None,
+                 covariates: Sequence[str] | None = None) -> pd.DataFrame:
     """Person-period data for first reaching full implementation, with last year's support.
 
     * Municipalities already fully implementing in the first observed year are left-censored
@@ -238,8 +263,7 @@ def hazard_frame(panel: pd.DataFrame, book: Codebook, counts: dict | None = None
     pp = person_period(p, "code", "fiscal_year", "event")
     pp["fiscal_year"] = pp["fiscal_year"].astype(int)
     pp["code"] = pp["code"].astype(str)
-    pp["log_population"] = np.log(pp["population"].astype(float))
-    pp["kaso"] = pp["kaso"].astype(float)
+    add_terms(pp, pp, covariates_of(book, covariates))
     for m in book.support_measures:
         pp[f"{m}_lag1"] = pp[f"{m}_lag1"].astype("Float64").astype(float)
     return pp.reset_index(drop=True)
@@ -249,7 +273,7 @@ FEW_EVENTS = 50  # below this many events the Firth LR test is the primary test 
 
 
 def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: int = N_BOOT,
-                 pp: pd.DataFrame | None = None) -> pd.DataFrame:
+                 pp: pd.DataFrame | None = None, covariates: Sequence[str] | None = None) -> pd.DataFrame:
     """One Firth logit hazard model per measure: OR of last year's support and two tests.
 
     The penalised likelihood-ratio test is model-based; the wild cluster restricted score
@@ -258,7 +282,9 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
     keeping the family's size when a p-value cannot be computed. A measure whose model cannot
     be fitted (no events, no variation in support) gets a row with missing estimates and a note.
     """
-    pp = hazard_frame(panel, book) if pp is None else pp
+    covariates = covariates_of(book, covariates)
+    pp = hazard_frame(panel, book, covariates=covariates) if pp is None else pp
+    labels = {t: book.term_label(t) for t in covariates}
     rows = []
     for i, m in enumerate(book.support_measures):
         term = f"{m}_lag1"
@@ -275,7 +301,7 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
         elif data[term].nunique() < 2:
             rec["note"] = "前年度に活用した市町・年度（または活用しなかった市町・年度）がないため、推定できません。"
         else:
-            formula = f"event ~ C(fiscal_year) + {term} + {' + '.join(COVARIATE_TERMS)}"
+            formula = " + ".join([f"event ~ C(fiscal_year) + {term}", *covariates])
             try:
                 fit = firth_logit(formula, data)
                 p_lr = float(fit.pvalues[term])
@@ -290,7 +316,7 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
                         "p_cr1": float(res.cr1.loc[term, "p_cr1"]) if term in res.cr1.index else math.nan,
                         "separation": term if term in res.separation else ""})
             directions = {t: int(d) for t, d in fit.separation_directions.items()}
-            rec["note"] = separation_note_ja(directions, term, book.label(m))
+            rec["note"] = separation_note_ja(directions, term, book.label(m), labels)
             if not (fit.converged and res.converged):
                 rec["note"] += "推定が収束しませんでした。値は参考程度にとどめてください。"
             if math.isnan(p_lr):
@@ -405,18 +431,16 @@ def hazard_sentence_ja(row) -> str:
 # --- methods, for readers and for specialists ---------------------------------------------------
 # Method facts are generated from the constants the code uses, so the text cannot drift from it.
 
-def methods_plain_ja() -> str:
+def methods_plain_ja(covs: str) -> str:
     """How the per-year comparison works, for a reader who is not a statistician."""
-    covs = "・".join(COVARIATE_LABELS_JA[t] for t in COVARIATE_TERMS)
     return ("市町の数が少ないと、偶然によるばらつきが大きくなります。そこで、少ない数でも信頼できる計算方法を使い、"
             "結果には必ず「95%信頼区間」（真の値がこの範囲にあると考えてよい幅）を付けています。"
             f"市町の規模などの違いを考えるため、{covs}をそろえた比較（調整オッズ比）も示します。"
             "複数の施策を同時に調べると偶然の「有意」が出やすくなるため、その分を補正したp値も示します。")
 
 
-def methods_detail_ja(n_measures: int) -> list[str]:
+def methods_detail_ja(n_measures: int, covs: str) -> list[str]:
     """The technical description (shown in a collapsible 「分析方法の詳細」 section)."""
-    covs = "・".join(COVARIATE_LABELS_JA[t] for t in COVARIATE_TERMS)
     return [
         "全項目実施率の差の95%信頼区間は、Chan–Zhang の正確な無条件法（スコア統計量）で求めました。"
         f"両群とも{power.LARGE_GROUP}市町を超える場合は Newcombe の方法を使います（結果はほぼ同じで、計算が速いため）。",
@@ -431,14 +455,12 @@ def methods_detail_ja(n_measures: int) -> list[str]:
     ]
 
 
-def hazard_methods_plain_ja() -> str:
-    covs = "・".join(COVARIATE_LABELS_JA[t] for t in COVARIATE_TERMS)
+def hazard_methods_plain_ja(covs: str) -> str:
     return ("まだ全項目を実施していない市町が、翌年度に初めて全項目実施に到達するかどうかと、前年度の支援施策の活用との関連を、"
             f"年度の違いと{covs}をそろえて調べました（離散時間ハザードモデル）。")
 
 
-def hazard_methods_detail_ja() -> list[str]:
-    covs = "・".join(COVARIATE_LABELS_JA[t] for t in COVARIATE_TERMS)
+def hazard_methods_detail_ja(covs: str) -> list[str]:
     return [
         f"モデルは、年度のダミー変数・前年度の施策の活用・{covs}を含む Firth 法のロジスティック回帰"
         "（離散時間ハザードモデル、Singer & Willett 2003 第11章）です。施策ごとに1つずつ推定します。",

@@ -106,6 +106,23 @@ class Codebook:
     def covariates(self) -> list[dict]:
         return list(self.raw["covariates"])
 
+    @property
+    def model_covariates(self) -> list[str]:
+        """Covariate terms of the adjusted models (`analysis.covariates`; assumptions log A4).
+
+        A term is a covariate variable (`kaso`) or its logarithm (`log_population`).
+        """
+        terms = list(self.raw.get("analysis", {}).get("covariates", ["log_population", "kaso"]))
+        check_covariate_terms(terms, self)
+        return terms
+
+    def term_label(self, term: str, lang: str = "ja") -> str:
+        """Label of a model term: a covariate's label, or 「人口（対数）」 for log_population."""
+        if term.startswith("log_"):
+            base = self.label(term[4:], lang)
+            return f"{base}（対数）" if lang == "ja" else f"log {base}"
+        return self.label(term, lang)
+
     def label(self, variable: str, lang: str = "ja") -> str:
         """Reader-facing label of a variable (question, covariate or id column)."""
         key = f"label_{lang}"
@@ -140,6 +157,19 @@ class Codebook:
     def spellings(self, answers: str, value) -> list[str]:
         """Spellings in the codebook that map to `value` (used by tests and the generator)."""
         return [k for k, v in self.answer_maps[answers].items() if v == value and k != ""]
+
+
+def check_covariate_terms(terms, book: "Codebook") -> None:
+    """Every term names a codebook covariate, or log_ of one (JA+EN error otherwise)."""
+    known = {c["variable"] for c in book.covariates}
+    allowed = sorted(known | {f"log_{v}" for v in known})
+    bad = [t for t in terms if t not in allowed]
+    if bad or len(set(terms)) != len(terms):
+        from .errors import AnalysisError
+
+        raise AnalysisError(f"共変量 {bad or terms} は使えません（使えるもの: {', '.join(allowed)}。重複も不可）",
+                            f"unknown or duplicate covariate terms {bad or terms}; use {', '.join(allowed)}",
+                            where=str(book.path))
 
 
 def load_codebook(path: Path | str | None = None) -> Codebook:

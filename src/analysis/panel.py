@@ -74,3 +74,71 @@ def cross_section(panel: pd.DataFrame, fiscal_year: int, exposure_lag: int = 0,
         for m in measures or []:
             year[m] = year[f"{m}_lag1"]
     return year.reset_index(drop=True)
+
+
+def load_panel(dataset: str = "sample", years: list[int] | None = None, book: Codebook | None = None,
+               covariates: list[str] | None = None) -> pd.DataFrame:
+    """The analysis-ready municipality × fiscal-year panel of a dataset, for one's own models.
+
+    Unlike the reader's tidy frame (nullable booleans that keep 無回答 distinct), every column
+    here has a dtype that statsmodels, firthmodels, patsy and seaborn accept directly: answers
+    and the outcome are float 0/1 with NaN for a missing answer, counts are int, status and
+    code are categorical, and the model's covariate terms (e.g. ``log_population``) are added.
+    `describe_panel()` names every column in Japanese and English with its source.
+
+    Examples
+    --------
+    >>> from analysis import load_panel, firth_logit
+    >>> panel = load_panel("sample", years=[2025])
+    >>> fit = firth_logit("full_implementation ~ sup_advisor + log_population + kaso", panel)
+    >>> fit.nobs
+    35
+    """
+    from .association import add_terms, covariates_of
+    from .codebook import load_codebook
+    from .datasets import load_dataset
+
+    book = book or load_codebook()
+    raw = build_panel(load_dataset(dataset), book, years)
+    out = pd.DataFrame({"code": pd.Categorical(raw["code"].astype(str)),
+                        "name": raw["name"].astype(str).to_numpy(),
+                        "fiscal_year": raw["fiscal_year"].astype(int).to_numpy(),
+                        "jusou_status": pd.Categorical(raw["jusou_status"].astype(object),
+                                                       categories=["not_implemented", "preparing", "implemented"])})
+    binary = [OUTCOME, "jusou", *book.main_items, *book.support_measures, *book.challenges,
+              *[f"{m}_lag1" for m in book.support_measures]]
+    for col in binary:
+        out[col] = raw[col].astype("Float64").astype(float).to_numpy()
+    for c in book.covariates:
+        if c["variable"] in raw.columns:
+            out[c["variable"]] = pd.to_numeric(raw[c["variable"]], errors="coerce").astype(float).to_numpy()
+    add_terms(out, out, [t for t in covariates_of(book, covariates) if t not in out.columns])
+    return out
+
+
+def describe_panel(book: Codebook | None = None) -> pd.DataFrame:
+    """Data dictionary of `load_panel`: column, Japanese and English label, type and source."""
+    from .codebook import load_codebook
+
+    book = book or load_codebook()
+    rows = [
+        ("code", "全国地方公共団体コード（6桁）", "municipality code (6 digits, JIS X 0402)", "category", "調査ファイル"),
+        ("name", "市町村名", "municipality name", "str", "調査ファイル"),
+        ("fiscal_year", "年度（西暦の年度開始年）", "fiscal year (start year)", "int", "調査ファイル"),
+        ("jusou_status", "重層的支援体制整備事業の実施状況", "multi-layered support project status", "category", "調査ファイル"),
+        (OUTCOME, "指針の主要項目を全て実施（1/0、欠測は NaN）", "all main guideline items implemented (1/0, NaN)",
+         "float", "主要項目から算出（コードブック main_items）"),
+        ("jusou", "重層的支援体制整備事業を実施（1/0）", "runs the multi-layered support project (1/0)", "float",
+         "jusou_status から算出"),
+    ]
+    for v in [*book.main_items, *book.support_measures, *book.challenges]:
+        rows.append((v, book.label(v), book.label(v, "en"), "float", "調査ファイル（1=○, 0=×, NaN=無回答）"))
+    for m in book.support_measures:
+        rows.append((f"{m}_lag1", f"{book.label(m)}（前年度）", f"{book.label(m, 'en')} (previous year)", "float",
+                     "前年度の調査ファイル"))
+    for c in book.covariates:
+        rows.append((c["variable"], c["label_ja"], c["label_en"], "float", "市町村マスタ（municipalities.csv）"))
+    for t in book.model_covariates:
+        if t.startswith("log_"):
+            rows.append((t, book.term_label(t), book.term_label(t, "en"), "float", f"log({t[4:]})"))
+    return pd.DataFrame(rows, columns=["column", "label_ja", "label_en", "dtype", "source"])

@@ -189,3 +189,22 @@ def targets_chart(counts_by_year: dict, goals: list):
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def compare_models(compare: pd.DataFrame, measure_label: str):
+    """Odds ratios of one measure under several models (columns モデル, オッズ比, 下限, 上限), log scale."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.7 * len(compare) + 1.6))
+    y = np.arange(len(compare))[::-1]
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="#555555", linestyle="--", linewidth=1)
+    for yi, (_, r) in zip(y, compare.iterrows()):
+        ax.plot([r["下限"], r["上限"]], [yi, yi], color=OKABE_ITO[0], linewidth=2)
+        ax.plot([r["オッズ比"]], [yi], "o", color=OKABE_ITO[0])
+    ax.set_yticks(y)
+    ax.set_yticklabels(compare["モデル"].tolist(), fontsize=9)
+    ax.set_xlabel("オッズ比（対数目盛、95%信頼区間）")
+    ax.set_title(f"「{measure_label}」のオッズ比：モデルの比較")
+    fig.tight_layout()
+    return fig

@@ -76,6 +76,7 @@ class Report:
     progress_counts: dict = field(default_factory=dict, repr=False)
     progress_targets: list = field(default_factory=list, repr=False)
     hazard_sentences: list[str] = field(default_factory=list)
+    covariates_ja: str = ""
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -235,7 +236,7 @@ def _context(dataset: str, book: Codebook | None):
 
 
 def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
-                       book: Codebook | None = None) -> Report:
+                       book: Codebook | None = None, covariates: list[str] | None = None) -> Report:
     """Tables and figures of one fiscal year (reads the dataset, then `build_fiscal_year_report`)."""
     ds, book = _context(dataset, book)
     if fiscal_year not in ds.years:
@@ -243,7 +244,7 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     years = report_years(ds, fiscal_year, exposure_lag)
     q = quality.check(ds, fiscal_year, book)
     panel = build_panel(ds, book, years, preread={fiscal_year: q.result} if q.result is not None else None)
-    rep = build_fiscal_year_report(ds, panel, book, fiscal_year, exposure_lag)
+    rep = build_fiscal_year_report(ds, panel, book, fiscal_year, exposure_lag, covariates=covariates)
     rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
                         f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
     return rep
@@ -274,7 +275,7 @@ def _progress(rep: Report, ds: Dataset, panel: pd.DataFrame, book: Codebook, fis
 
 
 def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year: int,
-                             exposure_lag: int = 0) -> Report:
+                             exposure_lag: int = 0, *, covariates: list[str] | None = None) -> Report:
     """The fiscal-year report from a panel already in memory (also used by the invariant tests).
 
     Every table that speaks of support uses the same exposure: support in the same fiscal year
@@ -286,8 +287,11 @@ def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, f
     prev_label = f"{wareki_fy(fiscal_year - 1)}（FY{fiscal_year - 1}）"
     timing = "同じ年度" if exposure_lag == 0 else "前年度"
     support_when = label if exposure_lag == 0 else f"前年度＝{prev_label}の活用"
+    covariates = association.covariates_of(book, covariates)
     rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援")
-    rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year), "exposure_lag": exposure_lag}
+    rep.covariates_ja = association.covariate_labels(book, covariates)
+    rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year), "exposure_lag": exposure_lag,
+                   "covariates": list(covariates)}
     add = _adder(rep)
     add("status", tables.status_table(year, book), f"県内市町の実施状況（{label}）")
     _progress(rep, ds, panel, book, fiscal_year)
@@ -302,10 +306,10 @@ def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, f
     if not no_previous:
         add("support_by_full", tables.measure_by_full_table(exposed, book),
             f"支援施策（{timing}の活用）と指針の主要項目の全項目実施（{label}）")
-        assoc = association.association_table(exposed, book)
+        assoc = association.association_table(exposed, book, covariates)
         add("association", association.association_table_ja(assoc, book),
             f"支援施策（{timing}の活用）と全項目実施の関連（{label}）")
-        rep.association_text = association.association_narrative_ja(assoc, len(exposed), timing)
+        rep.association_text = association.association_narrative_ja(assoc, len(exposed), timing, rep.covariates_ja)
         rep.association_sentences = association.measure_sentences_ja(assoc, timing)
     items_t = rep.tables["main_items"]
     rep.figures = {"main_items": lambda: plots.main_items_bar(items_t, wareki_fy(fiscal_year))}
@@ -360,37 +364,40 @@ def national_counts() -> pd.DataFrame:
     return pd.read_csv(data_dir() / "external" / "national_jusou_counts.csv", encoding="utf-8")
 
 
-def trends_report(dataset: str, book: Codebook | None = None) -> Report:
+def trends_report(dataset: str, book: Codebook | None = None, covariates: list[str] | None = None) -> Report:
     """Tables and figures across all fiscal years of the dataset."""
     ds, book = _context(dataset, book)
-    return build_trends_report(ds, build_panel(ds, book), book)
+    return build_trends_report(ds, build_panel(ds, book), book, covariates=covariates)
 
 
 def build_trends_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, *,
-                        n_boot: int = association.N_BOOT) -> Report:
+                        n_boot: int = association.N_BOOT, covariates: list[str] | None = None) -> Report:
     """The trends report from a panel already in memory (also used by the invariant tests)."""
     rep = Report(dataset=ds, title="年度横断の推移：包括的な支援体制の整備と重層的支援体制整備事業")
     add = _adder(rep)
     trend = tables.trend_table(panel, national_counts())
     add("trend", trend, "年度別の実施状況（県内と全国）")
     add("transitions", tables.transition_table(panel, book), "重層的支援体制整備事業の実施状況の推移（前年度→翌年度）")
+    covariates = association.covariates_of(book, covariates)
+    rep.covariates_ja = association.covariate_labels(book, covariates)
     n_years = int(panel["fiscal_year"].nunique())
     counts: dict = {}
     texts = []
     why = association.hazard_unavailable_ja(n_years)
     if why is None:
-        pp = association.hazard_frame(panel, book, counts=counts)
+        pp = association.hazard_frame(panel, book, counts=counts, covariates=covariates)
         why = association.hazard_unavailable_ja(n_years, int(pp["event"].sum()))
         texts.append(association.hazard_sample_ja(counts, n_years))
         if why is None:
-            hazard = association.hazard_table(panel, book, n_boot=n_boot, pp=pp)
+            hazard = association.hazard_table(panel, book, n_boot=n_boot, pp=pp, covariates=covariates)
             add("hazard", association.hazard_table_ja(hazard),
                 "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）")
             rep.hazard_sentences = [association.hazard_sentence_ja(r) for _, r in hazard.iterrows()]
     if why:
         texts.insert(0, why)
     rep.hazard_text = "\n\n".join(t for t in texts if t)
-    rep.summary = {"years": sorted(int(y) for y in panel["fiscal_year"].unique()), "hazard_sample": counts}
+    rep.summary = {"years": sorted(int(y) for y in panel["fiscal_year"].unique()), "hazard_sample": counts,
+                   "covariates": list(covariates)}
     latest = int(panel["fiscal_year"].max())
     _progress(rep, ds, panel, book, latest)
     rep.figures = {"share_trend": lambda: plots.share_trend(trend)}
