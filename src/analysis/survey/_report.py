@@ -21,10 +21,19 @@ def format_issues(issues: pd.DataFrame, per_kind: int | None = None) -> list[str
     line giving the number left out.
     """
     lines, shown, hidden = [], {}, {}
-    for rec in issues.to_dict("records"):
+    records = issues.to_dict("records")
+    if per_kind is not None:  # kinds a bounded log only counted: fold their count into one line
+        for rec in records:
+            if OMITTED_EN in str(rec["reason_en"]):
+                kind = issue_kind(rec["severity"], str(rec["reason_en"]).split(" kept): ", 1)[-1])
+                hidden[kind] = [int(str(rec["value"]).replace(",", "") or 0), rec["severity"],
+                                rec["reason_ja"].split("記録）: ", 1)[-1], rec["reason_en"].split(" kept): ", 1)[-1]]
+    for rec in records:
         sev = rec["severity"]
         kind = issue_kind(sev, rec["reason_en"])
-        if per_kind is not None and OMITTED_EN not in str(rec["reason_en"]):
+        if per_kind is not None:
+            if OMITTED_EN in str(rec["reason_en"]):
+                continue
             shown[kind] = shown.get(kind, 0) + 1
             if shown[kind] > per_kind:
                 hidden.setdefault(kind, [0, sev, rec["reason_ja"], rec["reason_en"]])[0] += 1
@@ -43,8 +52,8 @@ def format_issues(issues: pd.DataFrame, per_kind: int | None = None) -> list[str
             parts.append(f"値『{rec['value']}』")
         lines.append(" ".join(parts) + f": {rec['reason_ja']} / {rec['reason_en']}")
     for n, sev, ja, en in hidden.values():
-        lines.append(f"[{SEVERITY_JA.get(sev, sev)}/{sev}] … 同じ種類の問題がほかに {n:,} 件（--issues-out で全件を"
-                     f"書き出せます）: {ja} / … {n:,} more of this kind (write them all with --issues-out): {en}")
+        lines.append(f"[{SEVERITY_JA.get(sev, sev)}/{sev}] … 同じ種類の問題がほかに {n:,} 件（表示を省略）: {ja} / "
+                     f"… {n:,} more of this kind not shown: {en}")
     return lines
 
 
