@@ -416,7 +416,7 @@ def read_csv(data: bytes, log: IssueLog, limits: Limits) -> Sheet:
                   f"not a text file: NUL character on line {line}")
     if not text.strip():
         log.fatal("ファイルが空です", "the file is empty")
-    lines = text.splitlines()[:50]
+    lines = text[:200_000].splitlines()[:50]
     n_tab, n_comma = sum("\t" in ln for ln in lines), sum("," in ln for ln in lines)
     delimiter = "\t" if n_tab > n_comma else ","
     reader = csv.reader(_io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
