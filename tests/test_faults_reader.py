@@ -25,7 +25,7 @@ from analysis.survey import (ISSUE_COLUMNS, Limits, ResponsePolicy, SurveyError,
 from analysis.survey._issues import severity_counts
 
 FY = 2025
-SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -150,10 +150,11 @@ def test_merge_repeating_an_identical_value_is_a_warning(tmp_path, book, master,
     assert res.tidy.set_index("code").loc[codes[5:8], "item_hub"].tolist() == [True] * 3
 
 
-def test_merge_across_question_columns_in_a_row_is_an_error(tmp_path, book, master, ref):
+@pytest.mark.parametrize("start", ["sup_advisor", "name", "code"])
+def test_merge_across_question_columns_in_a_row_is_an_error(tmp_path, book, master, ref, start):
     grid, path = _xlsx(ref, book, tmp_path)
     r = grid.excel_row(ref["code"].iloc[0])
-    j = grid.col("sup_advisor") + 1
+    j = grid.col(start) + 1
     sf.merge(path, f"{sf_col(j)}{r}:{sf_col(j + 2)}{r}")
     res = read_hashed(path, book, master)
     assert len(hits(res, "spans data rows or question columns")) == 1 and not res.ok

@@ -54,7 +54,8 @@ def response_table(q: QualityResult, ds: Dataset) -> pd.DataFrame:
         return pd.DataFrame([{"項目": "調査ファイル", "値": f"{q.path}（読み込めませんでした）"},
                              {"項目": "対象市町数", "値": "—" if n_expected is None else str(n_expected)}])
     res = q.result
-    names = dict(zip(master["code"], master["name"]))
+    names = dict(zip(master["code"], master["name"])) if master is not None else {}
+    n_expected = n_expected or res.info.get("n_expected")
     missing = [names.get(c, c) for c in res.info.get("missing", [])]
     listed = [names.get(c, c) for c in res.info.get("non_responding", [])]
     n = len(res.tidy)

@@ -212,7 +212,8 @@ def _check_merges(ctx: _Context) -> None:
         cols = range(m.c1, m.c2 + 1)
         outside = lambda r: any(cell_text(v) for c, v in enumerate(grid[r]) if c not in cols)  # noqa: E731
         spans_rows = any(c in colmap for c in cols) and any(r != m.r1 and outside(r) for r in rows)
-        spans_questions = m.r1 > header.bottom and m.c1 in questions and any(c in colmap for c in cols[1:])
+        spans_questions = m.r1 > header.bottom and any(c in questions for c in cols[1:]) and \
+            (m.c1 in questions or outside(m.r1))  # not a note row merged across the table
         if not (spans_rows or spans_questions):
             continue
         anchor = at(m.r1, m.c1)
