@@ -11,6 +11,7 @@ encrypted OOXML container, legacy .xls container, PDF), so every fixture is repr
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from dataclasses import dataclass, field
 from itertools import cycle
@@ -454,3 +455,65 @@ def legacy_xls(dst: Path) -> Path:
 def pdf(dst: Path) -> Path:
     dst.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
     return dst
+
+
+# --- pathological files (fault injection) -----------------------------------------------------
+
+def far_cell_xlsx(dst: Path, cell: str = "A1048576", dimension: str | None = "declared") -> Path:
+    """A tiny workbook with a value in A1 and in `cell` (e.g. XFD1048576).
+
+    dimension: "declared" keeps the <dimension> openpyxl writes (A1:<cell>), None removes it, and
+    any other text (e.g. "A1:B2") replaces it with that (a lying declaration).
+    """
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "回答一覧"
+    ws["A1"] = "市町村コード"
+    ws[cell] = "x"
+    wb.save(dst)
+    if dimension != "declared":
+        repl = b"" if dimension is None else f'<dimension ref="{dimension}"/>'.encode()
+        rewrite_part(dst, "xl/worksheets/sheet1.xml", lambda xml: re.sub(rb"<dimension [^>]*/>", repl, xml))
+    return dst
+
+
+def rewrite_part(path: Path, part: str, edit) -> Path:
+    """Rewrite one part of a zip package (xlsx) in place with `edit(bytes) -> bytes`."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        items = [(info, zf.read(info.filename)) for info in zf.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, data in items:
+            zf.writestr(info.filename, edit(data) if info.filename == part else data)
+    return path
+
+
+def merge_keeping_values(path: Path, ref: str, sheet: str | None = None) -> Path:
+    """Declare `ref` merged without clearing the covered cells (as LibreOffice's "keep contents" does)."""
+    from openpyxl import load_workbook
+    from openpyxl.worksheet.cell_range import CellRange
+
+    wb = load_workbook(path)
+    ws = wb[sheet] if sheet else wb.active
+    ws.merged_cells.add(CellRange(ref))
+    wb.save(path)
+    return path
+
+
+def merge(path: Path, ref: str, sheet: str | None = None) -> Path:
+    """Merge `ref` the way Excel does: only the top-left value is kept."""
+    from openpyxl import load_workbook
+
+    wb = load_workbook(path)
+    ws = wb[sheet] if sheet else wb.active
+    ws.merge_cells(ref)
+    wb.save(path)
+    return path
+
+
+def snapshot(folder: Path) -> dict:
+    """sha256 of every file under `folder` (recursively), to prove nothing was written."""
+    return {str(p.relative_to(folder)): sha256(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}

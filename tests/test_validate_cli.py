@@ -83,7 +83,8 @@ def test_invalid_file_exits_1_and_reports_every_problem(tmp_path, capsys, sample
     out = tmp_path / "tidy.csv"
     code, stdout, _ = run(capsys, src, "--dataset", "sample", "--fiscal-year", FY, "--tidy-out", out)
     assert code == 1
-    assert "無効 / invalid" in stdout and "エラー 4 件" in stdout
+    # 4 cell errors, plus the two municipalities whose rows could not be read are missing (response rate)
+    assert "無効 / invalid" in stdout and "エラー 5 件" in stdout and "回答率 33/35" in stdout
     line = next(ln for ln in stdout.splitlines() if "たぶん" in ln)
     for part in ("[エラー/error]", "ファイル『bad.xlsx』", "シート『回答一覧』", f"{grid.excel_row(codes_[0])}行",
                  "列『地域住民が交流できる拠点の整備』", "値『たぶん』", "解釈できません", "unmappable answer"):

@@ -119,20 +119,21 @@ def _dispatch(args) -> int:
 def _validate(args) -> int:
     """Validate one survey file: report (ja / en) on stdout; 0 valid, 1 invalid, 2 unusable."""
     from .codebook import load_codebook
-    from .datasets import load_dataset
+    from .datasets import check_output_path, load_dataset
     from .export import write_csv
-    from .io import SurveyError, read_survey, report_text
+    from .survey import SurveyError, report_text
 
     ds = load_dataset(args.dataset)
     protected = {Path(args.file).resolve()}
     protected |= {p.resolve() for p in ds.input_files()}
     for out in (args.tidy_out, getattr(args, "issues_out", None)):
         if out is not None and Path(out).resolve() in protected:
-            raise SurveyError(f"{out}: 入力ファイルには書き出せません。別の出力先を指定してください / "
-                              "refusing to overwrite an input file; choose another output path")
+            raise SurveyError("入力ファイルには書き出せません。別の出力先を指定してください",
+                              "refusing to overwrite an input file; choose another output path", where=str(out))
+        if out is not None:
+            check_output_path(out)
     try:
-        result = read_survey(args.file, load_codebook(), ds.master(), fiscal_year=args.fiscal_year,
-                             prefecture_code=ds.meta.get("prefecture_code"))
+        result = ds.read_file(args.file, load_codebook(), fiscal_year=args.fiscal_year)
     except SurveyError as exc:
         print(report_text(None, exc.issues, path=args.file))
         if getattr(args, "issues_out", None):

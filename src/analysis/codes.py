@@ -11,17 +11,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import AnalysisError
+
 WEIGHTS = (6, 5, 4, 3, 2)
 
 
-class CodeError(ValueError):
-    """A value that cannot be a municipality code; the message says why (ja / en)."""
+class CodeError(AnalysisError, ValueError):
+    """A value that cannot be a municipality code; `ja` and `en` say why."""
 
 
 def check_digit(code5: str) -> int:
     """Check digit of a 5-digit code: (11 - sum(d_i * w_i) mod 11) mod 10, w = 6,5,4,3,2."""
     if len(code5) != 5 or not code5.isdigit():
-        raise CodeError(f"5桁の数字ではありません / not 5 digits: {code5!r}")
+        raise CodeError("5桁の数字ではありません", f"not 5 digits: {code5!r}")
     total = sum(int(d) * w for d, w in zip(code5, WEIGHTS))
     return (11 - total % 11) % 10
 
@@ -38,17 +40,17 @@ def is_valid(code6: str) -> bool:
 
 def _digits(value) -> str:
     if isinstance(value, bool) or value is None:
-        raise CodeError(f"コードが空か不正です / empty or invalid code: {value!r}")
+        raise CodeError("コードが空か不正です", f"empty or invalid code: {value!r}")
     if isinstance(value, float):
         if value != value or not value.is_integer():  # NaN or fractional
-            raise CodeError(f"コードが整数ではありません / code is not an integer: {value!r}")
+            raise CodeError("コードが整数ではありません", f"code is not an integer: {value!r}")
         value = int(value)
     text = unicodedata.normalize("NFKC", str(value)).strip()
     text = text.replace("-", "").replace(" ", "")
     if text.endswith(".0") and text[:-2].isdigit():
         text = text[:-2]
     if not text.isdigit():
-        raise CodeError(f"コードに数字以外が含まれます / code has non-digits: {value!r}")
+        raise CodeError("コードに数字以外が含まれます", f"code has non-digits: {value!r}")
     return text
 
 
@@ -63,10 +65,8 @@ def candidates(value) -> list[str]:
     if len(text) == 6:
         if not is_valid(text):
             expected = check_digit(text[:5])
-            raise CodeError(
-                f"検査数字が誤っています（正しくは {text[:5]}{expected}）/ wrong check digit in "
-                f"{text} (expected {text[:5]}{expected})"
-            )
+            raise CodeError(f"検査数字が誤っています（正しくは {text[:5]}{expected}）",
+                            f"wrong check digit in {text} (expected {text[:5]}{expected})")
         return [text]
     if len(text) == 5:
         found = [text + str(check_digit(text))]
@@ -75,7 +75,7 @@ def candidates(value) -> list[str]:
         return found
     if len(text) == 4:
         return ["0" + text + str(check_digit("0" + text))]
-    raise CodeError(f"コードの桁数が不正です（{len(text)}桁）/ code has {len(text)} digits: {value!r}")
+    raise CodeError(f"コードの桁数が不正です（{len(text)}桁）", f"code has {len(text)} digits: {value!r}")
 
 
 def normalize(value, known: set[str] | frozenset[str] | None = None) -> str:
@@ -89,7 +89,7 @@ def normalize(value, known: set[str] | frozenset[str] | None = None) -> str:
         return found[0]
     hits = [c for c in found if c in known]
     if not hits:
-        raise CodeError(f"コード表にない市町村コードです / code not in the master list: {value!r}")
+        raise CodeError("コード表にない市町村コードです", f"code not in the master list: {value!r}")
     return hits[0]
 
 

@@ -12,7 +12,8 @@ import pandas as pd
 
 from .codebook import Codebook
 from .datasets import Dataset
-from .io import SEVERITY_JA, SurveyError, SurveyResult
+from .survey import SEVERITY_JA, SurveyError, SurveyResult, advice
+from .survey._issues import severity_counts
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
@@ -27,7 +28,7 @@ class QualityResult:
 
     @property
     def n_errors(self) -> int:
-        return int((self.issues["severity"] == "error").sum()) if not self.issues.empty else 0
+        return severity_counts(self.issues)["error"]  # issues only counted by a bounded log included
 
 
 def check(ds: Dataset, year: int, book: Codebook) -> QualityResult:
@@ -39,15 +40,24 @@ def check(ds: Dataset, year: int, book: Codebook) -> QualityResult:
     return QualityResult(str(path.name), True, "", result, result.issues)
 
 
+def _master_or_none(ds: Dataset) -> pd.DataFrame | None:
+    try:
+        return ds.master()
+    except SurveyError:  # a broken master is reported where the survey would have been read
+        return None
+
+
 def response_table(q: QualityResult, ds: Dataset) -> pd.DataFrame:
-    master = ds.master()
-    n_expected = len(master)
+    master = _master_or_none(ds)
+    n_expected = len(master) if master is not None else None
     if q.result is None:
         return pd.DataFrame([{"項目": "調査ファイル", "値": f"{q.path}（読み込めませんでした）"},
-                             {"項目": "対象市町数", "値": str(n_expected)}])
+                             {"項目": "対象市町数", "値": "—" if n_expected is None else str(n_expected)}])
     res = q.result
-    names = dict(zip(master["code"], master["name"]))
+    names = dict(zip(master["code"], master["name"])) if master is not None else {}
+    n_expected = n_expected or res.info.get("n_expected")
     missing = [names.get(c, c) for c in res.info.get("missing", [])]
+    listed = [names.get(c, c) for c in res.info.get("non_responding", [])]
     n = len(res.tidy)
     rows = [
         ("調査ファイル", q.path),
@@ -56,6 +66,7 @@ def response_table(q: QualityResult, ds: Dataset) -> pd.DataFrame:
         ("回答市町数", str(n)),
         ("回答率(%)", f"{100 * n / n_expected:.1f}" if n_expected else "—"),
         ("未回答の市町", "、".join(missing) if missing else "なし"),
+        *([("うち未回答として登録済み（dataset.yaml）", "、".join(listed))] if listed else []),
         ("エラー", f"{q.n_errors} 件"),
         ("警告", f"{int((q.issues['severity'] == 'warning').sum())} 件"),
         ("情報（読み飛ばした行・無視した列など）", f"{int((q.issues['severity'] == 'info').sum())} 件"),
@@ -101,14 +112,12 @@ def issues_table(q: QualityResult) -> pd.DataFrame:
 def summary_sentence(q: QualityResult, ds: Dataset) -> str:
     if q.result is None:
         return f"調査ファイル『{q.path}』を読み込めませんでした。{q.message}"
-    n, n_exp = len(q.result.tidy), len(ds.master())
+    n, n_exp = len(q.result.tidy), q.result.info.get("n_expected") or len(ds.master())
     text = f"{n_exp}市町のうち{n}市町が回答しました（回答率{100 * n / n_exp:.1f}%）。"
     if q.n_errors:
-        from .io import what_to_do
-
-        advice = "\n\n".join("対処: " + a.split(" / ")[0] for a in what_to_do(q.issues))
+        todo = "\n\n".join("対処: " + ja for ja, _ in advice(q.issues, q.result.info.get("accepted_answers")))
         text += (f"調査ファイルにエラーが{q.n_errors}件あり、この年度の分析結果は作成できません。下の一覧を確認してください。"
-                 f"\n\n{advice}")
+                 f"\n\n{todo}")
     else:
         text += "調査ファイルにエラーはありません。"
     return text
