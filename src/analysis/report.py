@@ -146,7 +146,8 @@ class Report:
 
         items = "".join(f"<li>{html.escape(t)}</li>" for t in detail)
         display(HTML(f'<div class="narrative"><p>{html.escape(plain)}</p></div>'
-                     f'<details class="methods"><summary>分析方法の詳細</summary><ul>{items}</ul></details>'))
+                     f'<details class="methods"><summary>分析方法の詳細</summary><ul>{items}</ul>'
+                     '<p>分析の前提は<a href="../assumptions.html">「分析の前提」</a>にまとめています。</p></details>'))
 
     def show_hazard(self) -> None:
         """Who is in the hazard model, the table (when it could be fitted), or why it is empty."""
