@@ -53,7 +53,8 @@ def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]
         os.replace(tmp_path, target)
     except OSError as exc:
         # a full disk reports no file name ("[Errno 28] No space left on device"): name the target
-        if exc.errno in WRITE_ERRNOS and (exc.filename is None or str(exc.filename) == str(tmp_path)):
+        if exc.errno in WRITE_ERRNOS and (exc.filename is None or tmp_path is None
+                                             or str(exc.filename) == str(tmp_path)):
             raise OSError(exc.errno, os.strerror(exc.errno), str(target)) from exc
         raise
     finally:
@@ -93,19 +94,24 @@ def neutralize_csv_text(value):
     """OWASP CSV-injection neutralisation: prefix an apostrophe to formula-like text.
 
     Only strings are touched; numbers (negative ones too) and text that is a plain number or a
-    displayed interval such as "-27.7〜30.2" are returned unchanged.
+    displayed interval such as "-27.7〜30.2" are returned unchanged. A CR inside text becomes LF
+    (Excel's line break within a cell), which the CSV writer quotes.
     """
     if isinstance(value, str) and looks_like_formula(value):
-        return "'" + value
+        value = "'" + value
+    if isinstance(value, str) and "\r" in value:
+        # the csv module does not quote a bare CR, which would end the row: use Excel's in-cell LF
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     return value
 
 
 def _neutralize_labels(index: pd.Index) -> pd.Index:
+    names = [neutralize_csv_text(n) for n in index.names]
     if isinstance(index, pd.MultiIndex):
-        return pd.MultiIndex.from_tuples([tuple(neutralize_csv_text(v) for v in t) for t in index],
-                                         names=index.names)
-    return pd.Index([neutralize_csv_text(v) for v in index], name=index.name, dtype=object) \
-        if index.dtype == object else index
+        return pd.MultiIndex.from_tuples([tuple(neutralize_csv_text(v) for v in t) for t in index], names=names)
+    if index.dtype == object or pd.api.types.is_string_dtype(index.dtype):
+        return pd.Index([neutralize_csv_text(v) for v in index], name=names[0], dtype=object)
+    return index.rename(names[0])
 
 
 def neutralize_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -113,7 +119,7 @@ def neutralize_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for i in range(out.shape[1]):
         col = out.iloc[:, i]
-        if col.dtype == object or isinstance(col.dtype, (pd.CategoricalDtype, pd.StringDtype)):
+        if col.dtype == object or isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(col.dtype):
             out.isetitem(i, col.astype(object).map(neutralize_csv_text))
     out.columns = _neutralize_labels(out.columns)
     out.index = _neutralize_labels(out.index)

@@ -471,6 +471,34 @@ def run_lock(base: Path, wait: bool = False) -> Iterator[None]:
 # ---------------------------------------------------------------------------
 
 
+_KERNEL_PROCESSES: list = []  # Popen objects of the kernels this worker started (latest last)
+
+
+def _tracking_kernel_manager() -> type:
+    """AsyncKernelManager that remembers its kernel process, so a dead kernel's signal can be named."""
+    from jupyter_client import AsyncKernelManager
+
+    if not hasattr(AsyncKernelManager, "_async_launch_kernel"):  # another jupyter_client: no detail
+        return AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                _KERNEL_PROCESSES.append(process)
+
+    return TrackedKernelManager
+
+
+def _kernel_exit_code() -> int | None:
+    """Exit status of the last kernel (negative: killed by that signal); None if unknown/running."""
+    try:
+        return _KERNEL_PROCESSES[-1].poll() if _KERNEL_PROCESSES else None
+    except Exception:  # noqa: BLE001 - only a detail of the message
+        return None
+
+
 def _redirect_stderr(log: Path) -> None:
     """Kernels inherit this worker's stderr: keep their chatter out of the terminal, in a log."""
     try:
@@ -512,7 +540,7 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
         _redirect_stderr(base / ".logs" / f"{flat}.kernel.log")
         return _execute(job, root_p, fp, meta, staging, nb_out, final, t0)
     except Exception as exc:  # noqa: BLE001 - reported per job, other jobs continue
-        ja, en = describe_failure(exc, meta.get("memory_limit_mb"), where=staging)
+        ja, en = describe_failure(exc, meta.get("memory_limit_mb"), where=staging, kernel_exit=_kernel_exit_code())
         shutil.rmtree(staging, ignore_errors=True)  # first: frees the space a full disk needs below
         log = _keep_failure_log(base, flat, nb_out, traceback.format_exc())
         return _failed(job, ja, en, seconds=time.perf_counter() - t0, log=log, report_dir=str(final))
@@ -530,11 +558,13 @@ def _execute(job: Job, root_p: Path, fp: dict, meta: dict, staging: Path, nb_out
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     started = datetime.now(timezone.utc)
+    _KERNEL_PROCESSES.clear()
     pm.execute_notebook(
         str(root_p / NOTEBOOKS[job.notebook]), str(nb_out),
         parameters={**job.parameters, "output_dir": str(staging)},
         kernel_name="python3", progress_bar=False, log_output=False,
         cwd=str(root_p / "notebooks"), shutdown_kernel="immediate",
+        kernel_manager_class=_tracking_kernel_manager(),
     )
     summary_path = staging / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
@@ -575,8 +605,13 @@ def _project_error_names() -> set[str]:
     return names
 
 
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}(\.\w+)?$")  # tempfile.mkstemp(prefix=".name.") names
+
+
 def _os_error_text(exc: OSError, path: object = None) -> tuple[str, str]:
     where = exc.filename or path
+    if where is not None and _TEMP_NAME.match(Path(str(where)).name):
+        where = Path(str(where)).parent  # a temporary file of an atomic write: name its folder
     text = write_error_text(exc.errno, where)
     if text:
         return text
@@ -585,11 +620,12 @@ def _os_error_text(exc: OSError, path: object = None) -> tuple[str, str]:
 
 
 def describe_failure(exc: BaseException, memory_limit_mb: int | None = None,
-                     where: object = None) -> tuple[str, str]:
+                     where: object = None, kernel_exit: int | None = None) -> tuple[str, str]:
     """One line of Japanese and one of English saying why a job failed.
 
-    Kernel death, memory limits and write failures (full disk, read-only, no permission; naming
-    the path) are recognised; a project error raised in the notebook keeps its own bilingual text.
+    Kernel death (with the signal, when `kernel_exit` is known), memory limits and write failures
+    (full disk, read-only, no permission; naming the path) are recognised; a project error raised
+    in the notebook keeps its own bilingual text.
     """
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -610,11 +646,24 @@ def describe_failure(exc: BaseException, memory_limit_mb: int | None = None,
         return (f"ノートブックのセル {cell} でエラーが発生しました: {ename}: {evalue}",
                 f"the notebook failed in cell {cell}: {ename}")
     if isinstance(exc, DeadKernelError) or "Kernel died" in str(exc):
-        why_ja = f"メモリ上限（{limit}）を超えたか、" if limit else ""
-        why_en = f"memory limit {limit} exceeded, " if limit else ""
-        return (f"ノートブックを実行するカーネルが途中で終了しました（{why_ja}メモリ不足で OS に強制終了されたか、"
-                "外部から終了させられた可能性があります）",
-                f"the notebook kernel died ({why_en}killed by the OS for lack of memory, or killed from outside)")
+        limit_ja = f"メモリ上限（{limit}）を超えたか、" if limit else ""
+        limit_en = f"memory limit {limit} exceeded, " if limit else ""
+        if kernel_exit is not None and kernel_exit < 0:
+            try:
+                sig = signal.Signals(-kernel_exit).name
+            except ValueError:
+                sig = f"signal {-kernel_exit}"
+            if -kernel_exit == signal.SIGKILL:
+                return (f"ノートブックを実行するカーネルが強制終了されました（{sig}）。メモリ不足で OS に止められたか、"
+                        "外部から終了させられた可能性があります",
+                        f"the notebook kernel was killed ({sig}): out of memory (OS) or killed from outside")
+            return (f"ノートブックを実行するカーネルが異常終了しました（{sig}）。{limit_ja}プログラムの不具合の可能性があります",
+                    f"the notebook kernel crashed ({sig}; {limit_en}or a bug)")
+        code_ja = f"（終了コード {kernel_exit}）" if kernel_exit else ""
+        code_en = f" with exit code {kernel_exit}" if kernel_exit else ""
+        return (f"ノートブックを実行するカーネルが途中で終了しました{code_ja}。{limit_ja}メモリ不足で OS に止められたか、"
+                "外部から終了させられた可能性があります",
+                f"the notebook kernel died{code_en} ({limit_en}out of memory, or killed from outside)")
     if isinstance(exc, (CellTimeoutError, TimeoutError)):
         return ("ノートブックの実行が時間切れになりました", "the notebook timed out")
     if isinstance(exc, MemoryError):
@@ -775,7 +824,11 @@ def _execute_all(todo: list[tuple[Job, dict]], root: Path, meta: dict, n_workers
             bar.update(1)
     except BaseException:
         workers = [p.pid for p in getattr(pool, "_processes", {}).values()]
-        stop_processes(descendants(os.getpid()) or workers)
+        # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process
+        from multiprocessing import resource_tracker
+
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        stop_processes([p for p in descendants(os.getpid()) if p != tracker] or workers)
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
