@@ -211,7 +211,7 @@ def check_output_path(path: Path | str, dataset: str, protected: set[Path] = fro
             raise OutputError(f"レポートのフォルダ（run が作るもの）の中には書き出せません（{target}）",
                               f"refusing to write into a report folder managed by `run` ({target})", where=where)
     if target.is_dir():
-        raise OutputError("フォルダです。ファイル名を指定してください", "this is a folder; give a file name",
+        raise OutputError("フォルダです。ファイル名を指定してください", "refusing to write to a folder; give a file name",
                           where=where)
     return target
 
