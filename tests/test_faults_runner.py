@@ -30,7 +30,7 @@ import nbformat
 import pytest
 import yaml
 
-from analysis import runner
+from analysis import processes, runner
 from analysis.site import build_index
 from conftest import make_project_copy, run_cli
 
@@ -258,9 +258,9 @@ def _wait_for_kernels(pid: int, n: int, timeout: float = 120) -> list[int]:
 
 def _still_running(pids: list[int], timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(runner._alive(p) for p in pids):
+    while time.monotonic() < deadline and any(processes.alive(p) for p in pids):
         time.sleep(0.1)
-    return [p for p in pids if runner._alive(p)]
+    return [p for p in pids if processes.alive(p)]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
@@ -289,7 +289,7 @@ def test_stopping_the_main_process_stops_workers_and_kernels(project, base, sig)
         assert "中断しました" in stderr and "interrupted" in stderr and "Traceback" not in stderr
         assert not (base / ".staging").exists()
     assert len(tree) >= 4  # two workers, two kernels (and multiprocessing's resource tracker)
-    assert _still_running(tree, timeout=15) == [], [_cmdline(p) for p in tree if runner._alive(p)]
+    assert _still_running(tree, timeout=15) == [], [_cmdline(p) for p in tree if processes.alive(p)]
     assert _digest(base / "FY2025") == before
 
 

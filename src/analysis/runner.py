@@ -16,8 +16,6 @@ small record (.failed/<name>.json) that the index shows until the report next su
 """
 from __future__ import annotations
 
-import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -44,6 +42,7 @@ from .datasets import Dataset, DatasetError, load_dataset, sha256
 from .errors import AnalysisError
 from .export import WRITE_ERRNOS, write_error_text
 from .paths import project_root
+from .processes import RunLocked, descendants, run_lock, set_parent_death_signal, stop_processes
 
 NOTEBOOKS = {"fiscal_year_report": "notebooks/fiscal_year_report.ipynb", "trends": "notebooks/trends.ipynb",
              "data_quality": "notebooks/data_quality.ipynb"}
@@ -54,7 +53,6 @@ DATASET_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: Default address-space limit of each worker and its kernel (MB); the sample's kernels peak at
 #: ~1.4 GB of address space (~0.3 GB resident). 0 or None: no limit.
 DEFAULT_MEMORY_LIMIT_MB = 8192
-LOCK_NAME = ".run.lock"
 
 
 @dataclass
@@ -92,10 +90,6 @@ class RunResults(list):
 
 class RunError(AnalysisError):
     """Bad parameters for a run (ja / en); nothing was executed."""
-
-
-class RunLocked(AnalysisError):
-    """Another run of the same dataset holds the lock; nothing was executed."""
 
 
 class OutputError(AnalysisError):
@@ -286,83 +280,8 @@ def repair(base: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
-# processes: the tree of workers and kernels, and how it is stopped
+# workers: die with the main process, take their kernels along
 # ---------------------------------------------------------------------------
-
-
-def _proc_table() -> dict[int, tuple[int, str]]:
-    """{pid: (parent pid, state)} of every process, from /proc (empty where there is no /proc)."""
-    table = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return table
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                stat = fh.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        table[int(name)] = (int(fields[1]), fields[0])
-    return table
-
-
-def descendants(pid: int) -> list[int]:
-    """Pids of every living descendant of `pid` (children first), e.g. workers and their kernels."""
-    table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for child, (parent, state) in table.items():
-        if state != "Z":
-            children.setdefault(parent, []).append(child)
-    out, todo = [], [pid]
-    while todo:
-        for child in sorted(children.get(todo.pop(0), [])):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read().decode("utf-8", "replace")
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    return stat[stat.rfind(")") + 2:].split()[0] != "Z"
-
-
-def stop_processes(pids: list[int], grace: float = 5.0) -> None:
-    """SIGTERM each pid, wait up to `grace` seconds, then SIGKILL whatever is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
-            time.sleep(0.05)
-        if not any(_alive(p) for p in pids):
-            return
-
-
-def _set_parent_death_signal(sig: int) -> None:
-    """Linux: have the kernel send `sig` to this process when its parent dies (even by SIGKILL)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _worker_stop(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
@@ -375,7 +294,7 @@ def _worker_init(parent_pid: int, memory_limit_mb: int | None) -> None:
     """Set up a worker process: die with the main process, take the kernels along, bound memory."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     signal.signal(signal.SIGTERM, _worker_stop)
-    _set_parent_death_signal(signal.SIGTERM)
+    set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent_pid:  # the main process died before the line above
         os._exit(1)
     # ipykernel polls its parent and exits when it is gone (jupyter_client sets this only on Windows)
@@ -410,60 +329,6 @@ def _interrupt_on_signals() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-# ---------------------------------------------------------------------------
-# the lock: one run per dataset
-# ---------------------------------------------------------------------------
-
-
-def _open_lock(path: Path, base: Path) -> tuple[int, bool]:
-    flags = os.O_CLOEXEC
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o644), True
-    except OSError:
-        pass
-    try:  # a read-only folder: an existing lock file can still be locked
-        return os.open(path, os.O_RDONLY | flags), False
-    except OSError:
-        return os.open(base, os.O_RDONLY | os.O_DIRECTORY | flags), False
-
-
-@contextmanager
-def run_lock(base: Path, wait: bool = False) -> Iterator[None]:
-    """Hold an exclusive flock on reports/<dataset>/.run.lock for the duration of a run.
-
-    A second run of the same dataset raises RunLocked (or waits, with wait=True). The kernel
-    releases the lock when the process ends, however it ends, so a killed run leaves no stale lock.
-    """
-    base.mkdir(parents=True, exist_ok=True)  # an OSError here names the folder (full or read-only disk)
-    path = base / LOCK_NAME
-    fd, writable = _open_lock(path, base)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                holder = path.read_text(encoding="ascii").strip() or "?"
-            except (OSError, UnicodeDecodeError):
-                holder = "?"
-            ja = (f"データセット『{base.name}』のレポートは別の実行（プロセス {holder}）が作成中です。"
-                  "終わってからもう一度実行するか、--wait を付けて終わるのを待ってください")
-            en = (f"another run (pid {holder}) is making the reports of dataset {base.name!r}; "
-                  "run again when it has finished, or pass --wait")
-            if not wait:
-                raise RunLocked(ja, en) from None
-            print(f"{ja} — 待っています / waiting", file=sys.stderr, flush=True)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        if writable:
-            try:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-            except OSError:
-                pass
-        yield
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------------------
@@ -814,8 +679,10 @@ def _execute_all(todo: list[tuple[Job, dict]], root: Path, meta: dict, n_workers
             try:
                 res = fut.result()
             except BrokenProcessPool:
-                res = _failed(job, "作業プロセスが異常終了しました（メモリ不足で OS に強制終了された可能性があります）",
-                              "a worker process died (possibly killed by the OS for lack of memory)",
+                # one dead worker breaks the pool: every job not yet finished ends here
+                res = _failed(job, "作業プロセスが異常終了したため作成できませんでした（メモリ不足で OS に強制終了された"
+                                   "可能性があります）。もう一度実行してください",
+                              "a worker process died (possibly killed by the OS for lack of memory); run again",
                               report_dir=final)
             except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back
                 res = _failed(job, *describe_failure(exc, meta["memory_limit_mb"]), report_dir=final)
