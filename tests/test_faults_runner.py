@@ -234,6 +234,40 @@ def test_read_only_output_fails_clearly_and_keeps_the_old_report(project, base, 
     assert _digest(base) == before
 
 
+def test_write_failures_name_the_file_they_were_writing(tmp_path, mounts_allowed):
+    """A full disk reports no file name ("[Errno 28] No space left on device"): export adds it."""
+    from analysis import export
+
+    if not mounts_allowed:
+        pytest.skip("needs root to mount a tmpfs")
+    full = tmp_path / "full"
+    full.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=16k", "tmpfs", str(full))
+    try:
+        with pytest.raises(OSError) as info:
+            export.write_bytes(full / "big.bin", b"x" * 65536)
+        leftovers = list(full.iterdir())
+    finally:
+        _umount(full)
+    assert info.value.filename == str(full / "big.bin") and leftovers == []  # no half-written temp file
+    ja, en = export.write_error_text(info.value.errno, info.value.filename)
+    assert ja == f"ディスクの空き容量が足りないため書き込めませんでした: {full / 'big.bin'}"
+    assert en == f"no space left on device: {full / 'big.bin'}"
+    # an immutable folder (chattr +i stops even root): permission
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i not available here")
+    try:
+        with pytest.raises(OSError) as info:
+            export.write_text(locked / "t.txt", "x")
+    finally:
+        subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert info.value.filename == str(locked / "t.txt")
+    ja, en = export.write_error_text(info.value.errno, info.value.filename)
+    assert ja.startswith("書き込む権限がないため書き込めませんでした") and en.startswith("permission denied")
+
+
 # ---------------------------------------------------------------------------
 # signals, the lock, orphans
 # ---------------------------------------------------------------------------
