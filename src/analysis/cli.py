@@ -96,9 +96,7 @@ def _dispatch(args) -> int:
             print(f"  FY{y}: 重層実施 {c['n_jusou']} 市町, 主要項目を全て実施 {c['n_full']} 市町")
         return 0
     if args.command == "run":
-        from .runner import run, summary_table
-
-        from .runner import DEFAULT_MEMORY_LIMIT_MB
+        from .runner import DEFAULT_MEMORY_LIMIT_MB, run, summary_table
 
         limit = DEFAULT_MEMORY_LIMIT_MB if args.memory_limit_mb is None else args.memory_limit_mb
         results = run(args.dataset, args.years, jobs=args.jobs, force=args.force,
