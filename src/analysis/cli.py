@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="変更がなくても作り直す")
     r.add_argument("--exposure-lag", type=int, choices=(0, 1), default=0, help="支援の時点（0: 同年度, 1: 前年度）")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--memory-limit-mb", type=int, default=None,
+                   help="各ノートブックのメモリ上限（MB, アドレス空間。既定: 8192、0 で無制限）/ memory limit per kernel")
+    r.add_argument("--wait", action="store_true",
+                   help="同じデータセットの別の実行が終わるのを待つ（既定: すぐに終了）/ wait for a concurrent run")
 
     st = sub.add_parser("site", help="レポート一覧（index.html）だけを作り直す / rebuild the index")
     st.add_argument("--dataset", default="sample")
@@ -49,16 +54,32 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done; 1 a report failed, an output could not be written or another run of the
+    dataset is busy; 2 bad input or parameters (nothing done); 128+N stopped by signal N."""
     args = _parser().parse_args(argv)
     from .datasets import DatasetError
+    from .errors import AnalysisError
+    from .export import WRITE_ERRNOS, write_error_text
     from .io import SurveyError
-    from .runner import RunError
+    from .runner import Interrupted, RunLocked
 
     try:
         return _dispatch(args)
-    except (DatasetError, RunError, SurveyError) as exc:
+    except Interrupted as exc:
+        print(f"中断 / interrupted: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except RunLocked as exc:
+        print(f"エラー / error: {exc}", file=sys.stderr)
+        return 1
+    except (AnalysisError, DatasetError, SurveyError) as exc:
         print(f"エラー / error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        ja, en = write_error_text(exc.errno, exc.filename)
+        print(f"エラー / error: {ja} / {en}", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args) -> int:
@@ -67,6 +88,7 @@ def _dispatch(args) -> int:
         from .synthetic import NATIONAL_NAME, write_national
 
         out = args.out or raw_dir(NATIONAL_NAME)
+        _check_sample_out(out)
         info = write_national(out)
         print(f"全国合成データを書き出しました: {out}（{info['n_municipalities']} 市町村, シード {info['seed']}）")
         return 0
@@ -75,17 +97,22 @@ def _dispatch(args) -> int:
         from .synthetic import write_sample
 
         out = args.out or raw_dir("sample")
+        _check_sample_out(out)
         info = write_sample(out)
         print(f"架空県サンプルを書き出しました: {out}（シード {info['seed']}）")
         for y, c in info["counts"].items():
             print(f"  FY{y}: 重層実施 {c['n_jusou']} 市町, 主要項目を全て実施 {c['n_full']} 市町")
         return 0
     if args.command == "run":
-        from .runner import run, summary_table
+        from .runner import DEFAULT_MEMORY_LIMIT_MB, run, summary_table
 
+        limit = DEFAULT_MEMORY_LIMIT_MB if args.memory_limit_mb is None else args.memory_limit_mb
         results = run(args.dataset, args.years, jobs=args.jobs, force=args.force,
-                      exposure_lag=args.exposure_lag, progress=not args.no_progress)
+                      exposure_lag=args.exposure_lag, progress=not args.no_progress,
+                      memory_limit_mb=limit, wait=args.wait)
         print(summary_table(results))
+        for warning in getattr(results, "warnings", []):
+            print(f"注意 / warning: {warning}", file=sys.stderr)
         failed = [r for r in results if r.status == "failed"]
         from .paths import reports_dir
 
@@ -97,9 +124,9 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "site":
         from .datasets import load_dataset
-        from .runner import build_index
+        from .runner import build_index, validate_dataset_name
 
-        print(build_index(load_dataset(args.dataset)))
+        print(build_index(load_dataset(validate_dataset_name(args.dataset))))
         return 0
     if args.command == "refresh-notebooks":
         from .runner import refresh_notebooks
@@ -119,19 +146,22 @@ def _dispatch(args) -> int:
 def _validate(args) -> int:
     """Validate one survey file: report (ja / en) on stdout; 0 valid, 1 invalid, 2 unusable."""
     from .codebook import load_codebook
-    from .datasets import check_output_path, load_dataset
+    from .datasets import load_dataset
     from .export import write_csv
+    from .runner import validate_dataset_name
     from .survey import SurveyError, report_text
 
-    ds = load_dataset(args.dataset)
+    ds = load_dataset(validate_dataset_name(args.dataset))
     protected = {Path(args.file).resolve()}
     protected |= {p.resolve() for p in ds.input_files()}
-    for out in (args.tidy_out, getattr(args, "issues_out", None)):
-        if out is not None and Path(out).resolve() in protected:
-            raise SurveyError("入力ファイルには書き出せません。別の出力先を指定してください",
-                              "refusing to overwrite an input file; choose another output path", where=str(out))
-        if out is not None:
-            check_output_path(out)
+    outs = [o for o in (args.tidy_out, getattr(args, "issues_out", None)) if o is not None]
+    for out in outs:
+        check_output_path(out, ds.name, protected)
+    if len(outs) == 2 and Path(outs[0]).resolve() == Path(outs[1]).resolve():
+        from .runner import OutputError
+
+        raise OutputError("--tidy-out と --issues-out に同じファイルは指定できません",
+                          "--tidy-out and --issues-out must be different files", where=str(outs[0]))
     try:
         result = ds.read_file(args.file, load_codebook(), fiscal_year=args.fiscal_year)
     except SurveyError as exc:
@@ -152,3 +182,63 @@ def _validate(args) -> int:
             print(f"エラーがあるため整形済みの表は書き出していません / tidy table not written because of errors: "
                   f"{args.tidy_out}")
     return 0 if result.ok else 1
+
+
+#: Folders under reports/<dataset>/ that the runner owns (an explicit out-path may not go there).
+_RUNNER_OWNED = re.compile(r"^(FY\d{4}|trends|quality|\.staging|\.failed|\.logs|\.old-.*|index\.html|"
+                           r"assumptions\.html|\.run\.lock)$")
+
+
+def check_output_path(path: Path | str, dataset: str, protected: set[Path] = frozenset()) -> Path:
+    """Refuse an explicit output file (--tidy-out, --issues-out) that would overwrite inputs or reports.
+
+    Not allowed: an input file; anything under data/ except data/processed/ (raw surveys,
+    masters, codebook, external reference data); another dataset's reports/<name>/; the folders
+    and files the runner writes in reports/<dataset>/; an existing folder. Symlinks are resolved.
+    """
+    from .paths import project_root
+    from .runner import OutputError
+
+    target = Path(path).resolve()
+    root = project_root().resolve()
+    data, reports = root / "data", root / "reports"
+    where = str(path)
+    if target in protected:
+        raise OutputError("入力ファイルには書き出せません。別の出力先を指定してください",
+                          "refusing to overwrite an input file; choose another output path", where=where)
+    if target.is_relative_to(data) and not target.is_relative_to(data / "processed"):
+        raise OutputError(f"data/ の中（調査ファイル・市町一覧・コードブック）には書き出せません（{target}）。"
+                          "data/ の外か data/processed/ を指定してください",
+                          f"refusing to write inside data/ ({target}); choose a path outside data/ or in data/processed/",
+                          where=where)
+    if target.is_relative_to(reports) and target != reports:
+        parts = target.relative_to(reports).parts
+        if parts[0] != dataset:
+            raise OutputError(f"別のデータセット『{parts[0]}』のレポートの中には書き出せません（{target}）",
+                              f"refusing to write into the reports of another dataset ({parts[0]!r})", where=where)
+        if len(parts) < 2 or _RUNNER_OWNED.match(parts[1]):
+            raise OutputError(f"レポートのフォルダ（run が作るもの）の中には書き出せません（{target}）",
+                              f"refusing to write into a report folder managed by `run` ({target})", where=where)
+    if target.is_dir():
+        raise OutputError("フォルダです。ファイル名を指定してください", "refusing to write to a folder; give a file name",
+                          where=where)
+    return target
+
+
+def _check_sample_out(out: Path) -> None:
+    """`sample --out` may replace a generated dataset, never a real one (a dataset.yaml without synthetic: true)."""
+    import yaml
+
+    from .runner import OutputError
+
+    meta_path = Path(out) / "dataset.yaml"
+    if not meta_path.is_file():
+        return
+    try:
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        meta = None
+    if not (isinstance(meta, dict) and meta.get("synthetic") is True):
+        raise OutputError("このフォルダには合成データではないデータセットがあります。上書きしません。別の --out を指定してください",
+                          "this folder holds a dataset that is not synthetic; refusing to overwrite it",
+                          where=str(out))

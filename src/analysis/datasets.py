@@ -100,6 +100,15 @@ class Dataset:
                            prefecture_code=self.meta.get("prefecture_code"), limits=self.limits,
                            response=self.response_policy)
 
+    def report_years(self, fiscal_year: int, exposure_lag: int = 0) -> list[int]:
+        """The survey years a fiscal-year report reads (and the runner hashes).
+
+        The year itself and, with `exposure_lag=1`, the previous one; with targets, every year up
+        to this one, since progress is measured from the first surveyed year.
+        """
+        first = min(self.years) if self.meta.get("targets") else fiscal_year - exposure_lag
+        return [y for y in self.years if first <= y <= fiscal_year]
+
     def input_files(self, years: list[int] | None = None) -> list[Path]:
         years = self.years if years is None else years
         return [self.root / "dataset.yaml", self.master_path, *[self.survey_path(y) for y in years]]
@@ -308,18 +317,6 @@ def _confine(root: Path, rel, key: str, meta_path: Path) -> None:
             fail("通常のファイルではありません（フォルダ、デバイス、パイプなど）", "not a regular file (folder, device, pipe…)")
 
 
-def check_output_path(path: Path | str) -> Path:
-    """An output path given on the command line: refused inside data/raw/ (the inputs are read-only)."""
-    path = Path(path)
-    raw = (data_dir() / "raw").resolve()
-    target = path.resolve()
-    if target == raw or raw in target.parents:
-        raise DatasetError("data/raw/ の中には書き出せません（元データは書き換えません）。別の出力先を指定してください",
-                           "refusing to write inside data/raw/ (input data is read-only); choose another output path",
-                           where=str(path))
-    return path
-
-
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -328,5 +325,5 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["Dataset", "DatasetError", "SurveyError", "available", "check_name", "check_output_path", "load_dataset",
+__all__ = ["Dataset", "DatasetError", "SurveyError", "available", "check_name", "load_dataset",
            "sha256", "validate_meta"]

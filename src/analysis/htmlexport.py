@@ -323,6 +323,7 @@ def notebook_to_html(
     banner_ja: str | None = None,
     resources_dir: str | os.PathLike[str] | None = None,
     include_stderr: bool = False,
+    index_href: str | None = None,
 ) -> Path:
     """Render an executed notebook to a self-contained HTML report.
 
@@ -351,6 +352,9 @@ def notebook_to_html(
         dropped by default: Python warnings quote source lines and temporary
         paths, which do not belong in a published report (and would make the
         HTML differ between runs).  Error outputs are always kept.
+    index_href:
+        Relative URL of the site's index page (e.g. ``"../index.html"``); when
+        given, the page starts with a 「レポート一覧に戻る」 link to it.
 
     Returns
     -------
@@ -386,6 +390,7 @@ def notebook_to_html(
         "report_title": title,
         "report_lang": lang,
         "banner_ja": banner_ja or "",
+        "index_href": index_href or "",
         "image_alt_default": DEFAULT_IMAGE_ALT,
     }
     with _exporter_lock:

@@ -242,23 +242,13 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     ds, book = _context(dataset, book)
     if fiscal_year not in ds.years:
         ds.survey_path(fiscal_year)  # raises the bilingual DatasetError
-    years = report_years(ds, fiscal_year, exposure_lag)
+    years = ds.report_years(fiscal_year, exposure_lag)
     q = quality.check(ds, fiscal_year, book)
     panel = build_panel(ds, book, years, preread={fiscal_year: q.result} if q.result is not None else None)
     rep = build_fiscal_year_report(ds, panel, book, fiscal_year, exposure_lag, covariates=covariates)
     rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
                         f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
     return rep
-
-
-def report_years(ds: Dataset, fiscal_year: int, exposure_lag: int = 0) -> list[int]:
-    """The survey years a fiscal-year report reads (the runner hashes the same files).
-
-    The year itself and, with `exposure_lag=1`, the previous one; with targets, every year up to
-    this one, since progress is measured from the first surveyed year.
-    """
-    first = min(ds.years) if ds.meta.get("targets") else fiscal_year - exposure_lag
-    return [y for y in ds.years if first <= y <= fiscal_year]
 
 
 def _progress(rep: Report, ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year: int) -> None:

@@ -5,6 +5,14 @@ a worker process (concurrent.futures with the 'spawn' start method), writing int
 folder; only a complete, successful folder is swapped in for the old report, so a failure never
 leaves a half-written report in place of a good one. A job whose manifest shows the same inputs,
 parameters, notebook and package code is skipped unless forced.
+
+Safety: the dataset name is an identifier (no path tricks) and every output stays under
+reports/<dataset>/; one run per dataset at a time (flock on reports/<dataset>/.run.lock); stale
+staging folders and interrupted swaps are repaired at the start of the next run. Workers die with
+the main process (PR_SET_PDEATHSIG) and take their kernels with them (ipykernel's parent poller,
+JPY_PARENT_PID); SIGTERM/SIGINT stop the whole process tree. Kernels run under an address-space
+limit (RLIMIT_AS). Every failure becomes one line of Japanese and English in the summary and a
+small record (.failed/<name>.json) that the index shows until the report next succeeds.
 """
 from __future__ import annotations
 
@@ -12,24 +20,37 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Iterator
 
 from .datasets import Dataset, DatasetError, load_dataset, sha256
+from .errors import AnalysisError
+from .export import WRITE_ERRNOS, write_error_text
 from .paths import project_root
+from .processes import RunLocked, descendants, run_lock, set_parent_death_signal, stop_processes
 
 NOTEBOOKS = {"fiscal_year_report": "notebooks/fiscal_year_report.ipynb", "trends": "notebooks/trends.ipynb",
              "data_quality": "notebooks/data_quality.ipynb"}
 KEY_PACKAGES = ("pandas", "numpy", "statsmodels", "scipy", "firthmodels", "matplotlib", "seaborn",
                 "papermill", "nbconvert", "openpyxl")
+#: Default address-space limit of each worker and its kernel (MB); the sample's kernels peak at
+#: ~1.4 GB of address space (~0.3 GB resident). 0 or None: no limit.
+DEFAULT_MEMORY_LIMIT_MB = 8192
 
 
 @dataclass
@@ -50,12 +71,75 @@ class JobResult:
     job: Job
     status: str  # ok | skipped | failed
     seconds: float = 0.0
-    message: str = ""
+    message: str = ""  # one line; for failures "ja / en（ログ / log: path）"
     report_dir: str = ""
+    reason_ja: str = ""
+    reason_en: str = ""
+    log: str = ""
 
 
-class RunError(Exception):
+class RunResults(list):
+    """The JobResults of a run (a list), plus warnings that are not a failed report."""
+
+    def __init__(self, items=(), warnings: list[str] | None = None):
+        super().__init__(items)
+        self.warnings = list(warnings or [])
+
+
+class RunError(AnalysisError):
     """Bad parameters for a run (ja / en); nothing was executed."""
+
+
+class OutputError(AnalysisError):
+    """An output path that is not allowed, or an output folder that cannot be written."""
+
+
+class Interrupted(AnalysisError):
+    """The run was stopped by a signal; workers and kernels were stopped too."""
+
+    def __init__(self, signum: int):
+        name = signal.Signals(signum).name
+        self.signum = signum
+        super().__init__(f"{name} を受けて中断しました（作業プロセスとカーネルは停止しました。以前のレポートはそのままです）",
+                         f"interrupted by {name}; workers and kernels were stopped, earlier reports are unchanged")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _failed(job: Job, ja: str, en: str = "", *, seconds: float = 0.0, log: str = "", report_dir: str = "") -> JobResult:
+    ja, en = _one_line(ja), _one_line(en)
+    message = f"{ja} / {en}" if en and en != ja else ja
+    if log:
+        message += f"（ログ / log: {log}）"
+    return JobResult(job, "failed", seconds, message, report_dir, ja, en, log)
+
+
+def validate_dataset_name(name: object) -> str:
+    """Return `name` if it is a dataset identifier, else RunError (the rule is datasets.check_name's).
+
+    The runner and the CLI turn the name into folders under reports/, so they check it before
+    anything else, with the same rule and message as load_dataset.
+    """
+    from .datasets import DatasetError, check_name
+
+    try:
+        return check_name(name)
+    except DatasetError as err:
+        raise RunError(err.ja, err.en) from None
+
+
+def reports_base(root: Path, name: str) -> Path:
+    """reports/<name>/ of the project; refused if it resolves outside reports/ (e.g. a symlink)."""
+    validate_dataset_name(name)
+    reports = root / "reports"
+    base = reports / name
+    if not base.resolve().is_relative_to(reports.resolve()):
+        raise OutputError(f"{base} が reports/ の外を指しています（シンボリックリンク）。出力先にできません",
+                          f"{base} points outside reports/ (symlink); refusing to write there")
+    return base
 
 
 def parse_years(text: str | None, available: list[int]) -> list[int]:
@@ -74,12 +158,12 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
             else:
                 years.append(int(part))
     except ValueError:
-        raise RunError(f"年度の指定『{text}』を解釈できません（例: 2021-2025, 2025）/ cannot parse years {text!r} "
-                       "(e.g. 2021-2025)") from None
+        raise RunError(f"年度の指定『{text}』を解釈できません（例: 2021-2025, 2025）",
+                       f"cannot parse years {text!r} (e.g. 2021-2025)") from None
     outside = [y for y in years if y not in available]
     if outside:
         raise RunError(
-            f"データにない年度です: {', '.join(map(str, outside))}（利用できる年度: {', '.join(map(str, available))}）/ "
+            f"データにない年度です: {', '.join(map(str, outside))}（利用できる年度: {', '.join(map(str, available))}）",
             f"fiscal years outside the data: {outside} (available: {available})")
     return sorted(set(years))
 
@@ -104,8 +188,12 @@ def code_hash(pkg: Path | None = None) -> str:
 
 
 def job_inputs(job: Job, ds: Dataset, root: Path) -> dict[str, str]:
-    years = ds.years if job.fiscal_year is None else [
-        y for y in ds.years if job.fiscal_year - job.parameters.get("exposure_lag", 0) <= y <= job.fiscal_year]
+    if job.fiscal_year is None:
+        years = ds.years
+    elif job.notebook == "fiscal_year_report":
+        years = ds.report_years(job.fiscal_year, job.parameters.get("exposure_lag", 0))
+    else:
+        years = [job.fiscal_year]
     files = [*ds.input_files(years), *sorted((root / "data" / "codebook").glob("*.yaml")),
              root / "data" / "external" / "national_jusou_counts.csv", root / NOTEBOOKS[job.notebook]]
     return {str(p.relative_to(root)): sha256(p) if p.is_file() else "missing" for p in files}
@@ -176,81 +264,290 @@ def restore_interrupted(base: Path) -> list[Path]:
     return restored
 
 
+def repair(base: Path) -> list[str]:
+    """Remove staging folders left by a killed run and undo interrupted swaps; return warnings.
+
+    Call only while holding the run lock: then no other run can be using .staging/.
+    """
+    try:
+        staging = base / ".staging"
+        if staging.is_dir():
+            shutil.rmtree(staging)
+        restore_interrupted(base)
+    except OSError as exc:
+        ja, en = _os_error_text(exc)
+        return [f"前回の実行の作業フォルダを片付けられませんでした: {ja} / could not clean up after an earlier run: {en}"]
+    return []
+
+
+# ---------------------------------------------------------------------------
+# workers: die with the main process, take their kernels along
+# ---------------------------------------------------------------------------
+
+
+def _worker_stop(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    """SIGTERM in a worker (from the main process, or because it died): stop the kernels, exit."""
+    stop_processes(descendants(os.getpid()), grace=2.0)
+    os._exit(128 + signum)
+
+
+def _worker_init(parent_pid: int, memory_limit_mb: int | None) -> None:
+    """Set up a worker process: die with the main process, take the kernels along, bound memory."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    signal.signal(signal.SIGTERM, _worker_stop)
+    set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent_pid:  # the main process died before the line above
+        os._exit(1)
+    # ipykernel polls its parent and exits when it is gone (jupyter_client sets this only on Windows)
+    os.environ["JPY_PARENT_PID"] = str(os.getpid())
+    if memory_limit_mb:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = int(memory_limit_mb) * 1024 * 1024
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))  # inherited by the kernels
+
+
+@contextmanager
+def _interrupt_on_signals() -> Iterator[None]:
+    """In the main thread, turn SIGTERM and SIGINT into Interrupted, so cleanup code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        for sig in previous:  # a second Ctrl-C must not cut the cleanup short
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous: dict = {}
+
+    previous.update({sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)})
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+# ---------------------------------------------------------------------------
+# one job, in a worker process
+# ---------------------------------------------------------------------------
+
+
+_KERNEL_PROCESSES: list = []  # Popen objects of the kernels this worker started (latest last)
+
+
+def _tracking_kernel_manager() -> type:
+    """AsyncKernelManager that remembers its kernel process, so a dead kernel's signal can be named."""
+    from jupyter_client import AsyncKernelManager
+
+    if not hasattr(AsyncKernelManager, "_async_launch_kernel"):  # another jupyter_client: no detail
+        return AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                _KERNEL_PROCESSES.append(process)
+
+    return TrackedKernelManager
+
+
+def _kernel_exit_code() -> int | None:
+    """Exit status of the last kernel (negative: killed by that signal); None if unknown/running."""
+    try:
+        return _KERNEL_PROCESSES[-1].poll() if _KERNEL_PROCESSES else None
+    except Exception:  # noqa: BLE001 - only a detail of the message
+        return None
+
+
+def _redirect_stderr(log: Path) -> None:
+    """Kernels inherit this worker's stderr: keep their chatter out of the terminal, in a log."""
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _keep_failure_log(base: Path, flat: str, nb_out: Path, text: str) -> str:
+    """Save the traceback and the partly executed notebook in .failed/; '' if that fails too."""
+    failed = base / ".failed"
+    try:
+        failed.mkdir(parents=True, exist_ok=True)
+        if nb_out.exists():
+            shutil.copy2(nb_out, failed / f"{flat}.ipynb")
+        (failed / f"{flat}.log").write_text(text, encoding="utf-8")
+    except OSError:
+        return ""
+    return str(failed / f"{flat}.log")
+
+
 def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
     """Run one notebook into a staging folder, export HTML, write the manifest, swap it in.
 
-    Runs in a worker process. Errors are returned, not raised, so the other jobs go on.
+    Runs in a worker process. Errors are returned, not raised, so the other jobs go on; each
+    becomes a one-line Japanese and English reason (describe_failure).
     """
-    import papermill as pm
-
-    from .htmlexport import notebook_to_html
-    from .texts import SYNTHETIC_BANNER_JA
-
     root_p = Path(root)
     base = root_p / "reports" / job.dataset
     final = base / job.out_name
     flat = job.out_name.replace("/", "_")
     staging = base / ".staging" / f"{flat}-{os.getpid()}"
+    nb_out = staging / f"{job.notebook}.ipynb"
+    t0 = time.perf_counter()
+    try:
+        _redirect_stderr(base / ".logs" / f"{flat}.kernel.log")
+        return _execute(job, root_p, fp, meta, staging, nb_out, final, t0)
+    except Exception as exc:  # noqa: BLE001 - reported per job, other jobs continue
+        ja, en = describe_failure(exc, meta.get("memory_limit_mb"), where=staging, kernel_exit=_kernel_exit_code())
+        shutil.rmtree(staging, ignore_errors=True)  # first: frees the space a full disk needs below
+        log = _keep_failure_log(base, flat, nb_out, traceback.format_exc())
+        return _failed(job, ja, en, seconds=time.perf_counter() - t0, log=log, report_dir=str(final))
+
+
+def _execute(job: Job, root_p: Path, fp: dict, meta: dict, staging: Path, nb_out: Path, final: Path,
+             t0: float) -> JobResult:
+    import resource
+
+    import papermill as pm
+
+    from .htmlexport import notebook_to_html
+    from .texts import SYNTHETIC_BANNER_JA
+
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     started = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
-    nb_out = staging / f"{job.notebook}.ipynb"
-    # kernels inherit this worker's stderr: keep their chatter out of the terminal, in a log
-    logs = base / ".logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(logs / f"{flat}.kernel.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    try:
-        pm.execute_notebook(
-            str(root_p / NOTEBOOKS[job.notebook]), str(nb_out),
-            parameters={**job.parameters, "output_dir": str(staging)},
-            kernel_name="python3", progress_bar=False, log_output=False,
-            cwd=str(root_p / "notebooks"), shutdown_kernel="immediate",
-        )
-        summary_path = staging / "summary.json"
-        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
-        title = meta["titles"][job.out_name]
-        notebook_to_html(nb_out, staging / "report.html", title=title,
-                         banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None)
-        seconds = time.perf_counter() - t0
-        import resource
-
-        # kernels are this worker's children: their peak resident memory (Linux reports KiB)
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        manifest = {
-            "dataset": job.dataset, "notebook": job.notebook, "fiscal_year": job.fiscal_year,
-            "status": "ok", **fp, "summary": summary,
-            "notebook_path": NOTEBOOKS[job.notebook], "git_commit": meta["git_commit"],
-            "versions": meta["versions"], "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "seconds": round(seconds, 2), "peak_kernel_rss_mb": round(peak_mb, 1),
-        }
-        (staging / "manifest.json").write_text(
-            json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _swap_in(staging, final)
-        return JobResult(job, "ok", seconds, report_dir=str(final))
-    except Exception as exc:  # noqa: BLE001 - reported per job, other jobs continue
-        failed = base / ".failed"
-        failed.mkdir(parents=True, exist_ok=True)
-        if nb_out.exists():
-            shutil.copy2(nb_out, failed / f"{flat}.ipynb")
-        shutil.rmtree(staging, ignore_errors=True)
-        message = _error_text(exc)
-        (failed / f"{flat}.log").write_text(traceback.format_exc(), encoding="utf-8")
-        return JobResult(job, "failed", time.perf_counter() - t0,
-                         message=f"{message}（ログ / log: {failed / f'{flat}.log'}）", report_dir=str(final))
+    _KERNEL_PROCESSES.clear()
+    pm.execute_notebook(
+        str(root_p / NOTEBOOKS[job.notebook]), str(nb_out),
+        parameters={**job.parameters, "output_dir": str(staging)},
+        kernel_name="python3", progress_bar=False, log_output=False,
+        cwd=str(root_p / "notebooks"), shutdown_kernel="immediate",
+        kernel_manager_class=_tracking_kernel_manager(),
+    )
+    summary_path = staging / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    notebook_to_html(nb_out, staging / "report.html", title=meta["titles"][job.out_name],
+                     banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None,
+                     index_href="../" * len(Path(job.out_name).parts) + "index.html")
+    seconds = time.perf_counter() - t0
+    # kernels are this worker's children: their peak resident memory (Linux reports KiB)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    manifest = {
+        "dataset": job.dataset, "notebook": job.notebook, "fiscal_year": job.fiscal_year,
+        "status": "ok", **fp, "summary": summary,
+        "notebook_path": NOTEBOOKS[job.notebook], "git_commit": meta["git_commit"],
+        "versions": meta["versions"], "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 2), "peak_kernel_rss_mb": round(peak_mb, 1),
+    }
+    (staging / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _swap_in(staging, final)
+    return JobResult(job, "ok", seconds, report_dir=str(final))
 
 
-def _error_text(exc: Exception) -> str:
-    text = str(exc)
-    # papermill wraps kernel errors; keep the last meaningful line (the exception in the notebook)
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if "Error" in ln or "エラー" in ln:
-            return ln.strip()[:800]
-    return (lines[-1] if lines else type(exc).__name__)[:800]
+# ---------------------------------------------------------------------------
+# failures in words
+# ---------------------------------------------------------------------------
+
+_ERRNO_RE = re.compile(r"\[Errno (\d+)\][^:]*(?::\s*'(.*)')?")
+_PROJECT_ERRORS = {"SurveyError", "DatasetError", "CodebookError", "SchemaError"}
+
+
+def _project_error_names() -> set[str]:
+    names, todo = set(_PROJECT_ERRORS), [AnalysisError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}(\.\w+)?$")  # tempfile.mkstemp(prefix=".name.") names
+
+
+def _os_error_text(exc: OSError, path: object = None) -> tuple[str, str]:
+    where = exc.filename or path
+    if where is not None and _TEMP_NAME.match(Path(str(where)).name):
+        where = Path(str(where)).parent  # a temporary file of an atomic write: name its folder
+    text = write_error_text(exc.errno, where)
+    if text:
+        return text
+    suffix = f": {where}" if where else ""
+    return (f"ファイル操作に失敗しました（{exc.strerror or exc}）{suffix}", f"{exc.strerror or exc}{suffix}")
+
+
+def describe_failure(exc: BaseException, memory_limit_mb: int | None = None,
+                     where: object = None, kernel_exit: int | None = None) -> tuple[str, str]:
+    """One line of Japanese and one of English saying why a job failed.
+
+    Kernel death (with the signal, when `kernel_exit` is known), memory limits and write failures
+    (full disk, read-only, no permission; naming the path) are recognised; a project error raised
+    in the notebook keeps its own bilingual text.
+    """
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    limit = f"{int(memory_limit_mb):,} MB" if memory_limit_mb else None
+    mem_ja = f"メモリ上限（{limit}）を超えました" if limit else "メモリが足りなくなりました"
+    mem_en = f"memory limit ({limit}) exceeded" if limit else "out of memory"
+    if isinstance(exc, PapermillExecutionError):
+        ename, evalue = exc.ename or "", _one_line(exc.evalue or "")
+        cell = f"[{exc.exec_count}]" if exc.exec_count is not None else f"#{exc.cell_index + 1}"
+        if "MemoryError" in ename:
+            return (f"{mem_ja}（ノートブックのセル {cell}）", f"{mem_en} (notebook cell {cell})")
+        m = _ERRNO_RE.search(evalue)
+        if m and (text := write_error_text(int(m.group(1)), m.group(2) or where)):
+            return text
+        if ename in _project_error_names() and evalue:
+            return evalue, ""  # already "where: ja / en"
+        return (f"ノートブックのセル {cell} でエラーが発生しました: {ename}: {evalue}",
+                f"the notebook failed in cell {cell}: {ename}")
+    if isinstance(exc, DeadKernelError) or "Kernel died" in str(exc):
+        limit_ja = f"メモリ上限（{limit}）を超えたか、" if limit else ""
+        limit_en = f"memory limit {limit} exceeded, " if limit else ""
+        if kernel_exit is not None and kernel_exit < 0:
+            try:
+                sig = signal.Signals(-kernel_exit).name
+            except ValueError:
+                sig = f"signal {-kernel_exit}"
+            if -kernel_exit == signal.SIGKILL:
+                return (f"ノートブックを実行するカーネルが強制終了されました（{sig}）。メモリ不足で OS に止められたか、"
+                        "外部から終了させられた可能性があります",
+                        f"the notebook kernel was killed ({sig}): out of memory (OS) or killed from outside")
+            return (f"ノートブックを実行するカーネルが異常終了しました（{sig}）。{limit_ja}プログラムの不具合の可能性があります",
+                    f"the notebook kernel crashed ({sig}; {limit_en}or a bug)")
+        code_ja = f"（終了コード {kernel_exit}）" if kernel_exit else ""
+        code_en = f" with exit code {kernel_exit}" if kernel_exit else ""
+        return (f"ノートブックを実行するカーネルが途中で終了しました{code_ja}。{limit_ja}メモリ不足で OS に止められたか、"
+                "外部から終了させられた可能性があります",
+                f"the notebook kernel died{code_en} ({limit_en}out of memory, or killed from outside)")
+    if isinstance(exc, (CellTimeoutError, TimeoutError)):
+        return ("ノートブックの実行が時間切れになりました", "the notebook timed out")
+    if isinstance(exc, MemoryError):
+        return mem_ja, mem_en
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        return _os_error_text(exc, where)
+    if isinstance(exc, AnalysisError):
+        return (f"{exc.where}: {exc.ja}" if exc.where else exc.ja), exc.en
+    first = _one_line(str(exc).strip().splitlines()[0] if str(exc).strip() else "", 300)
+    return (f"予期しないエラー: {type(exc).__name__}: {first}", f"unexpected error: {type(exc).__name__}: {first}")
+
+
+def _exception_text(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, AnalysisError):
+        return (f"{exc.where}: {exc.ja}" if exc.where else exc.ja), exc.en
+    if isinstance(exc, OSError):
+        return _os_error_text(exc)
+    return _one_line(str(exc)), ""
 
 
 def _titles(ds: Dataset) -> dict[str, str]:
@@ -262,8 +559,8 @@ def _titles(ds: Dataset) -> dict[str, str]:
     return titles
 
 
-def preflight(ds: Dataset, years: list[int]) -> dict[int, str]:
-    """Read each survey file once before running; return {year: error message} for bad ones."""
+def preflight(ds: Dataset, years: list[int]) -> dict[int, tuple[str, str]]:
+    """Read each survey file once before running; return {year: (ja, en)} for bad ones."""
     import pandas as pd
 
     from .codebook import load_codebook
@@ -274,68 +571,166 @@ def preflight(ds: Dataset, years: list[int]) -> dict[int, str]:
         try:
             result = ds.read(y, book)
         except Exception as exc:  # noqa: BLE001 - SurveyError, DatasetError, OSError
-            bad[y] = str(exc)
+            bad[y] = _exception_text(exc)
             continue
         if not result.ok:
             first = result.errors.iloc[0]
             where = "" if pd.isna(first["row"]) else f"{int(first['row'])}行 "
             bad[y] = (f"{ds.survey_path(y)}: エラー {len(result.errors)} 件（最初: {where}{first['column']} "
                       f"『{first['value']}』 {first['reason_ja']}）。`python -m analysis validate {ds.survey_path(y)} "
-                      f"--dataset {ds.name}` で全件を確認してください / {len(result.errors)} errors in the survey file")
+                      f"--dataset {ds.name}` で全件を確認してください",
+                      f"{len(result.errors)} errors in the survey file")
     return bad
 
 
-def run(dataset: str, years: str | list[int] | None = None, jobs: int | None = None, force: bool = False,
-        exposure_lag: int = 0, progress: bool = True, build_site: bool = True) -> list[JobResult]:
-    """Run every report of `dataset` for `years` (+ the trends report) and rebuild the index."""
-    from tqdm import tqdm
+# ---------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------
 
+
+def run(dataset: str, years: str | list[int] | None = None, jobs: int | None = None, force: bool = False,
+        exposure_lag: int = 0, progress: bool = True, build_site: bool = True,
+        memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB, wait: bool = False) -> RunResults:
+    """Run every report of `dataset` for `years` (+ the trends report) and rebuild the index.
+
+    Holds the dataset's run lock (RunLocked if another run has it, unless wait=True); SIGTERM or
+    SIGINT stop every worker and kernel and raise Interrupted. `memory_limit_mb` bounds each
+    worker and kernel's address space (0/None: no limit).
+    """
     root = project_root()
+    validate_dataset_name(dataset)
     ds = load_dataset(dataset)
     if exposure_lag not in (0, 1):
-        raise RunError("exposure_lag は 0 か 1 です / exposure_lag must be 0 or 1")
+        raise RunError("exposure_lag は 0 か 1 です", "exposure_lag must be 0 or 1")
+    if memory_limit_mb is not None and (not isinstance(memory_limit_mb, int) or memory_limit_mb < 0):
+        raise RunError("メモリ上限は 0 以上の整数（MB）で指定してください", "memory limit must be an integer >= 0 (MB)")
     year_list = years if isinstance(years, list) else parse_years(years, ds.years)
-    restore_interrupted(root / "reports" / ds.name)
+    base = reports_base(root, ds.name)
+    with run_lock(base, wait=wait), _interrupt_on_signals():
+        try:
+            return _run_locked(ds, root, base, year_list, jobs, force, exposure_lag, progress, build_site,
+                               memory_limit_mb or None)
+        except BaseException:
+            repair(base)  # staging folders of the workers just stopped
+            raise
+
+
+def _run_locked(ds: Dataset, root: Path, base: Path, year_list: list[int], jobs: int | None, force: bool,
+                exposure_lag: int, progress: bool, build_site: bool, memory_limit_mb: int | None) -> RunResults:
+    warnings = repair(base)
     all_jobs = plan(ds, year_list, exposure_lag)
     bad = preflight(ds, ds.years)
     code = code_hash()
-    meta = {"titles": _titles(ds), "synthetic": ds.synthetic, "git_commit": git_commit(root), "versions": versions()}
+    meta = {"titles": _titles(ds), "synthetic": ds.synthetic, "git_commit": git_commit(root), "versions": versions(),
+            "memory_limit_mb": memory_limit_mb}
     results: list[JobResult] = []
     todo: list[tuple[Job, dict]] = []
     for job in all_jobs:
         needed = ds.years if job.fiscal_year is None else [job.fiscal_year]
         broken = [] if job.notebook == "data_quality" else [y for y in needed if y in bad]
+        final = base / job.out_name
         if broken:
-            msg = " / ".join(bad[y] for y in broken) if job.fiscal_year else \
-                f"調査ファイルに問題のある年度があります: {', '.join(map(str, broken))} / surveys with errors: {broken}"
-            results.append(JobResult(job, "failed", message=msg, report_dir=str(root / "reports" / ds.name / job.out_name)))
+            if job.fiscal_year:
+                ja, en = bad[job.fiscal_year]
+            else:
+                ja = f"調査ファイルに問題のある年度があります: {', '.join(map(str, broken))}"
+                en = f"surveys with errors: {broken}"
+            results.append(_failed(job, ja, en, report_dir=str(final)))
             continue
         fp = fingerprint(job, ds, root, code)
-        final = root / "reports" / ds.name / job.out_name
         if not force and is_up_to_date(final, fp):
             results.append(JobResult(job, "skipped", message="最新です（入力・コード・パラメータに変更なし）/ up to date",
                                      report_dir=str(final)))
             continue
         todo.append((job, fp))
-    n_workers = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     if todo:
-        bar = tqdm(total=len(todo), desc="レポート作成", unit="件", disable=not progress, dynamic_ncols=True)
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(execute_job, job, str(root), fp, meta): job for job, fp in todo}
-            for fut in as_completed(futures):
-                res = fut.result()
-                results.append(res)
-                bar.set_postfix_str(f"{res.job.out_name}: {res.status}")
-                bar.update(1)
-        bar.close()
-    staging_root = root / "reports" / ds.name / ".staging"
-    if staging_root.is_dir() and not any(staging_root.iterdir()):
-        staging_root.rmdir()
+        results += _execute_all(todo, root, meta, max(1, min(jobs or os.cpu_count() or 1, len(todo))), progress)
+    try:
+        if (base / ".staging").is_dir() and not any((base / ".staging").iterdir()):
+            (base / ".staging").rmdir()
+    except OSError:
+        pass
     order = {j.out_name: i for i, j in enumerate(all_jobs)}
     results.sort(key=lambda r: order[r.job.out_name])
+    warnings += record_outcomes(base, results)
     if build_site:
-        build_index(ds)
+        try:
+            build_index(ds)
+        except OSError as exc:
+            ja, en = _os_error_text(exc)
+            results.append(_failed(Job(ds.name, "site", "index.html", None, {}),
+                                   f"レポート一覧（index.html）を更新できませんでした: {ja}",
+                                   f"could not update the index (index.html): {en}", report_dir=str(base)))
+    return RunResults(results, warnings)
+
+
+def _execute_all(todo: list[tuple[Job, dict]], root: Path, meta: dict, n_workers: int, progress: bool) -> list[JobResult]:
+    """Run the jobs in spawned worker processes; stop them all if the run is interrupted."""
+    from tqdm import tqdm
+
+    results: list[JobResult] = []
+    bar = tqdm(total=len(todo), desc="レポート作成", unit="件", disable=not progress, dynamic_ncols=True)
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(), meta["memory_limit_mb"]))
+    try:
+        futures = {pool.submit(execute_job, job, str(root), fp, meta): job for job, fp in todo}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            final = str(root / "reports" / job.dataset / job.out_name)
+            try:
+                res = fut.result()
+            except BrokenProcessPool:
+                # one dead worker breaks the pool: every job not yet finished ends here
+                res = _failed(job, "作業プロセスが異常終了したため作成できませんでした（メモリ不足で OS に強制終了された"
+                                   "可能性があります）。もう一度実行してください",
+                              "a worker process died (possibly killed by the OS for lack of memory); run again",
+                              report_dir=final)
+            except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back
+                res = _failed(job, *describe_failure(exc, meta["memory_limit_mb"]), report_dir=final)
+            results.append(res)
+            bar.set_postfix_str(f"{res.job.out_name}: {res.status}")
+            bar.update(1)
+    except BaseException:
+        workers = [p.pid for p in getattr(pool, "_processes", {}).values()]
+        # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process
+        from multiprocessing import resource_tracker
+
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        stop_processes([p for p in descendants(os.getpid()) if p != tracker] or workers)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown(wait=True)
     return results
+
+
+def record_outcomes(base: Path, results: list[JobResult]) -> list[str]:
+    """Keep .failed/<name>.json for each failed report (what the index shows), drop it on success.
+
+    Returns warnings for records that could not be written (a full or read-only disk).
+    """
+    from .export import write_text
+
+    failed_dir = base / ".failed"
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    problems = []
+    for r in results:
+        flat = r.job.out_name.replace("/", "_")
+        try:
+            if r.status == "failed":
+                record = {"name": r.job.out_name, "failed_at": now, "reason_ja": r.reason_ja or r.message,
+                          "reason_en": r.reason_en, "log": os.path.relpath(r.log, base) if r.log else None}
+                write_text(failed_dir / f"{flat}.json",
+                           json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+            elif failed_dir.is_dir():
+                for suffix in (".json", ".log", ".ipynb"):
+                    (failed_dir / f"{flat}{suffix}").unlink(missing_ok=True)
+        except OSError as exc:
+            ja, en = _os_error_text(exc)
+            problems.append(f"失敗の記録を更新できませんでした（{r.job.out_name}）: {ja} / could not update the failure "
+                            f"record of {r.job.out_name}: {en}")
+    return problems[:1] + ([f"ほか {len(problems) - 1} 件 / {len(problems) - 1} more"] if len(problems) > 1 else [])
 
 
 def build_index(ds: Dataset) -> Path:
@@ -345,7 +740,7 @@ def build_index(ds: Dataset) -> Path:
     from .texts import SYNTHETIC_BANNER_JA
 
     root = project_root()
-    out = root / "reports" / ds.name
+    out = reports_base(root, ds.name)
     out.mkdir(parents=True, exist_ok=True)
     banner = SYNTHETIC_BANNER_JA if ds.synthetic else None
     write_assumptions(root / "docs" / "assumptions.md", out, banner_ja=banner)
@@ -356,7 +751,7 @@ def build_index(ds: Dataset) -> Path:
 
 
 def refresh_notebooks(names: list[str] | None = None) -> list[Path]:
-    """Execute the committed notebooks in place with their default parameters (nbval's reference).
+    """Execute the committed notebooks (all of notebooks/*.ipynb) in place with their defaults (nbval's reference).
 
     Uses nbclient directly (no papermill metadata), cwd = notebooks/, as nbval runs them.
     """
@@ -365,8 +760,8 @@ def refresh_notebooks(names: list[str] | None = None) -> list[Path]:
 
     root = project_root()
     done = []
-    for name in names or sorted(NOTEBOOKS):
-        path = root / NOTEBOOKS[name]
+    paths = [root / NOTEBOOKS[n] for n in names] if names else sorted((root / "notebooks").glob("*.ipynb"))
+    for path in paths:
         nb = nbformat.read(path, as_version=4)
         NotebookClient(nb, timeout=600, kernel_name="python3", shutdown_kernel="immediate",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -384,7 +779,7 @@ def summary_table(results: list[JobResult]) -> str:
     status_ja = {"ok": "成功", "skipped": "最新", "failed": "失敗"}
     lines = [f"{'ノートブック':<20}{'年度':<10}{'状態':<6}{'秒':>8}"]
     for r in results:
-        fy = f"FY{r.job.fiscal_year}" if r.job.fiscal_year else "全年度"
+        fy = f"FY{r.job.fiscal_year}" if r.job.fiscal_year else ("全年度" if r.job.notebook != "site" else "—")
         lines.append(f"{r.job.notebook:<20}{fy:<10}{status_ja[r.status]:<6}{r.seconds:>8.1f}")
     for r in results:
         if r.status == "failed":
@@ -392,4 +787,5 @@ def summary_table(results: list[JobResult]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Job", "JobResult", "RunError", "DatasetError", "run", "parse_years", "summary_table"]
+__all__ = ["Job", "JobResult", "RunResults", "RunError", "RunLocked", "OutputError", "Interrupted", "DatasetError",
+           "run", "parse_years", "summary_table", "validate_dataset_name", "describe_failure", "descendants"]

@@ -89,6 +89,8 @@ class _Entry:
     excel: _Link | None = None
     csvs: list[_Link] = field(default_factory=list)
     summary: dict[str, str] = field(default_factory=dict)
+    stale: str = ""  # the latest run failed and an older report is shown: this notice
+    reason: str = ""  # one-line reason of that failure
 
 
 @dataclass
@@ -155,8 +157,47 @@ def _format_summary(summary: Any) -> dict[str, str]:
     return out
 
 
+def _failure_record(reports_dir: Path, directory: Path) -> dict[str, Any] | None:
+    """The runner's .failed/<name>.json for this report (it exists while the latest run failed)."""
+    try:
+        name = "_".join(directory.relative_to(reports_dir).parts)
+    except ValueError:
+        return None
+    path = reports_dir / ".failed" / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {"reason_ja": "失敗の記録を読み込めません"}
+    return data if isinstance(data, dict) else {"reason_ja": "失敗の記録の形式が不正です"}
+
+
+def _reason_text(record: dict[str, Any]) -> str:
+    text = " ".join(str(record.get("reason_ja") or "").split())
+    en = " ".join(str(record.get("reason_en") or "").split())
+    if en and en not in text:
+        text = f"{text} / {en}" if text else en
+    return text[:400] + ("…" if len(text) > 400 else "")
+
+
+def _when_ja(value: Any) -> str:
+    t = _parse_time(value)
+    return t.astimezone(_JST).strftime("%Y年%m月%d日 %H:%M") if t else "日時不明"
+
+
 def _entry(reports_dir: Path, directory: Path, manifest: _Manifest, *, with_tables: bool) -> _Entry:
     entry = _entry_from_manifest(reports_dir, directory, manifest, with_tables=with_tables)
+    record = _failure_record(reports_dir, directory)
+    if record is not None:
+        reason = _reason_text(record)
+        if entry.state == "ok":
+            assert manifest.data is not None
+            entry.stale = (f"最新の実行で失敗：前回（{_when_ja(manifest.data.get('finished'))}）の"
+                           "レポートを表示しています")
+            entry.reason = reason
+            return entry
+        return _Entry("failed", "失敗", f"最新の実行で失敗しました：{reason}" if reason else "最新の実行で失敗しました")
     if entry.state == "missing":
         # analysis.runner keeps the previous report on failure and leaves a
         # log in reports/<dataset>/.failed/<name>.log; with no report to show,
@@ -295,6 +336,10 @@ def build_index(reports_dir: Path, dataset: dict) -> Path:
     dataset/year, or whose status is not ``"ok"`` are listed with a
     「未作成」/「失敗」 note and no links; a year with no report but a
     ``.failed/FY<yyyy>.log`` (left by :mod:`analysis.runner`) is 「失敗」.
+    A report with a failure record ``.failed/<name>.json`` (the runner keeps
+    it while the latest run of that report failed; ``<name>`` is e.g.
+    ``FY2025``, ``trends`` or ``quality_FY2025``) keeps its links and says
+    「最新の実行で失敗：前回（日時）のレポートを表示しています」 with the reason.
     Directories other than ``FY<yyyy>``, ``trends`` and ``quality`` (e.g.
     ``.staging``, ``.failed``) are ignored.
     """
@@ -309,7 +354,7 @@ def build_index(reports_dir: Path, dataset: dict) -> Path:
     years = set(year_dirs) | set(quality_dirs)
     failed_dir = reports_dir / ".failed"
     if failed_dir.is_dir():
-        for log in failed_dir.glob("FY*.log"):
+        for log in [*failed_dir.glob("FY*.log"), *failed_dir.glob("FY*.json")]:
             m = _FY_DIR_RE.match(log.stem)
             if m:
                 years.add(int(m.group(1)))
