@@ -37,7 +37,7 @@ def test_fy2025_status_table_finds_13_and_7(sample_run):
     counts = dict(zip(csv["区分"], csv["市町数"]))
     assert counts["重層的支援体制整備事業を実施済"] == 13
     assert counts["包括的な支援体制の整備に関する指針（厚労省）の主要項目を全て実施"] == 7
-    ws = load_workbook(d / "tables.xlsx")["01_status"]
+    ws = load_workbook(d / "tables.xlsx")["01 実施状況"]
     rows = {r[0]: r[1] for r in ws.iter_rows(min_row=5, values_only=True)}
     assert rows["重層的支援体制整備事業を実施済"] == 13
     assert "架空データ" in ws["A2"].value

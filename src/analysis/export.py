@@ -192,13 +192,21 @@ def sheet_name(name: str, used: set[str]) -> str:
 
 def write_xlsx(tables: Mapping[str, pd.DataFrame], target: Path | str,
                titles: Mapping[str, str] | None = None, note: str | None = None) -> Path:
-    """One sheet per table with Japanese headers, a title row, an optional note, frozen header.
+    """One sheet per table, ready for Excel users and for print.
 
     Layout of each sheet: row 1 title, row 2 note (e.g. 架空データ), row 4 header, data below.
+    Numbers stay numbers with display formats by column kind (analysis.display: 0.0 for
+    percentages and points, 0.000 with "<0.001" for p-values, 0.00 for odds ratios, whole numbers
+    for counts); a missing number is an empty cell, never text. Every sheet has an autofilter,
+    a frozen header, column widths fitted to Japanese text, and an A4 print setup (fit to the
+    page width, landscape for wide tables, header row repeated, title and page number in the
+    header and footer).
     """
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
+
+    from .display import EXCEL_FORMATS, column_kind, format_value
 
     wb = Workbook()
     wb.remove(wb.active)
@@ -206,21 +214,39 @@ def write_xlsx(tables: Mapping[str, pd.DataFrame], target: Path | str,
     header_fill = PatternFill("solid", fgColor="DDEBF7")
     for key, frame in tables.items():
         ws = wb.create_sheet(sheet_name(key, used))
-        _put(ws, 1, 1, (titles or {}).get(key, key)).font = Font(bold=True, size=12)
+        title = (titles or {}).get(key, key)
+        _put(ws, 1, 1, title).font = Font(bold=True, size=12)
         if note:
             _put(ws, 2, 1, note).font = Font(bold=True, color="C00000")
         frame = frame.reset_index() if _has_named_index(frame) else frame
-        for j, col in enumerate(frame.columns, start=1):
+        kinds = [column_kind(str(c), frame[c].dtype) for c in frame.columns]
+        for j, (col, kind) in enumerate(zip(frame.columns, kinds), start=1):
             c = _put(ws, 4, j, str(col))
             c.font = Font(bold=True)
             c.fill = header_fill
             c.alignment = Alignment(wrap_text=True, vertical="center")
-            width = max([_display_width(str(col))] + [_display_width(_cell(v)) for v in frame[col]])
-            ws.column_dimensions[get_column_letter(j)].width = min(max(width + 2, 8), 60)
+            shown = [format_value(v, kind) for v in frame[col]]
+            header_width = max(_display_width(part) for part in str(col).split("\n"))
+            width = max([min(header_width, 24)] + [_display_width(v) for v in shown])
+            ws.column_dimensions[get_column_letter(j)].width = min(max(width + 2, 6), 60)
         for i, row in enumerate(frame.itertuples(index=False), start=5):
-            for j, value in enumerate(row, start=1):
-                _put(ws, i, j, _excel_value(value))
-        ws.freeze_panes = "A5"
+            for j, (value, kind) in enumerate(zip(row, kinds), start=1):
+                cell = _put(ws, i, j, _excel_value(value))
+                if kind != "text":
+                    cell.number_format = EXCEL_FORMATS[kind]
+        last_row, last_col = 4 + len(frame), get_column_letter(max(1, len(frame.columns)))
+        ws.auto_filter.ref = f"A4:{last_col}{max(last_row, 4)}"
+        ws.freeze_panes = "B5" if len(frame.columns) > 6 else "A5"
+        ws.print_title_rows = "4:4"
+        ws.page_setup.paperSize = ws.PAPERSIZE_A4
+        ws.page_setup.orientation = "landscape" if len(frame.columns) > 6 else "portrait"
+        ws.page_setup.fitToWidth = 1
+        ws.page_setup.fitToHeight = 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.print_options.horizontalCentered = True
+        ws.oddHeader.center.text = title[:250]
+        ws.oddFooter.left.text = (note or "")[:120]
+        ws.oddFooter.right.text = "&P / &N ページ"
     wb.properties.creator = "analysis"
     return save_workbook(wb, target)
 

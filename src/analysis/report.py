@@ -24,6 +24,15 @@ from .paths import data_dir
 from .texts import SYNTHETIC_BANNER_JA
 from .wareki import wareki_fy
 
+#: Japanese sheet names of tables.xlsx (with the table's number; at most 31 characters).
+SHEET_NAMES_JA = {
+    "status": "実施状況", "progress": "数値目標の達成状況", "main_items": "主要項目の実施状況",
+    "support": "支援施策の活用状況", "challenges": "課題認識", "support_by_full": "支援施策と全項目実施",
+    "association": "支援施策と全項目実施の関連", "municipality_items": "市町別の実施状況",
+    "items_distribution": "主要項目数の分布", "by_prefecture": "都道府県別", "trend": "年度別の推移",
+    "transitions": "重層の実施状況の推移", "hazard": "前年度の支援と到達の関連", "response": "回答状況",
+    "missing_by_question": "設問ごとの無回答", "issues": "読み込み時の問題",
+}
 LARGE_N = 80  # above this, reports show distributions and by-prefecture summaries, not one row per municipality
 
 
@@ -221,10 +230,9 @@ class Report:
         for i, (key, frame) in enumerate(self.tables.items(), start=1):
             write_csv(frame, out / "tables" / f"{i:02d}_{key}.csv")
         note = SYNTHETIC_BANNER_JA if self.dataset.synthetic else None
-        write_xlsx({f"{i:02d}_{k}": v for i, (k, v) in enumerate(self.tables.items(), start=1)},
-                   out / "tables.xlsx",
-                   titles={f"{i:02d}_{k}": self.titles.get(k, k) for i, k in enumerate(self.tables, start=1)},
-                   note=note)
+        sheets = {k: f"{i:02d} {SHEET_NAMES_JA.get(k, k)}" for i, k in enumerate(self.tables, start=1)}
+        write_xlsx({sheets[k]: v for k, v in self.tables.items()}, out / "tables.xlsx",
+                   titles={sheets[k]: self.titles.get(k, k) for k in self.tables}, note=note)
         for key in self.figures:
             write_bytes(out / "figures" / f"{key}.png", self.figure_png(key))
         write_text(out / "summary.json", json.dumps(self.summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
