@@ -24,7 +24,9 @@ def test_run_succeeds_for_every_year(sample_run):
         d = base / f"FY{y}"
         for name in ("report.html", "tables.xlsx", "manifest.json", "fiscal_year_report.ipynb"):
             assert (d / name).is_file(), (y, name)
-        assert len(list((d / "tables").glob("*.csv"))) == 7 and len(list((d / "figures").glob("*.png"))) == 3
+        # status, progress, main items, support, challenges, support × full, association, municipalities;
+        # figures: main items, support, forest plot, heat map
+        assert len(list((d / "tables").glob("*.csv"))) == 8 and len(list((d / "figures").glob("*.png"))) == 4
     assert (base / "trends" / "report.html").is_file() and (base / "index.html").is_file()
     assert not (base / ".staging").exists()
     assert "成功" in proc.stdout
@@ -49,7 +51,7 @@ def test_manifest_records_provenance(sample_run):
     assert m["status"] == "ok" and m["fiscal_year"] == 2025
     assert m["parameters"] == {"dataset": "sample", "fiscal_year": 2025, "exposure_lag": 0}
     assert m["summary"] == {"fiscal_year": 2025, "n_municipalities": 35, "n_jusou": 13, "n_full": 7,
-                            "exposure_lag": 0}
+                            "exposure_lag": 0, "covariates": ["log_population", "kaso"]}
     survey = project / "data" / "raw" / "sample" / "survey_FY2025.xlsx"
     assert m["inputs"]["data/raw/sample/survey_FY2025.xlsx"] == hashlib.sha256(survey.read_bytes()).hexdigest()
     assert {"python", "pandas", "papermill"} <= set(m["versions"]) and len(m["code_hash"]) == 64
