@@ -68,11 +68,11 @@ def fill(path: Path, book: Codebook, fiscal_year: int, rng: random.Random, out: 
             j = cols[q.variable]
             if q.answers == "text":
                 text = rng.choice(NOTES)
-                ws.cell(row=r, column=j, value=text or None)
+                ws.cell(row=r, column=j).value = text or None
                 rec[q.variable] = text.strip() or None
                 continue
             if rng.random() < p_blank:
-                ws.cell(row=r, column=j, value=None)
+                ws.cell(row=r, column=j).value = None
                 rec[q.variable] = None
                 continue
             choice = rng.choice(lists[j][0])
@@ -88,7 +88,8 @@ def set_cell(path: Path, variable: str, book: Codebook, value, row: int = FIRST_
     wb = load_workbook(path)
     ws = wb[ANSWER_SHEET]
     j = header_columns(ws, book)[variable]
-    c = ws.cell(row=row, column=j, value=value)
+    c = ws.cell(row=row, column=j)
+    c.value = value  # (ws.cell(..., value=None) would leave the cell as it was)
     wb.save(path)
     return c.coordinate
 
