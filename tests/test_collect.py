@@ -169,6 +169,16 @@ def test_a_file_with_an_invalid_answer_is_named_with_its_cell(project, returned,
     assert snapshot(project) == before
 
 
+def test_a_broken_workbook_is_an_error_naming_it(project, returned, tmp_path, capsys):
+    folder = inbox(returned, tmp_path)
+    (folder / "壊れた添付.xlsx").write_bytes(b"this is not a zip archive")
+    before = snapshot(project)
+    code, out, err = collect(capsys, folder)
+    assert code == 1
+    assert "[エラー/error] 壊れた添付.xlsx: Excel ファイルとして開けません" in err and "cannot open as xlsx" in err
+    assert snapshot(project) == before
+
+
 def test_last_years_questionnaire_is_refused(project, returned, tmp_path, capsys, book, sample):
     folder = inbox(returned, tmp_path, drop=("995011",))
     old = folder / "995011_椿原町_FY2025.xlsx"

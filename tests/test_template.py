@@ -125,6 +125,9 @@ def test_drop_down_lists_offer_exactly_the_codebook_answers(template, book):
         assert len(set(mapped)) == len(mapped) and None not in mapped
         assert sorted(mapped, key=str) == allowed_values(book, q.answers), q.variable
         assert rule.showErrorMessage and rule.errorStyle == "stop" and rule.allow_blank
+        # Excel refuses (offers to "repair") a file whose rule texts exceed these lengths
+        assert len(rule.errorTitle) <= 32 and len(rule.promptTitle) <= 32
+        assert len(rule.error) <= 255 and len(rule.prompt) <= 255 and len(rule.formula1) <= 257
         rng = rule.sqref.ranges
         assert [(r.min_col, r.max_col, r.min_row, r.max_row) for r in rng] == [(j, j, st.FIRST_DATA_ROW, last)]
     assert lists[cols["item_hub"]][0] == ["○", "×"]
