@@ -177,6 +177,8 @@ def test_cover_sheet(template, book):
     assert contact.value == st.CONTACT_PLACEHOLDER and not contact.protection.locked
     assert any("黄色の設問は必須" in t for t in texts)
     assert any("▼の一覧から選んで" in t for t in texts)
+    assert any("○ は「実施している" in t and "『重層的支援体制整備事業の実施状況』は 実施 / 移行準備 / 未実施 から選びます"
+               in t for t in texts)
     assert ws.protection.sheet
     # the question table: every question with its answers and 必須/任意
     for q in book.questions:

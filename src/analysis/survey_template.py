@@ -265,12 +265,10 @@ def _cover(ws, book: Codebook, fiscal_year: int, deadline: date | None, syntheti
     ws.column_dimensions["D"].width = 30
     ws.column_dimensions["E"].width = 8
     _put(ws, 1, 1, title(book, fiscal_year), font=Font(bold=True, size=14))
-    r = 2
     if synthetic:
-        _put(ws, r, 1, SYNTHETIC_NOTE_JA, font=Font(bold=True, color="C00000"))
-    r = 3
+        _put(ws, 2, 1, SYNTHETIC_NOTE_JA, font=Font(bold=True, color="C00000"))
     if prefecture:
-        _put(ws, r, 1, f"調査主体: {prefecture}")
+        _put(ws, 3, 1, f"調査主体: {prefecture}")
     r = 4
     if one is not None:
         _put(ws, r, 1, "回答する市町", font=bold, border=border)
@@ -278,8 +276,8 @@ def _cover(ws, book: Codebook, fiscal_year: int, deadline: date | None, syntheti
         r += 1
     _put(ws, r, 1, "提出期限", font=bold, border=border)
     _put(ws, r, 2, deadline, border=border, fill=pref_fill, protection=Protection(locked=False),
-             number_format='yyyy"年"m"月"d"日"', font=Font(bold=True, color="C00000"),
-             alignment=Alignment(horizontal="left"))
+         number_format='yyyy"年"m"月"d"日"', font=Font(bold=True, color="C00000"),
+         alignment=Alignment(horizontal="left"))
     _put(ws, r, 3, f"（{wareki_date(deadline)}）" if deadline else "（県で記入）")
     r += 1
     _put(ws, r, 1, "提出先", font=bold, border=border)
@@ -291,17 +289,16 @@ def _cover(ws, book: Codebook, fiscal_year: int, deadline: date | None, syntheti
     _put(ws, r, 2, f"{wareki_fy(fiscal_year)}（{fiscal_year}年4月〜{fiscal_year + 1}年3月）の取組の状況", border=border)
     r += 2
     _put(ws, r, 1, "回答のしかた", font=Font(bold=True, size=12))
-    steps = [
+    steps = [s for s in [
         "「回答」シートの自市町の行に回答してください。市町村コードと市町村名は記入済みで、変更できません。",
         "各欄はセルを選ぶと表示される▼の一覧から選んでください。一覧にない値（空白以外）は入力できません。"
         "貼り付けは一覧の検査を通らないため、使わないでください。",
         "黄色の設問は必須です。すべて回答してください。「備考」は任意の自由記述です。",
-        "○ は「実施している／活用した／課題と感じている」、× は「そうでない」ことを表します。"
-        "重層的支援体制整備事業は 実施 / 移行準備 / 未実施 から選びます。",
+        _meaning(book),
         "シートや行・列の追加・削除、見出しの書き換えはしないでください（県の集計にそのまま使います）。",
         "Excel 形式（.xlsx）のまま保存し、提出期限までに提出先へメールで返送してください。"
         "ファイル名は変えてもかまいません。",
-    ]
+    ] if s]
     for k, text in enumerate(steps, start=1):
         r += 1
         _put(ws, r, 1, f"{k}.", alignment=Alignment(horizontal="right", vertical="top"))
@@ -328,6 +325,19 @@ def _cover(ws, book: Codebook, fiscal_year: int, deadline: date | None, syntheti
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     _protect(ws)  # the deadline and contact cells stay editable (unlocked)
+
+
+def _meaning(book: Codebook) -> str:
+    """What the answers mean, from the codebook's maps (○/× and any other lists)."""
+    parts = []
+    yes_no = next((q for q in book.questions if q.answers == "yes_no"), None)
+    if yes_no is not None:
+        sp = spelling_of(book, yes_no)
+        parts.append(f"{sp[True]} は「実施している／活用した／課題と感じている」、{sp[False]} は「そうでない」ことを表します。")
+    for q in book.questions:
+        if q.answers not in ("yes_no", "text"):
+            parts.append(f"『{q.header_ja}』は {' / '.join(choices(book, q))} から選びます。")
+    return "".join(parts)
 
 
 # --- where it may be written ----------------------------------------------------------------------
