@@ -50,6 +50,24 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--fiscal-year", type=int, default=None,
                    help="財政力指数をこの年度以前の最新の公表値にする（既定: 同梱の最新年度）")
     m.add_argument("--replace", action="store_true", help="既にあるファイルを上書きする")
+
+    tp = sub.add_parser("template", help="コードブックから次年度の調査票（Excel）を作成 / write next year's questionnaire")
+    tp.add_argument("--dataset", required=True)
+    tp.add_argument("--fiscal-year", type=int, required=True, help="調査の対象年度（例: 2026）")
+    tp.add_argument("--out", type=Path, default=None, help="全市町の調査票の出力先（既定: ./survey_FY<年度>_template.xlsx）")
+    tp.add_argument("--per-municipality", type=Path, default=None, metavar="DIR",
+                    help="市町ごとの調査票（<コード>_<市町名>_FY<年度>.xlsx）を書き出すフォルダ")
+    tp.add_argument("--deadline", default=None, help="提出期限（例: 2026-10-31）")
+    tp.add_argument("--replace", action="store_true", help="既にあるファイルを上書きする")
+
+    co = sub.add_parser("collect", help="返送された調査票をまとめて年度の調査ファイルにする / merge returned questionnaires")
+    co.add_argument("folder", type=Path, metavar="DIR", help="返送されたファイルを置いたフォルダ")
+    co.add_argument("--dataset", required=True)
+    co.add_argument("--fiscal-year", type=int, required=True)
+    co.add_argument("--out", type=Path, default=None,
+                    help="出力先（既定: data/raw/<データセット>/survey_FY<年度>.xlsx に書き、dataset.yaml に登録）")
+    co.add_argument("--replace", action="store_true", help="既にある調査ファイル・dataset.yaml の登録を置き換える")
+    co.add_argument("--allow-missing", action="store_true", help="未回答の市町があっても書き出す")
     return p
 
 
@@ -138,6 +156,14 @@ def _dispatch(args) -> int:
         return _validate(args)
     if args.command == "master":
         from .master import run_cli
+
+        return run_cli(args)
+    if args.command == "template":
+        from .survey_template import run_cli
+
+        return run_cli(args)
+    if args.command == "collect":
+        from .collect import run_cli
 
         return run_cli(args)
     raise AssertionError(args.command)
