@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from .datasets import DatasetError
     from .errors import AnalysisError
     from .export import WRITE_ERRNOS, write_error_text
-    from .io import SurveyError
+    from .survey import SurveyError
     from .runner import Interrupted, RunLocked
 
     try:

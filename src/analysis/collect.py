@@ -123,7 +123,7 @@ def collect(dataset: str, fiscal_year: int, folder: Path | str, *, allow_missing
     A missing municipality is an error message unless `allow_missing` (then a warning).
     """
     from .datasets import load_dataset
-    from .io import SurveyError, read_survey
+    from .survey import SurveyError, read_survey
 
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
@@ -304,7 +304,7 @@ def write_collection(coll: Collection, *, out: Path | str | None = None, replace
 
 def _check_written(path: Path, coll: Collection, ds, book: Codebook) -> None:
     """The file as written must read back as exactly the collected answers, without errors."""
-    from .io import read_survey
+    from .survey import read_survey
 
     result = read_survey(path, book, ds.master(), fiscal_year=coll.fiscal_year,
                          prefecture_code=ds.meta.get("prefecture_code"))
@@ -342,7 +342,7 @@ def _update_dataset_yaml(meta_path: Path, surveys: dict[int, str]) -> None:
 def run_cli(args) -> int:
     """Handler of `python -m analysis collect`: 0 written, 1 problems (all messages in ja / en)."""
     from .datasets import DatasetError
-    from .io import SurveyError
+    from .survey import SurveyError
 
     allow_missing = getattr(args, "allow_missing", False)
     try:

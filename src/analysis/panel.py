@@ -39,7 +39,7 @@ def build_panel(dataset: Dataset, book: Codebook, years: list[int] | None = None
     for y in years:
         result = (preread or {}).get(y) or dataset.read(y, book)
         if not result.ok:
-            from .io import SurveyError
+            from .survey import SurveyError
             raise SurveyError(
                 f"{result.path}: 調査ファイルにエラーが {len(result.errors)} 件あります。"
                 f"`python -m analysis validate {result.path}` で内容を確認してください / "

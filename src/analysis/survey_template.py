@@ -432,7 +432,7 @@ def write_template(dataset: str, fiscal_year: int, *, out: Path | str | None = N
 def run_cli(args) -> int:
     """Handler of `python -m analysis template`: 0 written, 2 refused (message in ja / en)."""
     from .datasets import DatasetError
-    from .io import SurveyError
+    from .survey import SurveyError
 
     try:
         deadline = parse_deadline(args.deadline)
