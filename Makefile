@@ -24,8 +24,10 @@ report: setup
 	$(BIN)/python -m analysis run --dataset $(DATASET) --years $(YEARS)
 
 ## Unit, estimator, notebook (papermill + nbval), end-to-end and browser tests.
+## Runs on two workers (pytest-xdist); tests/conftest.py groups the tests so that notebooks stay whole
+## and the full sample run happens once.
 test: setup browser-deps
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider -n 2 --dist loadgroup
 
 ## JupyterLab on notebooks/ (installs the lab extra on first use).
 lab: setup
