@@ -22,7 +22,7 @@ import scipy.stats
 
 from .codebook import Codebook, load_codebook
 from .association import hazard_frame
-from .models import discrete_time_hazard, firth_logit
+from .models import discrete_time_hazard, firth_logit, single_blas_thread
 from .panel import add_lags
 from .paths import data_dir
 from .synthetic import Truth, fictional_municipalities, national_municipalities, simulate_panel
@@ -44,7 +44,16 @@ def _hazard_data(panel: pd.DataFrame, munis: pd.DataFrame, book: Codebook) -> pd
 
 
 def one_replication(seed: int, truth: Truth, size: str, book: Codebook, n_boot: int = 199) -> dict:
-    """Draw one dataset, fit the Firth hazard model with every lagged measure, return estimates."""
+    """Draw one dataset, fit the Firth hazard model with every lagged measure, return estimates.
+
+    Runs with one BLAS thread (models.single_blas_thread), in the main process and in joblib
+    workers alike, so that a replication's numbers do not depend on n_jobs or the machine.
+    """
+    with single_blas_thread():
+        return _one_replication(seed, truth, size, book, n_boot)
+
+
+def _one_replication(seed: int, truth: Truth, size: str, book: Codebook, n_boot: int) -> dict:
     rng = np.random.default_rng(seed)
     if size == "national":
         munis = national_municipalities(rng, data_dir() / "external" / "municipality_codes.csv")
