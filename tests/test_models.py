@@ -457,3 +457,51 @@ def test_lr_pvalue_fallback_matches_firthmodels():
         fit0 = _m._constrained_fit(X, yy, [k], _m._FIRTH_PENALTY)
         p = float(scipy.stats.chi2.sf(max(2 * (res.loglik - fit0.loglik), 0.0), 1))
         assert _math.isclose(p, ref[name], rel_tol=1e-5), name
+
+
+# ---------------------------------------------------------------------------
+# Profile penalised-likelihood intervals of the hazard odds ratios
+# ---------------------------------------------------------------------------
+
+
+def test_hazard_conf_int_reproduces_logistf_on_sex2(sex2):
+    # A hazard "model" with one row per cluster is an ordinary Firth logit, so its profile
+    # intervals must be logistf's (same reference numbers as the sex2 tests above).
+    data = sex2.assign(row=np.arange(len(sex2)))
+    res = discrete_time_hazard("case ~ age + oc + vic + vicl + vis + dia", data, "row",
+                               n_boot=9, seed=0, test_terms=SEX2_TERMS[1:])
+    ci = res.conf_int(0.05)
+    assert list(ci.index) == SEX2_TERMS[1:] and list(ci.columns) == ["lower", "upper"]
+    lower = [-1.9737884, -0.9414363, 1.2730216, -3.2608611, -1.6080879, 0.7745682]
+    upper = [-0.30742514, 0.78920202, 3.43543273, -1.11773495, 0.01518468, 8.03029352]
+    np.testing.assert_allclose(ci["lower"], lower, rtol=RTOL)
+    np.testing.assert_allclose(ci["upper"], upper, rtol=RTOL)
+    # alpha = 0.1 (biostatUtil's printed logistf summary), for one term only
+    ci90 = res.conf_int(0.1, terms=["dia"])
+    np.testing.assert_allclose(ci90.loc["dia"], [1.0835108, 6.8752016], rtol=RTOL)
+    orr = res.odds_ratios(0.1, terms=["dia"])
+    np.testing.assert_allclose(orr.loc["dia"], [22.110, 2.955, 967.970], rtol=5e-4)
+
+
+def test_hazard_conf_int_equals_firth_logit_on_the_same_data():
+    rng = np.random.default_rng(11)
+    pp = person_period(simulate_panel(rng, n_clusters=35, units=1, periods=4, beta=1.0), "unit", "period", "full")
+    res = discrete_time_hazard("full ~ support", pp, "pref", n_boot=19, seed=0, period_col="period")
+    ref = firth_logit(res.formula, pp).conf_int(0.05).loc[["support"]]
+    pd.testing.assert_frame_equal(res.conf_int(0.05), ref)
+    assert res.conf_int(0.05).loc["support", "lower"] < res.params["support"] < res.conf_int(0.05).loc["support", "upper"]
+    # unknown terms are refused
+    with pytest.raises(KeyError):
+        res.conf_int(terms=["nonexistent"])
+
+
+def test_hazard_conf_int_of_a_separating_measure_is_one_sided():
+    rng = np.random.default_rng(3)
+    panel = simulate_panel(rng, n_clusters=12, units=8, periods=4)
+    panel.loc[panel["support"] == 1, "full"] = 1
+    pp = person_period(panel, "unit", "period", "full")
+    res = discrete_time_hazard("full ~ support", pp, "pref", n_boot=19, seed=0, period_col="period")
+    ci = res.conf_int().loc["support"]
+    ref = firth_logit(res.formula, pp).conf_int().loc["support"]
+    np.testing.assert_array_equal(ci.to_numpy(), ref.to_numpy())
+    assert np.isfinite(ci["lower"]) and ci["lower"] > 0  # the finite side is reported

@@ -505,6 +505,8 @@ class HazardResult:
     _exog: pd.DataFrame = field(repr=False, compare=False, default=None)
     _codes: np.ndarray = field(repr=False, compare=False, default=None)
     _cr1: pd.DataFrame | None = field(repr=False, compare=False, default=None)
+    _model: FirthLogisticRegression | None = field(repr=False, compare=False, default=None)
+    _ci: dict = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def cr1(self) -> pd.DataFrame:
@@ -517,6 +519,42 @@ class HazardResult:
     def pvalues(self) -> pd.Series:
         """Bootstrap/permutation p-values of the tested terms."""
         return self.tests["p_value"]
+
+    @_one_blas_thread
+    def conf_int(self, alpha: float = 0.05, terms: Sequence[str] | None = None) -> pd.DataFrame:
+        """Profile-likelihood CIs on the log-odds scale for ``terms`` (default: the tested terms).
+
+        With ``method="firth"`` these are profile *penalised* likelihood intervals (Heinze &
+        Schemper 2002), computed exactly as :meth:`FirthResult.conf_int` and R ``logistf``; with
+        ``method="ml"`` plain profile-likelihood intervals. A bound the (penalised) likelihood
+        never reaches, as happens with very few events or separation, is NaN: that side of the
+        interval is unbounded. Columns ``lower``, ``upper``; computed on first request, cached.
+        """
+        names = list(self.params.index)
+        terms = list(self.tests.index) if terms is None else list(terms)
+        unknown = [t for t in terms if t not in names]
+        if unknown:
+            raise KeyError(f"Unknown terms {unknown}; design columns are {names}.")
+        key = float(alpha)
+        cached = self._ci.setdefault(key, {})
+        todo = [t for t in terms if t not in cached]
+        if todo:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an unreached bound is reported as NaN
+                ci = np.asarray(self._model.conf_int(alpha=key, method="pl", tol=_PL_TOL,
+                                                     features=[names.index(t) for t in todo]))
+            for t in todo:
+                cached[t] = (float(ci[names.index(t), 0]), float(ci[names.index(t), 1]))
+        return pd.DataFrame([cached[t] for t in terms], index=terms, columns=["lower", "upper"])
+
+    def odds_ratios(self, alpha: float = 0.05, terms: Sequence[str] | None = None) -> pd.DataFrame:
+        """Odds ratios with their profile-likelihood CIs (exp of :meth:`conf_int`; NaN = unbounded).
+
+        Columns ``odds_ratio``, ``lower``, ``upper``, one row per term (default: tested terms).
+        """
+        ci = self.conf_int(alpha, terms)
+        return pd.DataFrame({"odds_ratio": np.exp(self.params[ci.index]), "lower": np.exp(ci["lower"]),
+                             "upper": np.exp(ci["upper"])}, index=ci.index)
 
     def summary_frame(self) -> pd.DataFrame:
         """Estimates, odds ratios, honest p-values and CR1 comparison columns."""
@@ -843,6 +881,7 @@ def discrete_time_hazard(
         _endog=y,
         _exog=X,
         _codes=codes,
+        _model=model,
     )
 
 
