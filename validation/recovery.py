@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from analysis import recovery  # noqa: E402
 
+SIZE_START, SIZE_END = "<!-- size-study:start -->", "<!-- size-study:end -->"
+
 SCENARIOS = [
     ("national", False, "全国 1,741 市町村・観察されない交絡なし (gamma_u = 0)", "Wald (Firth SE)"),
     ("national", True, "全国 1,741 市町村・観察されない交絡あり (gamma_u = 0.8, default DGP)", "Wald (Firth SE)"),
@@ -70,6 +72,10 @@ def main() -> None:
                  "size the estimates are very noisy (a handful of events), the intervals are wide or unbounded, "
                  "power is low, and the wild bootstrap over-rejects a null measure while the LR test does not: "
                  "so with fewer than 50 events the trends report's primary test is the LR test.\n")
+    # keep the size-study section that validation/size_study.py maintains in the same file
+    old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    if SIZE_START in old and SIZE_END in old:
+        parts.append("\n" + old[old.index(SIZE_START):old.index(SIZE_END) + len(SIZE_END)] + "\n")
     args.out.write_text("".join(parts), encoding="utf-8")
     print(f"written: {args.out}")
 
