@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -286,3 +287,35 @@ def size_summary(reps: pd.DataFrame, alpha: float = 0.05) -> dict:
             "reject_rate_wild": wild, "mc_se_wild": wild_se,
             "shift": float(reps.attrs.get("shift", math.nan)), "n_boot": int(reps.attrs.get("n_boot", 0)),
             "seed": int(reps.attrs.get("seed", 0)), "measure": reps.attrs.get("measure", SIZE_MEASURE)}
+
+
+SIZE_FIGURES = "validation/size_sample.json"
+
+
+def size_figures(path=None) -> dict:
+    """The committed size-study figures (validation/size_sample.json), for reports to quote."""
+    import json
+
+    from .paths import project_root
+
+    path = project_root() / SIZE_FIGURES if path is None else path
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def size_figures_for(n_municipalities: int, n_events: int, figures: dict | None = None) -> dict:
+    """The committed size figures nearest to a dataset's numbers of municipalities and events.
+
+    Returns that entry (see :func:`size_summary`) plus ``applies``: True when it was measured at
+    the same number of municipalities and within one event of the dataset's (mean events), so
+    the report can quote it as the figure that applies; otherwise it is only the nearest one.
+    """
+    figures = size_figures() if figures is None else figures
+    entries = [figures["sample"], *figures.get("grid", [])]
+
+    def distance(e: dict) -> float:
+        return (abs(math.log(e["n_municipalities"] / max(n_municipalities, 1)))
+                + abs(math.log(max(e["mean_events"], 0.5) / max(n_events, 0.5))))
+
+    best = dict(min(entries, key=distance))
+    best["applies"] = bool(best["n_municipalities"] == n_municipalities and abs(best["mean_events"] - n_events) <= 1)
+    return best
