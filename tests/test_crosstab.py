@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analysis import crosstab
 from analysis.crosstab import (
     TwoByTwo,
     adjust_pvalues,
@@ -320,3 +321,52 @@ def test_measure_association_table_exact_ci_option():
     t = measure_association_table(frame, ["m1"], "full", ci_method="exact")
     rd = risk_difference(TwoByTwo(5, 5, 2, 23), method="exact")
     assert (t.loc[0, "rd_lower"], t.loc[0, "rd_upper"]) == pytest.approx((rd.lower, rd.upper))
+
+
+# ---------------------------------------------------------------------------
+# Chan-Zhang: non-convex acceptance sets, hull convention
+# ---------------------------------------------------------------------------
+
+
+def _tail(table, delta, lower_tail):
+    x1, n1, x0, n0 = table
+    return crosstab._ChanZhang(x1, n1, x0, n0).tail(delta, lower_tail)
+
+
+def test_chan_zhang_reports_the_hull_of_a_non_convex_acceptance_set():
+    # Issue 9: 0 of 10 supported vs 17 of 25 unsupported municipalities. The one-sided test for
+    # the upper limit rejects from delta = -0.348 on, accepts again at about -0.2655 to -0.2625
+    # (a table joins the region "at least as extreme" and the tail probability jumps), then
+    # rejects. Stopping at the first rejection gave -0.348; the hull is about -0.2624.
+    # Brute force (tail probability on a 0.0005 grid over [-1, 1]): the largest accepted value
+    # is -0.2628, the smallest -0.8503; the lower limit is unaffected.
+    counts = (0, 10, 17, 25)
+    assert _tail(counts, -0.30, True) < 0.025 < _tail(counts, -0.264, True)  # non-convex
+    rd = risk_difference(_table(*counts), method="exact")
+    assert -0.2630 < rd.upper < -0.2620
+    assert rd.lower == pytest.approx(-0.8505, abs=5e-4)
+    assert rd.estimate == pytest.approx(-0.68)
+
+
+@pytest.mark.parametrize("counts", [(7, 10, 7, 25), (2, 8, 1, 9), (6, 8, 3, 12)])
+def test_chan_zhang_interval_contains_every_accepted_difference(counts):
+    # Brute-force check on a 0.01 grid: every difference neither one-sided test rejects lies
+    # inside the interval, and the limits themselves are within a grid step of accepted values.
+    rd = risk_difference(_table(*counts), method="exact")
+    grid = np.arange(-0.995, 1.0, 0.01)
+    accepted = [d for d in grid if _tail(counts, d, True) > 0.025 and _tail(counts, d, False) > 0.025]
+    assert rd.lower <= min(accepted) and max(accepted) <= rd.upper
+    assert min(accepted) - rd.lower < 0.011 and rd.upper - max(accepted) < 0.011
+
+
+def test_ci_method_follows_the_documented_rule():
+    # assumptions log A6: Newcombe only when both groups exceed 200 (power.LARGE_GROUP)
+    from analysis.power import LARGE_GROUP
+
+    assert LARGE_GROUP == 200
+    assert crosstab.ci_method_for(201, 201) == "newcombe"
+    assert crosstab.ci_method_for(200, 1541) == "exact"  # one small group: exact
+    assert crosstab.ci_method_for(150, 1591) == "exact"
+    assert crosstab.ci_method_for(10, 25) == "exact"
+    with pytest.raises(ValueError):
+        crosstab.ci_method_for(-1, 5)

@@ -209,14 +209,34 @@ def test_power_table_and_sentence():
 def test_power_sentence_wording():
     s = power_sentence_ja(0.46, 7, 28)
     assert s.startswith("この市町数（支援あり7市町、なし28市町）では、")
-    assert "実施率の差が46ポイント未満の関連は検出できません（検出力80%、有意水準5%）。" in s
+    # "less than 80 % power", not "cannot be detected" (issue 9 item 6)
+    assert ("実施率の差が46ポイント未満のとき、Fisherの正確検定（有意水準5%）で有意となる確率（検出力）は"
+            "80%未満です。") in s
+    assert "検出できません" not in s
     assert "差がないことを意味しません" in s
     # rounded down, never overstating sensitivity
     assert "46ポイント" in power_sentence_ja(0.4699, 7, 28)
     assert "47ポイント" in power_sentence_ja(0.47, 7, 28)
-    assert "検出力90%、有意水準10%" in power_sentence_ja(0.3, 20, 20, power=0.9, alpha=0.1)
+    s90 = power_sentence_ja(0.3, 20, 20, power=0.9, alpha=0.1)
+    assert "有意水準10%" in s90 and "90%未満" in s90
     nan = power_sentence_ja(float("nan"), 3, 5)
     assert "どれほど大きくても" in nan and "判断できません" in nan
+
+
+def test_mdd_summary_numbers_back_the_sentence():
+    from analysis.power import exact_power, mdd_summary
+
+    out = mdd_summary(7, 28, 0.2)
+    assert out["test"] == "fisher_two_sided" and out["method"] == "exact"
+    # the MDD is the first 1-point step with power >= 80 %; one step below, power is < 80 %
+    assert out["power_below_mdd"] < 0.8 <= out["power_at_mdd"]
+    assert out["power_at_mdd"] == pytest.approx(exact_power(7, 28, 0.2 + out["mdd"], 0.2))
+    assert out["mdd_points"] == math.floor(round(out["mdd"] * 100, 6))
+    assert f"{out['mdd_points']}ポイント未満" in out["sentence_ja"] and "80%未満" in out["sentence_ja"]
+    big = mdd_summary(300, 1441, 0.2)
+    assert big["test"] == "z_two_proportions" and big["power_below_mdd"] < 0.8 <= big["power_at_mdd"] + 1e-9
+    empty = mdd_summary(0, 35, 0.2)
+    assert math.isnan(empty["mdd"]) and "判断できません" in empty["sentence_ja"]
 
 
 def test_normal_mdd_agrees_with_exact_power_for_large_groups():

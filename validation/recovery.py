@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from analysis import recovery  # noqa: E402
 
+SIZE_START, SIZE_END = "<!-- size-study:start -->", "<!-- size-study:end -->"
+
 SCENARIOS = [
     ("national", False, "全国 1,741 市町村・観察されない交絡なし (gamma_u = 0)", "Wald (Firth SE)"),
     ("national", True, "全国 1,741 市町村・観察されない交絡あり (gamma_u = 0.8, default DGP)", "Wald (Firth SE)"),
@@ -52,7 +54,10 @@ def main() -> None:
         "`reject_rate_wild` is the share of replications where the wild cluster restricted score bootstrap "
         f"({args.boot} Rademacher draws, clusters = municipalities) rejects at 5 %: power for the two true effects, "
         "size for the null one; `reject_rate_lr` is the same for the Firth penalised likelihood-ratio test. Unbounded profile intervals (a bound the penalised likelihood never reaches) count "
-        "as infinite.\n",
+        "as infinite. `n_failed` counts replications whose fit raised an error, `n_nonconverged` those whose "
+        "Firth or hazard fit stopped before its tolerance; both are left out of the other columns. The "
+        "estimators run with one BLAS thread in every process (`models.single_blas_thread`), so the figures "
+        "are identical for any `--jobs` and core count (`validation/blas_threads.py` shows why that matters).\n",
     ]
     for size, confounded, label, ci_kind in SCENARIOS:
         t0 = time.perf_counter()
@@ -68,8 +73,13 @@ def main() -> None:
                  "and the intervals cover it at about the nominal rate; with the default DGP the unobserved "
                  "capacity biases every estimate, which is why the reports call them associations. At prefecture "
                  "size the estimates are very noisy (a handful of events), the intervals are wide or unbounded, "
-                 "power is low, and the wild bootstrap over-rejects a null measure while the LR test does not: "
-                 "so with fewer than 50 events the trends report's primary test is the LR test.\n")
+                 "power is low, and the wild bootstrap over-rejects a null measure while the LR test does not "
+                 "in this six-measure model; the size of the trends report's own one-measure model is measured "
+                 "below (`validation/size_study.py`).\n")
+    # keep the size-study section that validation/size_study.py maintains in the same file
+    old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    if SIZE_START in old and SIZE_END in old:
+        parts.append("\n" + old[old.index(SIZE_START):old.index(SIZE_END) + len(SIZE_END)] + "\n")
     args.out.write_text("".join(parts), encoding="utf-8")
     print(f"written: {args.out}")
 

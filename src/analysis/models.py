@@ -21,6 +21,7 @@ What lives here and why:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -34,6 +35,7 @@ import scipy.linalg
 import scipy.stats
 import statsmodels.api as sm
 from firthmodels import FirthLogisticRegression, detect_separation
+from threadpoolctl import ThreadpoolController
 
 # The public firthmodels API does not return the coefficient vector of a fit
 # with some coefficients held at zero (it only uses it internally for the
@@ -52,6 +54,7 @@ __all__ = [
     "firth_logit",
     "person_period",
     "separation_message_ja",
+    "single_blas_thread",
 ]
 
 INTERCEPT = "Intercept"
@@ -65,6 +68,42 @@ _TOLS = (1e-8, 1e-6, 1e-4)
 _MAX_ITER = 100
 _PL_TOL = 1e-6
 _FIRTH_PENALTY = 0.5  # Jeffreys prior, Firth (1993)
+
+
+# ---------------------------------------------------------------------------
+# One BLAS thread: results independent of the core count and of n_jobs
+# ---------------------------------------------------------------------------
+
+_BLAS_CONTROLLER: ThreadpoolController | None = None
+
+
+def single_blas_thread():
+    """Context manager: BLAS/LAPACK run on one thread inside it.
+
+    Why: OpenBLAS splits some small LAPACK solves across its threads; with its Haswell
+    kernels (most x86-64 machines) ``dgetrs`` with two right-hand sides, which firthmodels
+    calls at every step of a profile-likelihood bound, rounds differently when split.
+    joblib's loky workers get ``cpu_count() // n_jobs`` BLAS threads and the main process
+    ``cpu_count()``, so the same fit in the two differed by ~5e-14 in profile CI bounds
+    (validation/blas_threads.py shows it). Every estimator here runs under this limit, in
+    the main process and in workers alike, so the numbers depend on neither. The matrices
+    are small (k <= 20 columns), so one thread costs nothing measurable.
+    """
+    global _BLAS_CONTROLLER
+    if _BLAS_CONTROLLER is None:  # created on first use, once numpy's and scipy's BLAS are loaded
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+
+
+def _one_blas_thread(func):
+    """Decorator form of :func:`single_blas_thread`."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with single_blas_thread():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 # ---------------------------------------------------------------------------
@@ -113,6 +152,7 @@ class _ConstrainedFit:
     converged: bool
 
 
+@_one_blas_thread
 def _constrained_fit(
     X: np.ndarray,
     y: np.ndarray,
@@ -286,6 +326,7 @@ class FirthResult:
         return f"FirthResult(formula={self.formula!r}, nobs={self.nobs})"
 
     @property
+    @_one_blas_thread
     def pvalues(self) -> pd.Series:
         """Penalised likelihood-ratio p-value per coefficient (logistf default)."""
         if self._pvalues is None:
@@ -305,6 +346,7 @@ class FirthResult:
             self._pvalues = pvals
         return self._pvalues
 
+    @_one_blas_thread
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Profile penalised-likelihood CIs (Heinze & Schemper 2002), as logistf."""
         key = float(alpha)
@@ -346,6 +388,7 @@ class FirthResult:
             index=self.exog_names,
         )
 
+    @_one_blas_thread
     def lr_test(self) -> tuple[float, int, float]:
         """Global penalised LR test against the intercept-only model.
 
@@ -363,6 +406,7 @@ class FirthResult:
         return chi2, df, float(scipy.stats.chi2.sf(chi2, df))
 
 
+@_one_blas_thread
 def firth_logit(formula: str, data: pd.DataFrame) -> FirthResult:
     """Firth-penalised logistic regression from an R-style formula.
 
@@ -461,6 +505,8 @@ class HazardResult:
     _exog: pd.DataFrame = field(repr=False, compare=False, default=None)
     _codes: np.ndarray = field(repr=False, compare=False, default=None)
     _cr1: pd.DataFrame | None = field(repr=False, compare=False, default=None)
+    _model: FirthLogisticRegression | None = field(repr=False, compare=False, default=None)
+    _ci: dict = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def cr1(self) -> pd.DataFrame:
@@ -473,6 +519,42 @@ class HazardResult:
     def pvalues(self) -> pd.Series:
         """Bootstrap/permutation p-values of the tested terms."""
         return self.tests["p_value"]
+
+    @_one_blas_thread
+    def conf_int(self, alpha: float = 0.05, terms: Sequence[str] | None = None) -> pd.DataFrame:
+        """Profile-likelihood CIs on the log-odds scale for ``terms`` (default: the tested terms).
+
+        With ``method="firth"`` these are profile *penalised* likelihood intervals (Heinze &
+        Schemper 2002), computed exactly as :meth:`FirthResult.conf_int` and R ``logistf``; with
+        ``method="ml"`` plain profile-likelihood intervals. A bound the (penalised) likelihood
+        never reaches, as happens with very few events or separation, is NaN: that side of the
+        interval is unbounded. Columns ``lower``, ``upper``; computed on first request, cached.
+        """
+        names = list(self.params.index)
+        terms = list(self.tests.index) if terms is None else list(terms)
+        unknown = [t for t in terms if t not in names]
+        if unknown:
+            raise KeyError(f"Unknown terms {unknown}; design columns are {names}.")
+        key = float(alpha)
+        cached = self._ci.setdefault(key, {})
+        todo = [t for t in terms if t not in cached]
+        if todo:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an unreached bound is reported as NaN
+                ci = np.asarray(self._model.conf_int(alpha=key, method="pl", tol=_PL_TOL,
+                                                     features=[names.index(t) for t in todo]))
+            for t in todo:
+                cached[t] = (float(ci[names.index(t), 0]), float(ci[names.index(t), 1]))
+        return pd.DataFrame([cached[t] for t in terms], index=terms, columns=["lower", "upper"])
+
+    def odds_ratios(self, alpha: float = 0.05, terms: Sequence[str] | None = None) -> pd.DataFrame:
+        """Odds ratios with their profile-likelihood CIs (exp of :meth:`conf_int`; NaN = unbounded).
+
+        Columns ``odds_ratio``, ``lower``, ``upper``, one row per term (default: tested terms).
+        """
+        ci = self.conf_int(alpha, terms)
+        return pd.DataFrame({"odds_ratio": np.exp(self.params[ci.index]), "lower": np.exp(ci["lower"]),
+                             "upper": np.exp(ci["upper"])}, index=ci.index)
 
     def summary_frame(self) -> pd.DataFrame:
         """Estimates, odds ratios, honest p-values and CR1 comparison columns."""
@@ -525,6 +607,7 @@ def _draw_weights(rng: np.random.Generator, n_boot: int, n_clusters: int, kind: 
     raise ValueError(f"weight_type must be 'rademacher' or 'webb', got {kind!r}.")
 
 
+@_one_blas_thread
 def _boot_chunk(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Bootstrap score statistics for a block of weight draws (rows)."""
     num = weights @ u
@@ -533,6 +616,7 @@ def _boot_chunk(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
         return num / den
 
 
+@_one_blas_thread
 def _perm_chunk(
     perms: np.ndarray,
     X: np.ndarray,
@@ -572,6 +656,7 @@ def _chunks(n: int, n_jobs: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
+@_one_blas_thread
 def _cr1_table(y: pd.Series, X: pd.DataFrame, codes: np.ndarray, n_clusters: int) -> pd.DataFrame:
     """ML fit with statsmodels' CR1 cluster-robust SEs; p-values from t(G-1)."""
     with warnings.catch_warnings():
@@ -603,6 +688,7 @@ def _period_columns(info: patsy.DesignInfo, period_col: str | None) -> list[str]
     return cols
 
 
+@_one_blas_thread
 def discrete_time_hazard(
     formula: str,
     person_period_frame: pd.DataFrame,
@@ -795,6 +881,7 @@ def discrete_time_hazard(
         _endog=y,
         _exog=X,
         _codes=codes,
+        _model=model,
     )
 
 

@@ -48,6 +48,9 @@ __all__ = [
     "minimal_detectable_difference",
     "power_table",
     "power_sentence_ja",
+    "mdd_summary",
+    "LARGE_GROUP",
+    "normal_mdd",
 ]
 
 DEFAULT_SEED = 20240601
@@ -365,22 +368,89 @@ def _percent(x: float) -> str:
 
 def power_sentence_ja(mdd: float, n_exposed: int, n_unexposed: int, *, alpha: float = 0.05,
                       power: float = 0.8, unit: str = "市町", exposed_label: str = "支援あり",
-                      unexposed_label: str = "なし") -> str:
+                      unexposed_label: str = "なし", test_label: str = "Fisherの正確検定") -> str:
     """Plain Japanese sentence on what the comparison can and cannot rule out.
 
-    The difference is stated in percentage points, rounded down so that the
-    sentence never claims more sensitivity than the data have. An unreachable
-    (NaN) difference gets a sentence saying the comparison cannot decide.
+    Says that below the minimal detectable difference the test's power is *less than* the
+    target ("検出力は80%未満"), not that such differences "cannot be detected": a smaller
+    difference can still come out significant, just with probability below the target. The
+    difference is in percentage points, rounded down, so the sentence never claims more
+    sensitivity than the data have. ``test_label`` names the test the power refers to (the
+    simulation is for the two-sided Fisher exact test). NaN (not reachable) gets a sentence
+    saying the comparison cannot decide.
     """
     sizes = (f"この{unit}数（{exposed_label}{n_exposed}{unit}、"
              f"{unexposed_label}{n_unexposed}{unit}）では、")
-    cond = f"（検出力{_percent(power)}、有意水準{_percent(alpha)}）"
     if mdd is None or not np.isfinite(mdd):
-        return (sizes + f"実施率の差がどれほど大きくても検出力{_percent(power)}に届かないため、"
-                f"この比較から関連の有無は判断できません（有意水準{_percent(alpha)}）。")
+        return (sizes + f"実施率の差がどれほど大きくても、{test_label}（有意水準{_percent(alpha)}）で"
+                f"有意となる確率（検出力）は{_percent(power)}に届かないため、この比較から関連の有無は判断できません。")
     points = int(math.floor(round(abs(mdd) * 100, 6)))
-    return (sizes + f"実施率の差が{points}ポイント未満の関連は検出できません{cond}。"
+    return (sizes + f"実施率の差が{points}ポイント未満のとき、{test_label}（有意水準{_percent(alpha)}）で"
+            f"有意となる確率（検出力）は{_percent(power)}未満です。"
             f"有意差がないことは、{points}ポイント未満の差がないことを意味しません。")
+
+
+def mdd_summary(n_exposed: int, n_unexposed: int, base_rate: float, *, alpha: float = 0.05,
+                power: float = 0.8, n_sim: int = 2000, seed=DEFAULT_SEED, method: str | None = None) -> dict:
+    """The numbers behind the power sentence, for one comparison (JSON-ready dict).
+
+    Keys: ``test`` ("fisher_two_sided", or "z_two_proportions" when both groups exceed
+    LARGE_GROUP), ``alpha``, ``target_power``, ``method`` ("exact" enumeration for groups up to
+    LARGE_GROUP by default, "normal" above), ``mdd`` (smallest increase over the base rate with
+    power >= target; NaN if none), ``mdd_points`` (floored percentage points, the number the
+    sentence quotes), ``exposed_rate_at_mdd``, ``power_at_mdd``, ``power_below_mdd`` (power at
+    the largest difference below the MDD on the 1-point grid: the "less than 80 %" the sentence
+    states), ``power_at_max`` (power at the largest possible increase) and ``sentence_ja``.
+    """
+    n1, n0 = _check_sizes(n_exposed, n_unexposed)
+    nan = float("nan")
+    large = min(n1, n0) > LARGE_GROUP
+    method = method or ("normal" if large else "exact")
+    out = {"test": "z_two_proportions" if method == "normal" else "fisher_two_sided", "alpha": alpha,
+           "target_power": power, "method": method, "n_exposed": n1, "n_unexposed": n0,
+           "base_rate": float(base_rate) if base_rate is not None else nan}
+    if n1 == 0 or n0 == 0 or base_rate is None or not np.isfinite(base_rate):
+        out.update(mdd=nan, mdd_points=None, exposed_rate_at_mdd=nan, power_at_mdd=nan, power_below_mdd=nan,
+                   power_at_max=nan, sentence_ja=power_sentence_ja(nan, n1, n0, alpha=alpha, power=power))
+        return out
+    if method == "normal":
+        from scipy.stats import norm
+
+        def pw(p1: float) -> float:
+            p0 = float(base_rate)
+            pbar = (n1 * p1 + n0 * p0) / (n1 + n0)
+            se0 = math.sqrt(pbar * (1 - pbar) * (1 / n1 + 1 / n0))
+            se1 = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+            if se1 == 0:
+                return 1.0 if p1 != p0 else 0.0
+            return float(norm.sf((norm.ppf(1 - alpha / 2) * se0 - (p1 - p0)) / se1))
+
+        mdd = normal_mdd(n1, n0, base_rate, alpha=alpha, power=power)
+        at = (lambda d: pw(min(base_rate + d, 1.0)))
+    else:
+        if method not in ("exact", "simulation"):
+            raise ValueError("method must be 'exact', 'simulation' or 'normal'")
+        mdd = minimal_detectable_difference(n1, n0, base_rate, alpha, power, n_sim=n_sim, seed=seed, method=method)
+
+        def at(d: float) -> float:
+            rate = min(base_rate + d, 1.0)
+            if method == "exact":
+                return exact_power(n1, n0, rate, base_rate, alpha=alpha)
+            return simulated_power(n1, n0, rate, base_rate, alpha=alpha, n_sim=n_sim, seed=seed).power
+
+    finite = bool(np.isfinite(mdd))
+    step = 0.001 if method == "normal" else 0.01
+    out.update(
+        mdd=float(mdd),
+        mdd_points=int(math.floor(round(mdd * 100, 6))) if finite else None,
+        exposed_rate_at_mdd=float(base_rate + mdd) if finite else nan,
+        power_at_mdd=at(mdd) if finite else nan,
+        power_below_mdd=at(round(mdd - step, 10)) if finite and mdd - step > 0 else nan,
+        power_at_max=at(1.0 - base_rate) if base_rate < 1 else nan,
+        sentence_ja=power_sentence_ja(mdd, n1, n0, alpha=alpha, power=power,
+                                      test_label="2群の割合のz検定" if method == "normal" else "Fisherの正確検定"),
+    )
+    return out
 
 
 LARGE_GROUP = 200  # above this group size the exact/simulated methods are slow and unnecessary
