@@ -148,3 +148,29 @@ def test_missing_outcome_is_censored_not_not_yet(book):
     assert counts["censored_missing"] >= 1
     text = association.hazard_sample_ja(counts, 5)
     assert "無回答" in text
+
+
+def test_evalues_and_hazard_intervals_are_reported(assoc, panel, book):
+    """E-values beside each adjusted odds ratio (as sensitivity.evalue_or gives them), and a
+    profile interval for every hazard odds ratio; the methods quote the measured test sizes."""
+    from analysis.sensitivity import evalue_or
+
+    for _, r in assoc.iterrows():
+        ev = evalue_or(r["or"], r["or_lower"], r["or_upper"], rare=bool(r["evalue_rare"]))
+        assert math.isclose(r["evalue"], ev.point) and math.isclose(r["evalue_ci"], ev.ci)
+    ja = association.association_table_ja(assoc, book)
+    assert {"E値(推定値)", "E値(信頼限界)"} <= set(ja.columns)
+    assert "E値" in association.association_narrative_ja(assoc, 35)
+    haz = association.hazard_table(panel, book, n_boot=99)
+    assert haz["or_lower"].notna().all() and (haz["or_lower"] <= haz["or"]).all()
+    assert ((haz["or"] <= haz["or_upper"]) | haz["or_upper"].isna()).all()
+    assert haz["evalue"].ge(1).all()
+    text = " ".join(association.hazard_methods_detail_ja("人口（対数）・過疎地域指定", 35, 6))
+    assert "尤度比検定で3.0%" in text and "ブートストラップで7.3%" in text
+
+
+def test_firth_logit_accepts_the_readers_nullable_frames(panel):
+    """The obvious first call on the reader's panel (nullable booleans) works without casting."""
+    year = panel[panel["fiscal_year"] == 2025].assign(log_population=lambda f: np.log(f["population"]))
+    fit = firth_logit("full_implementation ~ sup_advisor + log_population + kaso", year)
+    assert fit.nobs == 35

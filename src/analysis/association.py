@@ -66,11 +66,6 @@ COLLINEAR_NOTE_JA = ("活用の有無が人口・過疎地域指定や年度と�
                      "調整したオッズ比とp値は推定できません。")
 
 
-def ci_method_for(n_exposed: int, n_unexposed: int) -> str:
-    """Exact (Chan–Zhang) interval unless both groups exceed power.LARGE_GROUP (assumptions log A6)."""
-    return "newcombe" if min(n_exposed, n_unexposed) > power.LARGE_GROUP else "exact"
-
-
 def adjust_keeping_family(p: pd.Series, methods=("holm", "fdr_bh")) -> pd.DataFrame:
     """Holm/BH across all measures; a p-value that could not be computed counts as 1.
 
@@ -96,7 +91,7 @@ def association_table(year: pd.DataFrame, book: Codebook, covariates: Sequence[s
     rows = []
     for m in measures:
         tab = crosstab.two_by_two(frame[m], frame["y"])
-        method = ci_method_for(tab.n_exposed, tab.n_unexposed)
+        method = crosstab.ci_method_for(tab.n_exposed, tab.n_unexposed)
         c = crosstab.measure_association_table(frame, [m], "y", ci_method=method, adjust=()).iloc[0]
         rec = {"measure": m, "label": book.label(m), "viewpoint": book.viewpoint_of(m), "ci_method": method}
         rec.update({k: c[k] for k in ("n_exposed", "n_unexposed", "n_dropped", "events_exposed", "events_unexposed",
@@ -114,7 +109,39 @@ def association_table(year: pd.DataFrame, book: Codebook, covariates: Sequence[s
     adj = adjust_keeping_family(out["p_lr"])
     out["p_holm"] = adj["holm"].to_numpy()
     out["p_bh"] = adj["fdr_bh"].to_numpy()
-    return out
+    outcome_rate = float(frame["y"].mean()) if frame["y"].notna().any() else math.nan
+    return _with_evalues(out, outcome_rate)
+
+
+def _with_evalues(table: pd.DataFrame, outcome_rate: float) -> pd.DataFrame:
+    """E-values (VanderWeele & Ding 2017) for each odds ratio and its limit nearer 1.
+
+    The outcome counts as rare below 15 %, where the odds ratio approximates the risk ratio;
+    otherwise RR = sqrt(OR) (as R's EValue::evalues.OR). A side of the interval that is
+    unbounded or was not computed leaves the confidence-limit E-value missing.
+    """
+    from .sensitivity import evalue_columns, is_rare
+
+    table = table.copy()
+    rare = bool(not math.isnan(outcome_rate) and is_rare(outcome_rate))
+    ev = evalue_columns(table, rare=rare)
+    table["evalue"], table["evalue_ci"] = ev["evalue"].to_numpy(), ev["evalue_ci"].to_numpy()
+    table["evalue_rare"] = rare
+    return table
+
+
+def unbounded_side(lower: float, upper: float, direction: int) -> tuple[float, float]:
+    """An odds-ratio interval with the side that separation leaves open made explicit.
+
+    Under separation towards +∞ (−∞) the profile (penalised) likelihood need not fall below the
+    cut-off on that side, and the profile search returns no bound (NaN): that side is unbounded,
+    shown as 「上限なし」 (「下限なし」). A missing bound without separation stays missing.
+    """
+    if direction > 0 and math.isnan(upper):
+        upper = math.inf
+    if direction < 0 and math.isnan(lower):
+        lower = 0.0
+    return lower, upper
 
 
 def separation_note_ja(directions: dict[str, int], measure: str, label: str,
@@ -146,7 +173,7 @@ def _firth(frame: pd.DataFrame, measure: str, book: Codebook, covariates: Sequen
     except np.linalg.LinAlgError:
         return {**nan, "note": COLLINEAR_NOTE_JA}
     directions = {t: int(d) for t, d in res.separation_directions.items() if t != "Intercept"}
-    lo, hi = float(np.exp(ci["lower"])), float(np.exp(ci["upper"]))
+    lo, hi = unbounded_side(float(np.exp(ci["lower"])), float(np.exp(ci["upper"])), directions.get(measure, 0))
     p = float(res.pvalues[measure])
     note = separation_note_ja(directions, measure, book.label(measure), {t: book.term_label(t) for t in covariates})
     if not res.converged:
@@ -183,6 +210,8 @@ def association_table_ja(table: pd.DataFrame, book: Codebook) -> pd.DataFrame:
         "尤度比検定p値": table["p_lr"].astype(float),
         "Holm調整p値": table["p_holm"].astype(float),
         "BH調整p値": table["p_bh"].astype(float),
+        "E値(推定値)": table["evalue"].astype(float),
+        "E値(信頼限界)": table["evalue_ci"].astype(float),
         "検出できる最小の差(ポイント)": pts("mdd"),
         "注記": table["note"].fillna(""),
     })
@@ -215,6 +244,7 @@ def association_narrative_ja(table: pd.DataFrame, n_total: int, timing_ja: str =
         lines.append(f"この市町数では、施策により約{min(mdds) * 100:.0f}〜{max(mdds) * 100:.0f}ポイントより小さい差は、"
                      "実際にあっても見つけられる確率（検出力）が80%未満です（Fisherの正確検定、有意水準5%）。"
                      "有意でない結果は、それより小さな差を否定するものではありません。")
+    lines.append(evalue_explanation_ja(table))
     for r in table.itertuples():
         if r.note:
             lines.append(r.note if r.note.startswith("「") else f"「{r.label}」: {r.note}")
@@ -293,7 +323,7 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
         n_events = int(data["event"].sum())
         rec = {"measure": m, "label": book.label(m), "n_person_years": len(data), "n_events": n_events,
                "n_clusters": int(data["code"].nunique()), "n_clusters_supported": int((treated > 0).sum()),
-               "or": math.nan, "p_lr": math.nan, "p_wild": math.nan, "p_cr1": math.nan,
+               "or": math.nan, "or_lower": math.nan, "or_upper": math.nan, "p_lr": math.nan, "p_wild": math.nan, "p_cr1": math.nan,
                "primary": "lr" if n_events < FEW_EVENTS else "wild", "separation": "", "note": ""}
         if n_events == 0 or n_events == len(data):
             rec["note"] = ("全項目実施に初めて到達した市町がないため、推定できません。" if n_events == 0 else
@@ -312,7 +342,10 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
                 rec["p_primary"] = math.nan
                 rows.append(rec)
                 continue
-            rec.update({"or": float(np.exp(res.params[term])), "p_lr": p_lr, "p_wild": float(res.pvalues[term]),
+            ors = res.odds_ratios(0.05, [term]).loc[term]
+            lo, hi = unbounded_side(float(ors["lower"]), float(ors["upper"]),
+                                    int(fit.separation_directions.get(term, 0)))
+            rec.update({"or": float(ors["odds_ratio"]), "or_lower": lo, "or_upper": hi, "p_lr": p_lr, "p_wild": float(res.pvalues[term]),
                         "p_cr1": float(res.cr1.loc[term, "p_cr1"]) if term in res.cr1.index else math.nan,
                         "separation": term if term in res.separation else ""})
             directions = {t: int(d) for t, d in fit.separation_directions.items()}
@@ -325,7 +358,7 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
         rows.append(rec)
     out = pd.DataFrame(rows)
     out["p_holm"] = adjust_keeping_family(out["p_primary"], methods=("holm",))["holm"].to_numpy()
-    return out
+    return _with_evalues(out, float(pp["event"].mean()) if len(pp) else math.nan)
 
 
 def hazard_table_ja(table: pd.DataFrame) -> pd.DataFrame:
@@ -337,6 +370,10 @@ def hazard_table_ja(table: pd.DataFrame) -> pd.DataFrame:
         "市町数": table["n_clusters"].astype(int),
         "うち前年度に活用した市町": table["n_clusters_supported"].astype(int),
         "オッズ比(Firth)": table["or"].astype(float),
+        "オッズ比・下限": table["or_lower"].astype(float),
+        "オッズ比・上限": table["or_upper"].astype(float),
+        "E値(推定値)": table["evalue"].astype(float),
+        "E値(信頼限界)": table["evalue_ci"].astype(float),
         "p値(尤度比検定)": table["p_lr"].astype(float),
         "p値(ワイルド・クラスター・ブートストラップ)": table["p_wild"].astype(float),
         "主たる検定": ["尤度比検定" if p == "lr" else "ブートストラップ" for p in table["primary"]],
@@ -367,6 +404,20 @@ def hazard_unavailable_ja(n_years: int, n_events: int | None = None) -> str | No
     if n_events == 0:
         return "対象期間中に全項目実施に初めて到達した市町がないため、支援との関連は推定できません。"
     return None
+
+
+def evalue_explanation_ja(table: pd.DataFrame, exposure: str = "支援の活用") -> str:
+    """One plain sentence on what the E-values mean, with the largest one as the example."""
+    from .sensitivity import evalue_or, evalue_sentence_ja
+
+    text = ("表の「E値」は、まだ考慮していない要因（未測定の交絡）がどれほど強ければ関連を説明し尽くせるかの目安です"
+            "（値が大きいほど、未測定の要因だけでは説明しにくい関連です）。")
+    rows = table.dropna(subset=["evalue"])
+    if rows.empty:
+        return text
+    r = rows.loc[rows["evalue"].idxmax()]
+    ev = evalue_or(r["or"], r["or_lower"], r["or_upper"], rare=bool(r["evalue_rare"]))
+    return text + f"例えば「{r['label']}」では、" + evalue_sentence_ja(ev, exposure=exposure)
 
 
 # --- results in words ------------------------------------------------------------------------
@@ -460,7 +511,7 @@ def hazard_methods_plain_ja(covs: str) -> str:
             f"年度の違いと{covs}をそろえて調べました（離散時間ハザードモデル）。")
 
 
-def hazard_methods_detail_ja(covs: str) -> list[str]:
+def hazard_methods_detail_ja(covs: str, n_municipalities: int | None = None, n_events: int | None = None) -> list[str]:
     return [
         f"モデルは、年度のダミー変数・前年度の施策の活用・{covs}を含む Firth 法のロジスティック回帰"
         "（離散時間ハザードモデル、Singer & Willett 2003 第11章）です。施策ごとに1つずつ推定します。",
@@ -468,4 +519,21 @@ def hazard_methods_detail_ja(covs: str) -> list[str]:
         f"ブートストラップ（帰無仮説を課したスコア・ブートストラップ、{N_BOOT:,}回。同じ市町の年度間の相関に頑健）です。",
         f"全項目実施への到達が{FEW_EVENTS}件未満のときは尤度比検定を、それ以上のときはブートストラップを主たる検定とし、"
         "主たる検定のp値を Holm 法で調整しました。",
+        *_size_sentence(n_municipalities, n_events),
+        "オッズ比の95%信頼区間はプロファイル罰則付き尤度によります。E値は VanderWeele & Ding (2017) により、"
+        "到達がまれな（15%未満の）ときはオッズ比をリスク比とみなして求めました。",
     ]
+
+
+def _size_sentence(n_municipalities: int | None, n_events: int | None) -> list[str]:
+    """The measured size of both tests for this report's own model, at the closest measured size."""
+    if n_municipalities is None or n_events is None:
+        return []
+    from .recovery import size_figures_for
+
+    f = size_figures_for(n_municipalities, n_events)
+    where = ("この県と同じ規模" if f["applies"] else
+             f"この県に最も近い規模（{f['n_municipalities']:,}市町、到達 平均{f['mean_events']:.0f}件）")
+    return [f"このモデル（施策1つ＋年度＋共変量）で効果のない施策を{f['n_rep']:,}回シミュレーションしたところ、{where}で"
+            f"「有意」（5%水準）になった割合は尤度比検定で{100 * f['reject_rate_lr']:.1f}%、ブートストラップで"
+            f"{100 * f['reject_rate_wild']:.1f}%でした（名目5%）。主たる検定の選び方はこの結果に基づきます。"]

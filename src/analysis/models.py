@@ -111,11 +111,28 @@ def _one_blas_thread(func):
 # ---------------------------------------------------------------------------
 
 
+def _plain_dtypes(data: pd.DataFrame) -> pd.DataFrame:
+    """Nullable numeric/boolean columns as float64 (NA -> NaN); other columns untouched."""
+    nullable = [c for c, t in data.dtypes.items()
+                if isinstance(t, pd.api.extensions.ExtensionDtype) and (
+                    pd.api.types.is_bool_dtype(t) or pd.api.types.is_numeric_dtype(t))]
+    if not nullable:
+        return data
+    out = data.copy()
+    for c in nullable:
+        out[c] = out[c].astype("Float64").astype(float)
+    return out
+
+
 def _design(
     formula: str, data: pd.DataFrame
 ) -> tuple[pd.Series, pd.DataFrame, patsy.DesignInfo]:
-    """Build (y, X, design info) with patsy; rows with NAs are dropped (like R)."""
-    y, X = patsy.dmatrices(formula, data, return_type="dataframe", NA_action="drop")
+    """Build (y, X, design info) with patsy; rows with NAs are dropped (like R).
+
+    pandas' nullable columns (boolean, Int64, Float64: what the survey reader returns, with
+    <NA> for 無回答) are turned into float with NaN first, since patsy cannot read them.
+    """
+    y, X = patsy.dmatrices(formula, _plain_dtypes(data), return_type="dataframe", NA_action="drop")
     info = X.design_info
     if y.shape[1] != 1:
         raise ValueError(

@@ -86,6 +86,7 @@ class Report:
     progress_targets: list = field(default_factory=list, repr=False)
     hazard_sentences: list[str] = field(default_factory=list)
     covariates_ja: str = ""
+    hazard_size: dict = field(default_factory=dict)
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -392,6 +393,7 @@ def build_trends_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, *,
             add("hazard", association.hazard_table_ja(hazard),
                 "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）")
             rep.hazard_sentences = [association.hazard_sentence_ja(r) for _, r in hazard.iterrows()]
+            rep.hazard_size = {"n_municipalities": int(panel["code"].nunique()), "n_events": int(pp["event"].sum())}
     if why:
         texts.insert(0, why)
     rep.hazard_text = "\n\n".join(t for t in texts if t)
