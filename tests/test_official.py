@@ -262,3 +262,22 @@ def test_fiscal_strength_falls_back_per_code_to_an_earlier_year(tmp_path):
 def test_fiscal_strength_rejects_a_non_integer_year():
     with pytest.raises(TypeError):
         fiscal_strength(["221007"], "2021")
+
+
+def test_panel_fills_fiscal_strength_the_master_leaves_empty():
+    """Real codes with an empty 財政力指数: filled per survey year from the latest published workbook
+    at or before it, with the vintage stated; a value the master gives is kept."""
+    import pandas as pd
+
+    from analysis.panel import add_official_fiscal_strength
+
+    panel = pd.DataFrame({"code": ["221007", "221007", "222101", "992011"],
+                          "fiscal_year": [2019, 2025, 2025, 2025],
+                          "fiscal_strength": [float("nan"), float("nan"), 0.5, float("nan")]})
+    out = add_official_fiscal_strength(panel)
+    r3 = official.fiscal_strength(["221007"], 2021).frame["fiscal_strength"].iloc[0]
+    r1 = official.fiscal_strength(["221007"], 2019).frame["fiscal_strength"].iloc[0]
+    assert out["fiscal_strength"].tolist()[:3] == [r1, r3, 0.5]  # the master's 0.5 is kept
+    assert pd.isna(out["fiscal_strength"].iloc[3])  # a fictional code stays missing
+    notes = out.attrs["fiscal_strength_notes"]
+    assert "FY2021" in notes[2025] and "FY2019" in notes[2019] and "欠測" in notes[2025]

@@ -50,7 +50,32 @@ def build_panel(dataset: Dataset, book: Codebook, years: list[int] | None = None
     covs = [c["variable"] for c in book.covariates if c["variable"] in master.columns]
     panel = panel.merge(master[["code", *covs]], on="code", how="left", validate="many_to_one")
     panel = panel.sort_values(["code", "fiscal_year"]).reset_index(drop=True)
+    panel = add_official_fiscal_strength(panel)
     return add_lags(panel, book.support_measures)
+
+
+def add_official_fiscal_strength(panel: pd.DataFrame) -> pd.DataFrame:
+    """Fill 財政力指数 the master leaves empty from the bundled 総務省 workbooks, year by year.
+
+    The master's own value, where given, is kept. For each survey year the latest published
+    value at or before it is used (analysis.official.fiscal_strength); a code or year the
+    workbooks do not cover stays missing. ``panel.attrs["fiscal_strength_notes"]`` holds, per
+    fiscal year, the sentence that states the vintage, for the reports.
+    """
+    if "fiscal_strength" not in panel.columns or not panel["fiscal_strength"].isna().any():
+        return panel
+    from .official import fiscal_strength
+
+    out = panel.copy()
+    out["fiscal_strength"] = out["fiscal_strength"].astype(float)
+    notes = {}
+    for year, rows in out[out["fiscal_strength"].isna()].groupby("fiscal_year"):
+        fs = fiscal_strength(rows["code"].astype(str), int(year))
+        values = fs.frame["fiscal_strength"].to_numpy()
+        out.loc[rows.index, "fiscal_strength"] = values
+        notes[int(year)] = fs.note_ja
+    out.attrs["fiscal_strength_notes"] = notes
+    return out
 
 
 def add_lags(panel: pd.DataFrame, columns: list[str], lag: int = 1) -> pd.DataFrame:

@@ -257,6 +257,9 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     rep = build_fiscal_year_report(ds, panel, book, fiscal_year, exposure_lag, covariates=covariates)
     rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
                         f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
+    vintage = panel.attrs.get("fiscal_strength_notes", {}).get(fiscal_year)
+    if vintage:  # 財政力指数 taken from the bundled 総務省 workbooks: say which year's accounts
+        rep.quality_text += "\n\n" + vintage
     return rep
 
 
