@@ -7,6 +7,7 @@ gives them an output folder. All computation is here (and in tables/plots/models
 from __future__ import annotations
 
 import json
+from html import escape as html_escape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -80,6 +81,7 @@ class Report:
     association_text: str = ""
     association_sentences: list[str] = field(default_factory=list)
     quality_text: str = ""
+    quality_href: str = ""
     hazard_text: str = ""
     progress_text: str = ""
     progress_counts: dict = field(default_factory=dict, repr=False)
@@ -180,6 +182,11 @@ class Report:
     def show_quality(self) -> None:
         """The data-quality sentence (and, in a quality report, its tables)."""
         self.show_text(self.quality_text)
+        if self.quality_href:
+            from IPython.display import HTML, display
+
+            display(HTML(f'<p class="narrative">詳しくは<a href="{html_escape(self.quality_href)}">'
+                         "データ品質レポート</a>を参照してください。</p>"))
         for key in ("response", "missing_by_question", "issues"):
             if key in self.tables:
                 if key == "issues" and self.tables[key].empty:
@@ -255,8 +262,8 @@ def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
     q = quality.check(ds, fiscal_year, book)
     panel = build_panel(ds, book, years, preread={fiscal_year: q.result} if q.result is not None else None)
     rep = build_fiscal_year_report(ds, panel, book, fiscal_year, exposure_lag, covariates=covariates)
-    rep.quality_text = (quality.summary_sentence(q, ds) + " 詳しくは"
-                        f"「データ品質レポート」（../quality/FY{fiscal_year}/report.html）を参照してください。")
+    rep.quality_text = quality.summary_sentence(q, ds)
+    rep.quality_href = f"../quality/FY{fiscal_year}/report.html"
     vintage = panel.attrs.get("fiscal_strength_notes", {}).get(fiscal_year)
     if vintage:  # 財政力指数 taken from the bundled 総務省 workbooks: say which year's accounts
         rep.quality_text += "\n\n" + vintage
