@@ -174,3 +174,18 @@ def test_firth_logit_accepts_the_readers_nullable_frames(panel):
     year = panel[panel["fiscal_year"] == 2025].assign(log_population=lambda f: np.log(f["population"]))
     fit = firth_logit("full_implementation ~ sup_advisor + log_population + kaso", year)
     assert fit.nobs == 35
+
+
+def test_result_objects_record_what_produced_them(panel, book):
+    year = cross_section(panel, 2025)
+    a = association.analyse_year(year, book, ["log_population", "kaso", "aging_rate"], exposure_lag=0)
+    assert a.spec["covariates"] == ["log_population", "kaso", "aging_rate"] and a.facts["fully implementing"] == 7
+    assert "sup_advisor" in a.summary() and "<table" in a._repr_html_()
+    with pytest.raises(Exception):
+        a.kind = "changed"  # frozen
+    h = association.analyse_hazard(panel, book, n_boot=49)
+    assert h.facts["risk set"]["left_censored"] == 1 and "49 Rademacher draws" in h.spec["bootstrap"]
+    assert sum(int(v.split(" of ")[0]) for v in h.facts["events per year"].values()) == int(h.table["n_events"].max())
+    fit = firth_logit("y ~ sup_advisor + log_population + kaso",
+                      association._model_frame(year, book.support_measures, ["log_population", "kaso"]).dropna())
+    assert "Firth logistic regression" in fit.summary() and "<table" in fit._repr_html_()

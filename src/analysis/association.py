@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -162,7 +163,7 @@ def separation_note_ja(directions: dict[str, int], measure: str, label: str,
 def _firth(frame: pd.DataFrame, measure: str, book: Codebook, covariates: Sequence[str]) -> dict:
     data = frame[["y", measure, *covariates]].dropna()
     nan = {"or": math.nan, "or_lower": math.nan, "or_upper": math.nan, "p_lr": math.nan, "separation": "",
-           "separation_direction": 0, "note": ""}
+           "separation_direction": 0, "converged": math.nan, "note": ""}
     if data[measure].nunique() < 2 or data["y"].nunique() < 2:
         return {**nan, "note": "活用あり・なしの一方、または全項目実施の有無の一方しかないため、オッズ比とp値は計算できません。"}
     try:
@@ -184,7 +185,7 @@ def _firth(frame: pd.DataFrame, measure: str, book: Codebook, covariates: Sequen
         note += "信頼区間の一方の端は計算できませんでした（プロファイル尤度の探索が収束しませんでした）。"
     return {"or": float(np.exp(res.params[measure])), "or_lower": lo, "or_upper": hi, "p_lr": p,
             "separation": ",".join(t for t, d in directions.items() if d),
-            "separation_direction": directions.get(measure, 0), "note": note}
+            "separation_direction": directions.get(measure, 0), "converged": bool(res.converged), "note": note}
 
 
 def association_table_ja(table: pd.DataFrame, book: Codebook) -> pd.DataFrame:
@@ -324,7 +325,8 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
         rec = {"measure": m, "label": book.label(m), "n_person_years": len(data), "n_events": n_events,
                "n_clusters": int(data["code"].nunique()), "n_clusters_supported": int((treated > 0).sum()),
                "or": math.nan, "or_lower": math.nan, "or_upper": math.nan, "p_lr": math.nan, "p_wild": math.nan, "p_cr1": math.nan,
-               "primary": "lr" if n_events < FEW_EVENTS else "wild", "separation": "", "note": ""}
+               "primary": "lr" if n_events < FEW_EVENTS else "wild", "separation": "", "converged": math.nan,
+               "note": ""}
         if n_events == 0 or n_events == len(data):
             rec["note"] = ("全項目実施に初めて到達した市町がないため、推定できません。" if n_events == 0 else
                            "対象の市町・年度がすべて到達しているため、推定できません。")
@@ -349,6 +351,7 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
                         "p_cr1": float(res.cr1.loc[term, "p_cr1"]) if term in res.cr1.index else math.nan,
                         "separation": term if term in res.separation else ""})
             directions = {t: int(d) for t, d in fit.separation_directions.items()}
+            rec["converged"] = bool(fit.converged and res.converged)
             rec["note"] = separation_note_ja(directions, term, book.label(m), labels)
             if not (fit.converged and res.converged):
                 rec["note"] += "推定が収束しませんでした。値は参考程度にとどめてください。"
@@ -418,6 +421,75 @@ def evalue_explanation_ja(table: pd.DataFrame, exposure: str = "支援の活用"
     r = rows.loc[rows["evalue"].idxmax()]
     ev = evalue_or(r["or"], r["or_lower"], r["or_upper"], rare=bool(r["evalue_rare"]))
     return text + f"例えば「{r['label']}」では、" + evalue_sentence_ja(ev, exposure=exposure)
+
+
+# --- result objects, for researchers and the analyst appendix --------------------------------
+
+@dataclass(frozen=True)
+class Analysis:
+    """A numeric result table plus what produced it (frozen; formatted only at display).
+
+    ``table`` has English column names (one row per measure); ``spec`` records the model:
+    covariates, exposure timing, methods, seeds and replication counts; ``facts`` what the data
+    did (events, separation, convergence). ``summary()`` is plain text, ``_repr_html_`` shows it
+    in a notebook.
+    """
+
+    kind: str
+    table: pd.DataFrame = field(repr=False)
+    spec: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"{self.kind}"] + [f"  {k}: {v}" for k, v in {**self.spec, **self.facts}.items()]
+        cols = [c for c in ("measure", "n_exposed", "n_unexposed", "n_person_years", "n_events", "rd", "rd_lower",
+                            "rd_upper", "or", "or_lower", "or_upper", "p_fisher", "p_lr", "p_wild", "p_holm",
+                            "evalue", "evalue_ci", "separation", "converged") if c in self.table.columns]
+        return "\n".join(lines) + "\n\n" + self.table[cols].round(4).to_string(index=False)
+
+    def _repr_html_(self) -> str:
+        import html as _html
+
+        items = "".join(f"<li>{_html.escape(str(k))}: {_html.escape(str(v))}</li>"
+                        for k, v in {**self.spec, **self.facts}.items())
+        return f"<p><b>{_html.escape(self.kind)}</b></p><ul>{items}</ul>" + self.table.round(4).to_html(index=False)
+
+
+def analyse_year(year: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None,
+                 exposure_lag: int = 0) -> Analysis:
+    """The per-year association analysis as a result object (the report formats it at display)."""
+    covariates = covariates_of(book, covariates)
+    table = association_table(year, book, covariates)
+    spec = {"covariates": list(covariates), "exposure_lag": exposure_lag,
+            "risk difference interval": "Chan-Zhang exact unconditional (Newcombe when both groups > "
+                                        f"{power.LARGE_GROUP})",
+            "odds ratio": "Firth logistic regression, profile penalised-likelihood CI, penalised LR test",
+            "multiplicity": "Holm and Benjamini-Hochberg over all measures (missing p counted as 1)",
+            "detectable difference": "Fisher exact test, alpha 0.05, power 0.8, exact enumeration",
+            "e-values": "VanderWeele & Ding 2017; OR as RR when the outcome is rare (<15 %), else sqrt(OR)"}
+    facts = {"municipalities": len(year), "fully implementing": int(year[OUTCOME].astype("boolean").sum()),
+             "separated": ", ".join(f"{m}: {sep}" for m, sep in zip(table["measure"], table["separation"]) if sep)
+             or "none",
+             "not converged": ", ".join(table.loc[table["converged"] == False, "measure"]) or "none"}  # noqa: E712
+    return Analysis("per-year association (support measure vs full implementation)", table, spec, facts)
+
+
+def analyse_hazard(panel: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None,
+                   n_boot: int = N_BOOT, seed: int = SEED) -> Analysis:
+    """The cross-year hazard analysis as a result object, with who is in the risk set."""
+    covariates = covariates_of(book, covariates)
+    counts: dict = {}
+    pp = hazard_frame(panel, book, counts=counts, covariates=covariates)
+    table = hazard_table(panel, book, seed=seed, n_boot=n_boot, pp=pp, covariates=covariates)
+    events = pp.groupby("fiscal_year")["event"].agg(["size", "sum"])
+    spec = {"covariates": list(covariates), "model": "Firth logit discrete-time hazard, fiscal-year effects, "
+            "one lagged measure at a time", "bootstrap": f"wild cluster restricted score, {n_boot} Rademacher draws, "
+            f"seeds {seed}..{seed + len(table) - 1}", "primary test": f"LR below {FEW_EVENTS} events, else bootstrap"}
+    facts = {"risk set": counts, "events per year": {int(y): f"{int(r['sum'])} of {int(r['size'])}"
+                                                     for y, r in events.iterrows()},
+             "separated": ", ".join(s for s in table["separation"] if s) or "none",
+             "not converged": ", ".join(table.loc[table["converged"] == False, "measure"]) or "none"}  # noqa: E712
+    return Analysis("cross-year discrete-time hazard (first reaching full implementation)", table, spec, facts)
 
 
 # --- results in words ------------------------------------------------------------------------

@@ -406,6 +406,23 @@ class FirthResult:
         )
 
     @_one_blas_thread
+    def summary(self, alpha: float = 0.05) -> str:
+        """Plain-text summary like statsmodels': model, data, convergence, separation, the table."""
+        chi2, df, p = self.lr_test()
+        head = [f"Firth logistic regression (penalised likelihood, as R logistf): {self.formula}",
+                f"observations: {self.nobs}   events: {int(self.endog.sum())}   converged: {self.converged}",
+                f"penalised log-likelihood: {self.loglik:.4f}   global LR test: chi2 = {chi2:.3f}, df = {df}, p = {p:.4g}",
+                "separated terms (plain ML infinite): " + (", ".join(self.separation) or "none"),
+                f"profile penalised-likelihood {100 * (1 - alpha):.0f} % intervals; LR p-values"]
+        return "\n".join(head) + "\n\n" + self.summary_frame(alpha).round(4).to_string()
+
+    def _repr_html_(self) -> str:
+        import html as _html
+
+        return (f"<p><b>Firth logistic regression</b>: {_html.escape(self.formula)} — n = {self.nobs}, "
+                f"events = {int(self.endog.sum())}, converged = {self.converged}, separated: "
+                f"{_html.escape(', '.join(self.separation) or 'none')}</p>" + self.summary_frame().round(4).to_html())
+
     def lr_test(self) -> tuple[float, int, float]:
         """Global penalised LR test against the intercept-only model.
 
@@ -586,6 +603,24 @@ class HazardResult:
             }
         )
         return out
+
+    def summary(self) -> str:
+        """Plain-text summary: model, clusters, events, inference, separation, the table."""
+        head = [f"Discrete-time hazard ({self.method}): {self.formula}",
+                f"person-periods: {self.nobs}   events: {self.n_events}   clusters: {self.n_clusters}   "
+                f"converged: {self.converged}",
+                f"p-values: {self.inference} ({self.n_boot} draws, {self.weight_type} weights, seed {self.seed}); "
+                "CR1 columns for comparison only",
+                "separated terms (plain ML infinite): " + (", ".join(self.separation) or "none")]
+        return "\n".join(head) + "\n\n" + self.summary_frame().round(4).to_string()
+
+    def _repr_html_(self) -> str:
+        import html as _html
+
+        return (f"<p><b>Discrete-time hazard ({_html.escape(self.method)})</b>: {_html.escape(self.formula)} — "
+                f"{self.nobs} person-periods, {self.n_events} events, {self.n_clusters} clusters, p-values by "
+                f"{_html.escape(self.inference)} ({self.n_boot} draws, seed {self.seed})</p>"
+                + self.summary_frame().round(4).to_html())
 
 
 def _cluster_score_stat(

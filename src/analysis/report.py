@@ -89,6 +89,7 @@ class Report:
     hazard_sentences: list[str] = field(default_factory=list)
     covariates_ja: str = ""
     hazard_size: dict = field(default_factory=dict)
+    analyses: dict = field(default_factory=dict, repr=False)
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -160,6 +161,16 @@ class Report:
         display(HTML(f'<div class="narrative"><p>{html.escape(plain)}</p></div>'
                      f'<details class="methods"><summary>分析方法の詳細</summary><ul>{items}</ul>'
                      '<p>分析の前提は<a href="../assumptions.html">「分析の前提」</a>にまとめています。</p></details>'))
+
+    def show_appendix(self) -> None:
+        """A collapsible appendix for analysts: numeric results, separation, convergence, events, seeds."""
+        if not self.analyses:
+            return
+        from IPython.display import HTML, display
+
+        body = "".join(a._repr_html_() for a in self.analyses.values())
+        display(HTML('<details class="appendix"><summary>分析者向けの付録（数値の結果・分離・収束・乱数の種）</summary>'
+                     f'<div class="table-wrap" style="overflow-x:auto">{body}</div></details>'))
 
     def show_hazard(self) -> None:
         """Who is in the hazard model, the table (when it could be fitted), or why it is empty."""
@@ -316,7 +327,9 @@ def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, f
     if not no_previous:
         add("support_by_full", tables.measure_by_full_table(exposed, book),
             f"支援施策（{timing}の活用）と指針の主要項目の全項目実施（{label}）")
-        assoc = association.association_table(exposed, book, covariates)
+        analysis = association.analyse_year(exposed, book, covariates, exposure_lag)
+        rep.analyses["association"] = analysis
+        assoc = analysis.table
         add("association", association.association_table_ja(assoc, book),
             f"支援施策（{timing}の活用）と全項目実施の関連（{label}）")
         rep.association_text = association.association_narrative_ja(assoc, len(exposed), timing, rep.covariates_ja)
@@ -399,7 +412,9 @@ def build_trends_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, *,
         why = association.hazard_unavailable_ja(n_years, int(pp["event"].sum()))
         texts.append(association.hazard_sample_ja(counts, n_years))
         if why is None:
-            hazard = association.hazard_table(panel, book, n_boot=n_boot, pp=pp, covariates=covariates)
+            analysis = association.analyse_hazard(panel, book, covariates, n_boot=n_boot)
+            rep.analyses["hazard"] = analysis
+            hazard = analysis.table
             add("hazard", association.hazard_table_ja(hazard),
                 "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）")
             rep.hazard_sentences = [association.hazard_sentence_ja(r) for _, r in hazard.iterrows()]
