@@ -414,4 +414,5 @@ def test_errors_name_the_problem_in_japanese_and_english(sample, book, panel):
 def test_profile_href_convention():
     assert profiles.profile_href("992011", 2025) == "profiles/FY2025/992011.html"
     assert profiles.PROFILE_INDEX_HREF == "profiles/index.html"
+    assert profiles.profile_dir(2025) == "profiles/FY2025"
     assert 3 <= profiles.N_SIMILAR <= 5

@@ -17,6 +17,14 @@ are byte-deterministic (sorted, no clock).
 
 Free-text answers (questions with ``answers: text``) appear only when the codebook marks the
 question ``publishable: true``; the default is not to publish them.
+
+API for the runner and the other pages::
+
+    write_profiles(ds, panel, book, fiscal_year, reports_dir / profile_dir(fiscal_year)) -> [Path]
+    write_profile_index(ds, panel, book, years, reports_dir) -> reports_dir / "profiles/index.html"
+    profile_href(code, fiscal_year)  # "profiles/FY2025/992011.html", relative to reports/<dataset>/;
+                                     # from FY<yyyy>/report.html link "../" + profile_href(...)
+    profile_index_html(ds, panel, book, years, href=..., back_href=...) -> str  # to place it elsewhere
 """
 from __future__ import annotations
 
@@ -26,7 +34,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import jinja2
 import numpy as np
@@ -38,7 +46,10 @@ from .htmlexport import TEMPLATE_DIR, find_offline_violations, write_text_atomic
 from .texts import SYNTHETIC_BANNER_JA
 from .wareki import wareki_fy
 
-__all__ = ["N_SIMILAR", "PROFILE_DIR", "PROFILE_INDEX_HREF", "ProfileError", "profile_href",
+if TYPE_CHECKING:  # only for annotations: any object with name, label_ja and synthetic will do
+    from .datasets import Dataset
+
+__all__ = ["N_SIMILAR", "PROFILE_DIR", "PROFILE_INDEX_HREF", "ProfileError", "profile_dir", "profile_href",
            "profile_index_html", "publishable_text_columns", "render_profile", "similar_municipalities",
            "write_profile_index", "write_profiles"]
 
@@ -65,9 +76,14 @@ class ProfileError(AnalysisError):
 
 # --- small helpers ------------------------------------------------------------------------------
 
+def profile_dir(fiscal_year: int) -> str:
+    """Folder of one year's profiles relative to reports/<dataset>/, e.g. ``profiles/FY2025``."""
+    return f"{PROFILE_DIR}/FY{int(fiscal_year)}"
+
+
 def profile_href(code: str, fiscal_year: int) -> str:
     """Path of a profile relative to reports/<dataset>/, e.g. ``profiles/FY2025/992011.html``."""
-    return f"{PROFILE_DIR}/FY{int(fiscal_year)}/{_safe_code(code)}.html"
+    return f"{profile_dir(fiscal_year)}/{_safe_code(code)}.html"
 
 
 def _safe_code(code) -> str:
@@ -283,7 +299,7 @@ def _cov_cells(y: _Year, row: dict) -> list[dict]:
             for c in y.covariates]
 
 
-def _context(y: _Year, ds, code: str) -> dict:
+def _context(y: _Year, ds: Dataset, code: str) -> dict:
     book, fy = y.book, y.fiscal_year
     row = y.rows[code]
     hist = y.history[code]
@@ -396,7 +412,7 @@ def _checked(html: str, what: str) -> str:
     return html
 
 
-def render_profile(ds, panel: pd.DataFrame, book: Codebook, code: str, fiscal_year: int) -> str:
+def render_profile(ds: Dataset, panel: pd.DataFrame, book: Codebook, code: str, fiscal_year: int) -> str:
     """HTML of one municipality's profile for one fiscal year (for a single page; see write_profiles)."""
     y = _prepare(panel, book, fiscal_year)
     code = _safe_code(code)
@@ -406,12 +422,12 @@ def render_profile(ds, panel: pd.DataFrame, book: Codebook, code: str, fiscal_ye
     return _render(y, ds, code)
 
 
-def _render(y: _Year, ds, code: str, check: bool = True) -> str:
+def _render(y: _Year, ds: Dataset, code: str, check: bool = True) -> str:
     html = _environment().get_template("profile.html.j2").render(_context(y, ds, code))
     return _checked(html, f"profile {code}") if check else html
 
 
-def write_profiles(ds, panel: pd.DataFrame, book: Codebook, fiscal_year: int, out_dir: Path) -> list[Path]:
+def write_profiles(ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year: int, out_dir: Path) -> list[Path]:
     """Write ``out_dir/<code>.html`` for every municipality of `fiscal_year`; return the paths (sorted).
 
     `out_dir` is normally ``reports/<dataset>/profiles/FY<yyyy>/`` (the pages link to
@@ -437,7 +453,7 @@ def write_profiles(ds, panel: pd.DataFrame, book: Codebook, fiscal_year: int, ou
     return written
 
 
-def profile_index_html(ds, panel: pd.DataFrame, book: Codebook, years: list[int],
+def profile_index_html(ds: Dataset, panel: pd.DataFrame, book: Codebook, years: list[int],
                        href: Callable[[str, int], str] | None = None, back_href: str = "../index.html") -> str:
     """The 市町一覧 page: every municipality with a link to its profile of each fiscal year.
 
@@ -470,7 +486,7 @@ def profile_index_html(ds, panel: pd.DataFrame, book: Codebook, years: list[int]
     return _checked(_environment().get_template("index.html.j2").render(context), "profile index")
 
 
-def write_profile_index(ds, panel: pd.DataFrame, book: Codebook, years: list[int], reports_dir: Path) -> Path:
+def write_profile_index(ds: Dataset, panel: pd.DataFrame, book: Codebook, years: list[int], reports_dir: Path) -> Path:
     """Write the 市町一覧 page to ``reports_dir/profiles/index.html`` (atomically) and return its path."""
     html = profile_index_html(ds, panel, book, years)
     return write_text_atomic(Path(reports_dir) / PROFILE_INDEX_HREF, html)
