@@ -44,7 +44,7 @@ def banner_html(text: str) -> str:
             f'font-weight:bold;font-size:1.1em" role="note">{html.escape(text)}</div>')
 
 
-def table_html(frame: pd.DataFrame, caption: str) -> str:
+def table_html(frame: pd.DataFrame, caption: str, links: dict[str, list[str]] | None = None) -> str:
     """DataFrame -> escaped <table> with caption, <th scope="col">, numbers right-aligned.
 
     Numbers are formatted here, at display (analysis.display): the frame itself stays numeric,
@@ -58,10 +58,16 @@ def table_html(frame: pd.DataFrame, caption: str) -> str:
     num = ' class="num"'
     head = "".join(f'<th scope="col"{num if n else ""}>{html.escape(str(c))}</th>'
                    for c, n in zip(shown.columns, numeric))
+    links = links or {}
     rows = []
-    for rec in shown.itertuples(index=False):
-        cells = "".join(f'<td{num if n else ""}>{html.escape(v)}</td>' for v, n in zip(rec, numeric))
-        rows.append(f"<tr>{cells}</tr>")
+    for i, rec in enumerate(shown.itertuples(index=False)):
+        cells = []
+        for col, v, n in zip(shown.columns, rec, numeric):
+            text = html.escape(v)
+            if col in links:  # e.g. a municipality's name links to its profile
+                text = f'<a href="{html.escape(links[col][i])}">{text}</a>'
+            cells.append(f'<td{num if n else ""}>{text}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
     return (f'<div class="table-wrap" style="overflow-x:auto"><table class="report-table">'
             f"<caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>")
@@ -90,6 +96,7 @@ class Report:
     covariates_ja: str = ""
     hazard_size: dict = field(default_factory=dict)
     analyses: dict = field(default_factory=dict, repr=False)
+    links: dict = field(default_factory=dict, repr=False)
     _png: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -109,7 +116,7 @@ class Report:
 
     def table_html(self, key: str) -> str:
         """The table as escaped HTML with a <caption> and header cells (deterministic markup)."""
-        return table_html(self.tables[key], self.titles.get(key, key))
+        return table_html(self.tables[key], self.titles.get(key, key), self.links.get(key))
 
     def show(self, key: str):
         """Display one table in the notebook (HTML with caption; no index column)."""
@@ -360,6 +367,10 @@ def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, f
                                             f"数値は表「{rep.titles['by_prefecture']}」と同じです。")
     else:
         add("municipality_items", tables.municipality_items_table(year, book), f"市町別の主要項目の実施状況（{label}）")
+        from .profiles import profile_href
+
+        rep.links["municipality_items"] = {"市町村名": [f"../{profile_href(c, fiscal_year)}"
+                                                    for c in rep.tables["municipality_items"]["市町村コード"]]}
         rep.figures["items_heatmap"] = lambda: plots.items_heatmap(year, book, wareki_fy(fiscal_year))
         rep.figure_alts["items_heatmap"] = (f"市町別・主要項目別の実施状況の図（{label}）。"
                                             f"内容は表「{rep.titles['municipality_items']}」と同じです。")

@@ -744,10 +744,41 @@ def build_index(ds: Dataset) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     banner = SYNTHETIC_BANNER_JA if ds.synthetic else None
     write_assumptions(root / "docs" / "assumptions.md", out, banner_ja=banner)
+    write_all_profiles(ds, out)
     meta = {k: ds.meta.get(k) for k in ("label_ja", "label_en", "description_ja")}
     meta.update({"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years,
                  "banner_ja": SYNTHETIC_BANNER_JA})
     return _build(out, meta)
+
+
+def write_all_profiles(ds: Dataset, out: Path) -> list[int]:
+    """市町別カルテ for every fiscal year whose survey reads without errors, and the 市町一覧.
+
+    One page per municipality and year from templates (no notebook each); a page is rewritten
+    only when its bytes change, so this is cheap on an unchanged run. Years whose survey has
+    errors get no profiles (their data-quality report says why). Returns the years written.
+    """
+    from .codebook import load_codebook
+    from .panel import build_panel
+    from .profiles import write_profile_index, write_profiles
+
+    book = load_codebook()
+    results = {}
+    for y in ds.years:
+        try:
+            res = ds.read(y, book)
+        except AnalysisError:
+            continue
+        if res.ok:
+            results[y] = res
+    years = sorted(results)
+    if not years:
+        return []
+    panel = build_panel(ds, book, years, preread=results)
+    for y in years:
+        write_profiles(ds, panel, book, y, out / "profiles" / f"FY{y}")
+    write_profile_index(ds, panel, book, years, out)
+    return years
 
 
 def refresh_notebooks(names: list[str] | None = None) -> list[Path]:

@@ -411,6 +411,7 @@ def build_index(reports_dir: Path, dataset: dict) -> Path:
         "trends": trends,
         "provenance": _provenance(manifests),
         "assumptions": (reports_dir / "assumptions.html").is_file(),
+        "profiles": (reports_dir / "profiles" / "index.html").is_file(),
     }
     html = _environment().get_template("index.html.j2").render(context)
     violations = find_offline_violations(html)
