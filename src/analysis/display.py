@@ -6,7 +6,7 @@ header, by one rule set used by every renderer (HTML here, Excel number formats 
 * a header containing 「p値」 is a p-value: 0.000, and <0.001 below that;
 * 「(%)」 or 「(ポイント)」: one decimal; 「最小の差」: no decimals;
 * 「オッズ比」 or 「E値」: two decimals;
-* integer columns: whole numbers with thousands separators;
+* integer columns: whole numbers with thousands separators (a 「…年度」 column: a plain year);
 * a pair 「X・下限…」 / 「X・上限…」 is one interval: in HTML it becomes the single column
   「Xの95%信頼区間…」 shown as 「0.8〜3.1」, with an infinite bound said in words
   (「17.7〜（上限なし）」). CSV and Excel keep both bounds as numbers.
@@ -29,7 +29,7 @@ MISSING = "—"
 
 
 def column_kind(name: str, dtype=None) -> str:
-    """How a column is shown: 'p', 'pct', 'diff0', 'ratio', 'int', 'float' or 'text'."""
+    """How a column is shown: 'p', 'pct', 'diff0', 'ratio', 'int', 'year', 'float' or 'text'."""
     if dtype is not None and not _is_number_dtype(dtype):
         return "text"
     if "p値" in name:
@@ -41,7 +41,7 @@ def column_kind(name: str, dtype=None) -> str:
     if "オッズ比" in name or "E値" in name:
         return "ratio"
     if dtype is not None and pd.api.types.is_integer_dtype(dtype):
-        return "int"
+        return "year" if name.endswith("年度") else "int"
     return "float"
 
 
@@ -56,6 +56,7 @@ EXCEL_FORMATS = {
     "diff0": "0",
     "ratio": "0.00",
     "int": "#,##0",
+    "year": "0",
     "float": "0.0",
 }
 
@@ -78,6 +79,8 @@ def format_value(v, kind: str) -> str:
         return "<0.001" if v < 0.001 else f"{v:.3f}"
     if kind == "int":
         return f"{int(round(v)):,}"
+    if kind == "year":
+        return str(int(v))
     digits = {"pct": 1, "diff0": 0, "ratio": 2, "float": 1}[kind]
     return _number(v, digits)
 
