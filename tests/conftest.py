@@ -59,6 +59,7 @@ def sample_run(tmp_path_factory):
     return project, proc
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group markers
 def pytest_collection_modifyitems(config, items):
     """Group tests for pytest-xdist (`--dist loadgroup`): one group per file, like `loadfile`,
     so a notebook's nbval cells stay on one worker in order; every test that uses the session's

@@ -176,7 +176,8 @@ def test_outputs_may_not_go_into_data_raw(project, tmp_path, capsys):
     _mark(project)
     target = other / "municipalities.csv"
     code = main(["validate", str(project / "survey_FY2025.xlsx"), "--dataset", "sample", "--tidy-out", str(target)])
-    assert code == 2 and "data/raw/ の中には書き出せません" in capsys.readouterr().err and not target.exists()
+    assert code == 2 and "data/ の中（調査ファイル・市町一覧・コードブック）には書き出せません" in capsys.readouterr().err
+    assert not target.exists()
     out = tmp_path / "tidy.csv"
     assert main(["validate", str(project / "survey_FY2025.xlsx"), "--dataset", "sample", "--tidy-out", str(out)]) == 0
     assert out.is_file()

@@ -99,7 +99,7 @@ def test_size_study_runs_the_reports_model_and_is_seeded():
 def test_committed_size_figures_are_for_the_reports_model():
     import json
 
-    data = json.loads((Path(__file__).resolve().parents[1] / "validation" / "size_sample.json").read_text("utf-8"))
+    data = json.loads((Path(__file__).resolve().parents[1] / "src" / "analysis" / "figures_data" / "size_sample.json").read_text("utf-8"))
     assert "log_population + kaso" in data["model"] and "C(fiscal_year)" in data["model"]
     sample = data["sample"]
     assert sample["n_municipalities"] == 35 and abs(sample["mean_events"] - 6) < 0.5

@@ -289,16 +289,14 @@ def size_summary(reps: pd.DataFrame, alpha: float = 0.05) -> dict:
             "seed": int(reps.attrs.get("seed", 0)), "measure": reps.attrs.get("measure", SIZE_MEASURE)}
 
 
-SIZE_FIGURES = "validation/size_sample.json"
+SIZE_FIGURES = Path(__file__).parent / "figures_data" / "size_sample.json"  # package data: reports read it
 
 
 def size_figures(path=None) -> dict:
-    """The committed size-study figures (validation/size_sample.json), for reports to quote."""
+    """The committed size-study figures (analysis/figures_data/size_sample.json), for reports to quote."""
     import json
 
-    from .paths import project_root
-
-    path = project_root() / SIZE_FIGURES if path is None else path
+    path = SIZE_FIGURES if path is None else path
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
