@@ -53,6 +53,8 @@ _GOTO_TIMEOUT_MS = 120_000
 # own header and footer, which also work in chromium older than 131 (no CSS margin boxes there).
 _NO_MARGIN_BOXES = ("@page { @top-left { content: none } @top-center { content: none } "
                     "@top-right { content: none } @bottom-center { content: none } }")
+# A slide has no links to follow: the page's navigation line is left out of the image.
+_NO_NAVIGATION = "nav { display: none !important; }"
 _PREPARE_JS = """async () => {
   document.querySelectorAll('details').forEach(d => { d.open = true; });
   await document.fonts.ready;
@@ -144,12 +146,15 @@ class Printer:
     ...     printer.pdf(Path("FY2025/report.html"), Path("FY2025/report.pdf"), synthetic=True)
     """
 
-    def __init__(self, chromium: Path | None = None):
+    def __init__(self, chromium: Path | None = None, *, browser=None):
         self.chromium = chromium or find_chromium()
         self._playwright = None
-        self._browser = None
+        self._browser = browser  # a Playwright Browser to use (and leave open), e.g. a test's
+        self._own = browser is None
 
     def __enter__(self) -> "Printer":
+        if not self._own:
+            return self
         problem = pdf_unavailable() if self.chromium is None else None
         if problem is not None:
             raise problem
@@ -165,6 +170,8 @@ class Printer:
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self._own:
+            return
         try:
             if self._browser is not None:
                 self._browser.close()
@@ -201,6 +208,7 @@ class Printer:
         width, height = size
         context, page = self._open(html, viewport={"width": width, "height": height}, device_scale_factor=1)
         try:
+            page.add_style_tag(content=_NO_NAVIGATION)
             data = page.screenshot(type="png", full_page=False, animations="disabled", caret="initial")
         finally:
             context.close()
