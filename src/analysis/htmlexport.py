@@ -12,8 +12,13 @@ notebook with nbconvert's :class:`~nbconvert.HTMLExporter` and the template
 * no scripts and no external resources: CSS is inlined, images are embedded as
   ``data:`` URIs, JavaScript/widget outputs are dropped and a
   Content-Security-Policy forbids everything else;
-* wide tables scroll horizontally, a Japanese font stack is used and an
-  optional prominent banner is shown at the top;
+* wide tables scroll horizontally (their first column stays in view), a
+  Japanese font stack is used and an optional prominent banner is shown at
+  the top;
+* printed, the page is A4 portrait; tables of :data:`WIDE_TABLE_COLUMNS` or
+  more columns go on A4 landscape pages (CSS named page ``wide``) and the page
+  margins carry the title, page X / Y and, with a banner, the 架空データ note
+  (:func:`print_page_css`);
 * ``stderr`` stream outputs (warnings quoting source lines) and cells tagged
   ``remove-cell`` / outputs of cells tagged ``remove-output`` are left out;
 * the output is deterministic (no timestamps, cell ids or random ids) and

@@ -3,10 +3,15 @@
 Layout read by :func:`build_index`::
 
     reports/<dataset>/FY2021/ … FY2025/   report.html, tables.xlsx, tables/*.csv,
-                                          figures/*.png, manifest.json
+                                          figures/*.png, manifest.json; optional report.pdf
+                                          and the one-page summary summary.html/.pdf/.png
     reports/<dataset>/trends/             report.html, tables.xlsx, tables/*.csv,
-                                          figures/*.png, manifest.json
-    reports/<dataset>/quality/FY<yyyy>/   (optional) report.html, manifest.json
+                                          figures/*.png, manifest.json; optional report.pdf
+    reports/<dataset>/quality/FY<yyyy>/   (optional) report.html, manifest.json, report.pdf
+
+The PDFs and the summaries are linked when present (analysis.pdf writes them after a run).
+On a phone the years table becomes one card per year, so every link is on screen; printed, the
+page margins carry the title, page X / Y and, for synthetic data, the 架空データ note.
 
 The page (``reports/<dataset>/index.html``) is Japanese, self-contained
 (inline CSS, no scripts, no external resources), uses only relative links so
