@@ -42,7 +42,8 @@ pytestmark = [
 ]
 
 YEARS = range(2021, 2026)
-EXPECTED_PAGES = ["index.html", *(f"FY{y}/report.html" for y in YEARS), "trends/report.html"]
+EXPECTED_PAGES = ["index.html", *(f"FY{y}/report.html" for y in YEARS), *(f"FY{y}/summary.html" for y in YEARS),
+                  "trends/report.html"]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 BANNER_WORD = "架空データ"
@@ -331,11 +332,19 @@ def test_index_links_every_report_and_file(crawl):
     assert set(EXPECTED_PAGES) <= set(crawl.visits), (
         f"pages reached from index.html: {sorted(crawl.visits)}; expected at least {EXPECTED_PAGES}")
     _fail_if(crawl.broken_links, "broken links")
-    # the index links each report's Excel workbook and CSV tables
+    # the index links each report's Excel workbook, CSV tables and PDF, and each year's one-page summary
     for d in [f"FY{y}" for y in YEARS] + ["trends"]:
         assert f"{d}/tables.xlsx" in crawl.files, f"index.html does not link {d}/tables.xlsx"
         assert any(n.startswith(f"{d}/tables/") and n.endswith(".csv") for n in crawl.files), \
             f"index.html links no CSV of {d}"
+        assert f"{d}/report.pdf" in crawl.files, f"index.html does not link {d}/report.pdf"
+    for y in YEARS:
+        assert f"FY{y}/summary.html" in crawl.visits, f"index.html does not link FY{y}/summary.html"
+        assert {f"FY{y}/summary.pdf", f"FY{y}/summary.png", f"quality/FY{y}/report.pdf"} <= set(crawl.files)
+    # the fiscal-year report links its summary, the summary links back to its report
+    for y in YEARS:
+        assert any(l["href"] == "summary.html" for l in crawl.visits[f"FY{y}/report.html"].desktop["links"])
+        assert any(l["href"] == "report.html" for l in crawl.visits[f"FY{y}/summary.html"].desktop["links"])
 
 
 def test_linked_files_exist_and_are_not_empty(crawl):
@@ -347,6 +356,12 @@ def test_linked_files_exist_and_are_not_empty(crawl):
         elif name.endswith(".xlsx"):
             if not zipfile.is_zipfile(path):
                 problems.append(f"{name}: not an xlsx (zip) file")
+        elif name.endswith(".pdf"):
+            if not data.startswith(b"%PDF-"):
+                problems.append(f"{name}: not a PDF file")
+        elif name.endswith(".png"):
+            if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+                problems.append(f"{name}: not a PNG file")
         elif name.endswith(".csv"):
             try:
                 text = data.decode("utf-8-sig")

@@ -15,6 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from analysis.htmlexport import (
     FICTIONAL_DATA_BANNER_JA,
+    WIDE_TABLE_COLUMNS,
     OfflineHTMLError,
     find_offline_violations,
     notebook_to_html,
@@ -180,7 +181,7 @@ def test_japanese_font_stack_and_table_scroll(exported):
     assert "sans-serif" in html
     assert re.search(r"\.table-scroll\s*\{[^}]*overflow-x:\s*auto", html)
     tables = re.findall(r"<table\b", html)
-    wrapped = re.findall(r'<div[^>]*class="table-scroll"[^>]*>\s*<table\b', html)
+    wrapped = re.findall(r'<div[^>]*class="table-scroll( table-wide)?"[^>]*>\s*<table\b', html)
     assert len(tables) == 2  # markdown table + DataFrame
     assert len(wrapped) == len(tables)
 
@@ -380,3 +381,30 @@ def test_pandas_escapes_cell_content_by_default():
     for html in (df._repr_html_(), df.to_html()):
         assert "<script>" not in html and "<img src=x" not in html and "<b>c" not in html
         assert "&lt;script&gt;" in html and "&lt;img src=x" in html
+
+
+def test_wrap_tables_marks_wide_tables_and_names_each_region():
+    head = "".join(f"<th>列{i}</th>" for i in range(WIDE_TABLE_COLUMNS))
+    wide = f'<table><caption>支援施策と全項目実施の関連 &amp; 注記</caption><thead><tr>{head}</tr></thead></table>'
+    narrow = '<table><caption>実施状況</caption><tr><th colspan="2">区分</th><th>市町数</th></tr></table>'
+    out = wrap_tables(wide + narrow)
+    divs = re.findall(r"<div [^>]*>", out)
+    assert len(divs) == 2
+    assert 'class="table-scroll table-wide"' in divs[0] and f'data-columns="{WIDE_TABLE_COLUMNS}"' in divs[0]
+    assert 'aria-label="表「支援施策と全項目実施の関連 &amp; 注記」（横にスクロールできます）"' in divs[0]
+    assert 'class="table-scroll"' in divs[1] and 'data-columns="3"' in divs[1]  # colspan counted
+    assert 'aria-label="表「実施状況」（横にスクロールできます）"' in divs[1]
+    assert out.count("</table></div>") == 2
+
+
+def test_navigation_links_and_print_css(executed, tmp_path):
+    _, path, _ = executed
+    html = notebook_to_html(path, tmp_path / "nav.html", title='令和7年度 "報告"</style>', banner_ja="架空データ",
+                            index_href="../index.html", nav_links=[("summary.html", "1枚の要約")]).read_text("utf-8")
+    nav = re.search(r'<nav [^>]*class="report-nav"[^>]*>(.*?)</nav>', html, re.S).group(1)
+    assert 'href="../index.html"' in nav and '<a href="summary.html">1枚の要約</a>' in nav
+    style = html[html.index("<style"):html.index("</head>")]
+    assert "@page wide" in style and "size: A4 landscape" in style and "page: wide" in style
+    assert "counter(pages)" in style and "@top-right" in style  # page numbers, 架空データ on every page
+    assert "</style>\n</head>" in html and '"報告"</style>' not in html  # the title cannot end the <style>
+    assert find_offline_violations(html) == []

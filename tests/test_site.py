@@ -391,3 +391,27 @@ def test_wareki_fy_rejects_non_int(bad):
 def test_wareki_fy_rejects_too_early():
     with pytest.raises(ValueError):
         wareki_fy(1900)
+
+
+def test_pdfs_and_one_page_summaries_are_linked_when_present(reports):
+    (reports / "FY2025" / "report.pdf").write_bytes(b"%PDF-1.4")
+    for name in ("summary.html", "summary.pdf", "summary.png"):
+        (reports / "FY2025" / name).write_bytes(b"x")
+    (reports / "quality" / "FY2025" / "report.pdf").write_bytes(b"%PDF-1.4")
+    (reports / "trends" / "report.pdf").write_bytes(b"%PDF-1.4")
+    html = build_index(reports, DATASET).read_text(encoding="utf-8")
+    page = _parse(html)
+    for href in ("FY2025/report.pdf", "FY2025/summary.html", "FY2025/summary.pdf", "FY2025/summary.png",
+                 "quality/FY2025/report.pdf", "trends/report.pdf"):
+        assert href in page.links, href
+    assert "FY2024/report.pdf" not in page.links and "FY2024/summary.html" not in page.links
+    assert '<th scope="col">1枚の要約</th>' in html
+    # every cell of a year row says what it is (the phone layout shows it as a label)
+    assert 'data-label="1枚の要約"' in html and 'data-label="レポート"' in html
+    # printed: the page margins carry the title and page numbers, and the 架空データ note
+    assert "@page" in html and "counter(pages)" in html and "@top-right" in html
+
+
+def test_no_pdf_or_summary_links_without_the_files(reports):
+    html = build_index(reports, DATASET).read_text(encoding="utf-8")
+    assert ".pdf" not in html and "summary.html" not in html and "1枚の要約" not in html

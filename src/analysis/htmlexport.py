@@ -12,8 +12,13 @@ notebook with nbconvert's :class:`~nbconvert.HTMLExporter` and the template
 * no scripts and no external resources: CSS is inlined, images are embedded as
   ``data:`` URIs, JavaScript/widget outputs are dropped and a
   Content-Security-Policy forbids everything else;
-* wide tables scroll horizontally, a Japanese font stack is used and an
-  optional prominent banner is shown at the top;
+* wide tables scroll horizontally (their first column stays in view), a
+  Japanese font stack is used and an optional prominent banner is shown at
+  the top;
+* printed, the page is A4 portrait; tables of :data:`WIDE_TABLE_COLUMNS` or
+  more columns go on A4 landscape pages (CSS named page ``wide``) and the page
+  margins carry the title, page X / Y and, with a banner, the 架空データ note
+  (:func:`print_page_css`);
 * ``stderr`` stream outputs (warnings quoting source lines) and cells tagged
   ``remove-cell`` / outputs of cells tagged ``remove-output`` are left out;
 * the output is deterministic (no timestamps, cell ids or random ids) and
@@ -34,6 +39,8 @@ import os
 import re
 import tempfile
 import threading
+from html import escape as html_escape
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -46,8 +53,12 @@ __all__ = [
     "OfflineHTMLError",
     "TEMPLATE_DIR",
     "TEMPLATE_NAME",
+    "PRINT_BANNER_JA",
+    "WIDE_TABLE_COLUMNS",
+    "css_string",
     "find_offline_violations",
     "notebook_to_html",
+    "print_page_css",
     "wrap_tables",
     "write_text_atomic",
 ]
@@ -62,6 +73,9 @@ FICTIONAL_DATA_BANNER_JA = (
     "架空データ：このレポートは架空の県のデータから作成したもので、"
     "実在の自治体とは関係ありません。"
 )
+
+#: Short form of the banner printed at the top of every printed page of synthetic-data reports.
+PRINT_BANNER_JA = "架空データ（実在の自治体とは関係ありません）"
 
 #: Alt text for output images that carry no ``alt`` metadata.
 DEFAULT_IMAGE_ALT = "図"
@@ -136,22 +150,94 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o
 
 _TABLE_OPEN_RE = re.compile(r"<table\b", re.IGNORECASE)
 _TABLE_CLOSE_RE = re.compile(r"</table\s*>", re.IGNORECASE)
-_TABLE_WRAPPER_OPEN = (
-    '<div class="table-scroll" role="region" tabindex="0" '
-    'aria-label="表（横にスクロールできます）">'
-)
+_CAPTION_RE = re.compile(r"<caption\b[^>]*>(.*?)</caption\s*>", re.IGNORECASE | re.DOTALL)
+_FIRST_ROW_RE = re.compile(r"<tr\b[^>]*>(.*?)</tr\s*>", re.IGNORECASE | re.DOTALL)
+_HEADER_CELL_RE = re.compile(r"<th\b([^>]*)>", re.IGNORECASE)
+_COLSPAN_RE = re.compile(r"""colspan\s*=\s*["']?(\d+)""", re.IGNORECASE)
+_TAG_RE = re.compile(r"<[^>]*>")
+
+#: Tables with at least this many header columns are "wide": printed on an A4 landscape page
+#: (CSS named page ``wide``) with a smaller font.  The association table has 16, the
+#: municipality table 12, the hazard table 11; everything else (≤ 9) reflows on A4 portrait.
+WIDE_TABLE_COLUMNS = 10
+
+
+def _header_columns(table_html: str) -> int:
+    """Number of columns in the first row of a table that has header cells (colspans counted)."""
+    for m in _FIRST_ROW_RE.finditer(table_html):
+        cells = _HEADER_CELL_RE.findall(m.group(1))
+        if cells:
+            return sum(int(c.group(1)) if (c := _COLSPAN_RE.search(a)) else 1 for a in cells)
+    return 0
+
+
+def _wrapper_open(table_html: str) -> str:
+    """The scrolling wrapper of one table: wide or not, labelled by the table's caption.
+
+    A scrollable region needs a name, and a unique one (axe: landmark-unique), so the caption
+    text is used; the label says it scrolls sideways.
+    """
+    columns = _header_columns(table_html)
+    cls = "table-scroll table-wide" if columns >= WIDE_TABLE_COLUMNS else "table-scroll"
+    cap = _CAPTION_RE.search(table_html)
+    caption = " ".join(html_unescape(_TAG_RE.sub("", cap.group(1))).split()) if cap else ""
+    label = f"表「{caption}」（横にスクロールできます）" if caption else "表（横にスクロールできます）"
+    return (f'<div class="{cls}" role="region" tabindex="0" aria-label="{html_escape(label, quote=True)}"'
+            f' data-columns="{columns}">')
 
 
 def wrap_tables(html: str) -> str:
-    """Wrap every ``<table>`` in a horizontally scrolling ``div``.
+    """Wrap every ``<table>`` in a horizontally scrolling, labelled ``div``.
 
     Only real tags are matched: table markup that appears as escaped text
-    (``&lt;table&gt;``) is left alone.
+    (``&lt;table&gt;``) is left alone.  Tables with at least
+    :data:`WIDE_TABLE_COLUMNS` header columns get the class ``table-wide``,
+    which the print stylesheet puts on A4 landscape pages.
     """
     if not html:
         return html
-    html = _TABLE_OPEN_RE.sub(lambda m: _TABLE_WRAPPER_OPEN + m.group(0), str(html))
-    return _TABLE_CLOSE_RE.sub(lambda m: m.group(0) + "</div>", html)
+    html = str(html)
+    out: list[str] = []
+    pos = 0
+    for m in _TABLE_OPEN_RE.finditer(html):
+        end = _TABLE_CLOSE_RE.search(html, m.end())
+        out.append(html[pos:m.start()])
+        out.append(_wrapper_open(html[m.start():end.end() if end else len(html)]))
+        pos = m.start()
+    out.append(html[pos:])
+    return _TABLE_CLOSE_RE.sub(lambda m: m.group(0) + "</div>", "".join(out))
+
+
+def css_string(text: str) -> str:
+    """``text`` as a quoted CSS string that cannot end the string, the rule or the <style>.
+
+    Everything but letters, digits, spaces and non-ASCII characters is written as a CSS hex
+    escape (``\\22 `` for a double quote), so ``"``, ``\\``, ``<`` and newlines are harmless.
+    """
+    out = []
+    for ch in str(text):
+        safe = (ch.isascii() and ch.isalnum()) or ch == " " or (ord(ch) > 0x7F and ch.isprintable()
+                                                                  and not ch.isspace())
+        out.append(ch if safe else f"\\{ord(ch):x} ")
+    return '"' + "".join(out) + '"'
+
+
+def print_page_css(title: str, synthetic: bool = False) -> str:
+    """``@page`` rules for printing from the browser: title, page X / Y and the 架空データ note.
+
+    Printed in the page margins (CSS margin boxes, Chromium 131+) on every page, portrait and
+    landscape (named page ``wide``).  :mod:`analysis.pdf` replaces them by its own
+    header/footer when it writes report.pdf.
+    """
+    note = ""
+    if synthetic:
+        note = (f"  @top-right {{ content: {css_string(PRINT_BANNER_JA)}; color: #A63D00; font-weight: bold;"
+                " font-size: 8pt; }\n")
+    return ("@page {\n"
+            f"  @top-left {{ content: {css_string(title)}; font-size: 8pt; color: #333; }}\n"
+            f"{note}"
+            "  @bottom-center { content: counter(page) \" / \" counter(pages); font-size: 8pt; color: #333; }\n"
+            "}\n")
 
 
 # ---------------------------------------------------------------------------
@@ -324,6 +410,7 @@ def notebook_to_html(
     resources_dir: str | os.PathLike[str] | None = None,
     include_stderr: bool = False,
     index_href: str | None = None,
+    nav_links: list[tuple[str, str]] | tuple = (),
 ) -> Path:
     """Render an executed notebook to a self-contained HTML report.
 
@@ -355,6 +442,9 @@ def notebook_to_html(
     index_href:
         Relative URL of the site's index page (e.g. ``"../index.html"``); when
         given, the page starts with a 「レポート一覧に戻る」 link to it.
+    nav_links:
+        More ``(relative URL, Japanese label)`` links for that navigation line,
+        e.g. ``[("summary.html", "1枚の要約")]``.
 
     Returns
     -------
@@ -391,6 +481,8 @@ def notebook_to_html(
         "report_lang": lang,
         "banner_ja": banner_ja or "",
         "index_href": index_href or "",
+        "nav_links": [(str(href), str(label)) for href, label in nav_links],
+        "print_css": print_page_css(title, synthetic=bool(banner_ja)),
         "image_alt_default": DEFAULT_IMAGE_ALT,
     }
     with _exporter_lock:

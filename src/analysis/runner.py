@@ -436,7 +436,8 @@ def _execute(job: Job, root_p: Path, fp: dict, meta: dict, staging: Path, nb_out
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
     notebook_to_html(nb_out, staging / "report.html", title=meta["titles"][job.out_name],
                      banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None,
-                     index_href="../" * len(Path(job.out_name).parts) + "index.html")
+                     index_href="../" * len(Path(job.out_name).parts) + "index.html",
+                     nav_links=[("summary.html", "1枚の要約")] if job.notebook == "fiscal_year_report" else ())
     seconds = time.perf_counter() - t0
     # kernels are this worker's children: their peak resident memory (Linux reports KiB)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -654,6 +655,7 @@ def _run_locked(ds: Dataset, root: Path, base: Path, year_list: list[int], jobs:
     results.sort(key=lambda r: order[r.job.out_name])
     warnings += record_outcomes(base, results)
     if build_site:
+        warnings += publish_print(ds, base)
         try:
             build_index(ds)
         except OSError as exc:
@@ -731,6 +733,15 @@ def record_outcomes(base: Path, results: list[JobResult]) -> list[str]:
             problems.append(f"失敗の記録を更新できませんでした（{r.job.out_name}）: {ja} / could not update the failure "
                             f"record of {r.job.out_name}: {en}")
     return problems[:1] + ([f"ほか {len(problems) - 1} 件 / {len(problems) - 1} more"] if len(problems) > 1 else [])
+
+
+def publish_print(ds: Dataset, base: Path) -> list[str]:
+    """One-page summaries, report PDFs and the slide images (analysis.pdf); notes for the summary."""
+    from .pdf import publish
+    from .texts import SYNTHETIC_BANNER_JA
+
+    return publish(base, label_ja=ds.label_ja, synthetic=ds.synthetic,
+                   banner_ja=SYNTHETIC_BANNER_JA if ds.synthetic else None)
 
 
 def build_index(ds: Dataset) -> Path:

@@ -3,10 +3,15 @@
 Layout read by :func:`build_index`::
 
     reports/<dataset>/FY2021/ … FY2025/   report.html, tables.xlsx, tables/*.csv,
-                                          figures/*.png, manifest.json
+                                          figures/*.png, manifest.json; optional report.pdf
+                                          and the one-page summary summary.html/.pdf/.png
     reports/<dataset>/trends/             report.html, tables.xlsx, tables/*.csv,
-                                          figures/*.png, manifest.json
-    reports/<dataset>/quality/FY<yyyy>/   (optional) report.html, manifest.json
+                                          figures/*.png, manifest.json; optional report.pdf
+    reports/<dataset>/quality/FY<yyyy>/   (optional) report.html, manifest.json, report.pdf
+
+The PDFs and the summaries are linked when present (analysis.pdf writes them after a run).
+On a phone the years table becomes one card per year, so every link is on screen; printed, the
+page margins carry the title, page X / Y and, for synthetic data, the 架空データ note.
 
 The page (``reports/<dataset>/index.html``) is Japanese, self-contained
 (inline CSS, no scripts, no external resources), uses only relative links so
@@ -35,6 +40,7 @@ from analysis.htmlexport import (
     FICTIONAL_DATA_BANNER_JA,
     TEMPLATE_DIR,
     find_offline_violations,
+    print_page_css,
     wrap_tables,
     write_text_atomic,
 )
@@ -46,6 +52,8 @@ __all__ = ["INDEX_TITLE_JA", "build_index", "wareki_fy"]
 INDEX_TITLE_JA = "包括的な支援体制の整備に関する市町支援の評価"
 
 _FY_DIR_RE = re.compile(r"^FY(\d{4})$")
+#: The one-page summary of a fiscal year (analysis.summary_page, analysis.pdf) and its labels.
+_SUMMARY_FILES = (("summary.html", "1枚の要約"), ("summary.pdf", "PDF"), ("summary.png", "PNG画像"))
 _JST = timezone(timedelta(hours=9), "JST")
 _HASH_SHORT = 12
 
@@ -86,6 +94,8 @@ class _Entry:
     note: str = ""  # shown instead of links when not ok
     detail: str = ""
     report: _Link | None = None
+    pdf: _Link | None = None  # report.pdf (written by analysis.pdf when chromium is present)
+    summary_page: list[_Link] = field(default_factory=list)  # 1枚の要約: HTML, PDF, PNG
     excel: _Link | None = None
     csvs: list[_Link] = field(default_factory=list)
     summary: dict[str, str] = field(default_factory=dict)
@@ -224,6 +234,10 @@ def _entry_from_manifest(reports_dir: Path, directory: Path, manifest: _Manifest
         return _Entry("missing", "未作成", "report.html がありません")
     entry = _Entry("ok", report=_Link(_href(reports_dir, report), "レポート"))
     entry.summary = _format_summary(manifest.data.get("summary"))
+    if (directory / "report.pdf").is_file():
+        entry.pdf = _Link(_href(reports_dir, directory / "report.pdf"), "PDF")
+    entry.summary_page = [_Link(_href(reports_dir, directory / name), label)
+                          for name, label in _SUMMARY_FILES if (directory / name).is_file()]
     if with_tables:
         xlsx = directory / "tables.xlsx"
         if xlsx.is_file():
@@ -412,6 +426,9 @@ def build_index(reports_dir: Path, dataset: dict) -> Path:
         "provenance": _provenance(manifests),
         "assumptions": (reports_dir / "assumptions.html").is_file(),
         "profiles": (reports_dir / "profiles" / "index.html").is_file(),
+        "has_summary_pages": any(r.main.summary_page for r in rows),
+        "print_css": print_page_css(f"{INDEX_TITLE_JA} — {label_ja}" if label_ja else INDEX_TITLE_JA,
+                                    synthetic=bool(dataset.get("synthetic"))),
     }
     html = _environment().get_template("index.html.j2").render(context)
     violations = find_offline_violations(html)
@@ -436,6 +453,7 @@ def write_assumptions(markdown_path: Path, reports_dir: Path, banner_ja: str | N
     banner = (f'<div class="banner" role="note"><strong>{html_escape(banner_ja)}</strong></div>\n'
               if banner_ja else "")
     css = (TEMPLATE_DIR / "site" / "site.css").read_text(encoding="utf-8")
+    css += print_page_css("前提の記録（分析の前提）", synthetic=bool(banner_ja))
     html = ('<!DOCTYPE html>\n<html lang="ja">\n<head>\n<meta charset="utf-8">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             '<title>前提の記録（assumptions log）</title>\n'

@@ -1,0 +1,298 @@
+"""Print the published pages to A4 PDF, and the one-page summary to a PNG for slides.
+
+After a run, :func:`publish` writes each fiscal year's one-page summary (analysis.summary_page)
+and then, with one headless chromium for the whole run (Playwright driving the system's
+chromium: nothing is downloaded), prints
+
+* ``report.pdf`` of every fiscal-year, trends and quality report,
+* ``summary.pdf`` (one A4 landscape page) and ``summary.png`` (1600×900, for a slide) of every
+  fiscal year,
+
+each time the PDF is missing or older than its HTML. The page's print stylesheet does the
+layout (A4 portrait; tables of many columns on landscape pages); the PDF gets a header (the
+page title, which names the report, fiscal year and dataset, and the 架空データ note for
+synthetic data) and a footer (page X / Y), and every ``<details>`` (「分析方法の詳細」) is opened
+first. Without chromium (or the playwright package) nothing is printed and the run summary
+says so; the HTML reports are complete without the PDFs.
+
+Files are written atomically; the PDF's creation and modification dates, the only bytes that
+change between two prints of the same page, are fixed, so a re-run is byte-identical.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from .errors import AnalysisError
+from .export import write_bytes
+from .htmlexport import PRINT_BANNER_JA
+
+__all__ = ["CHROMIUM_ENV", "LAUNCH_ARGS", "SLIDE_SIZE", "PdfUnavailable", "PrintJob", "Printer", "find_chromium",
+           "fix_pdf_dates", "footer_template", "header_template", "pdf_unavailable", "print_jobs", "publish"]
+
+#: Environment variable naming the chromium executable ("" or a missing file: no PDFs).
+CHROMIUM_ENV = "ANALYSIS_CHROMIUM"
+_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome",
+               "/usr/bin/google-chrome-stable")
+#: Flags for a headless chromium that never talks to the network on its own.
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: Size (CSS px) of the summary's slide image.
+SLIDE_SIZE = (1600, 900)
+#: Creation/modification date written into every PDF (the same as the workbooks' document time).
+FIXED_PDF_DATE = b"20000101000000"
+_PDF_DATE_RE = re.compile(rb"(/(?:CreationDate|ModDate)\s*\(D:)\d{14}")
+_GOTO_TIMEOUT_MS = 120_000
+
+# Page-margin text of the print stylesheets (htmlexport.print_page_css) is replaced by the PDF's
+# own header and footer, which also work in chromium older than 131 (no CSS margin boxes there).
+_NO_MARGIN_BOXES = ("@page { @top-left { content: none } @top-center { content: none } "
+                    "@top-right { content: none } @bottom-center { content: none } }")
+# A slide has no links to follow: the page's navigation line is left out of the image.
+_NO_NAVIGATION = "nav { display: none !important; }"
+_PREPARE_JS = """async () => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  await document.fonts.ready;
+  await Promise.all([...document.images].map(i => i.complete ? null : i.decode().catch(() => null)));
+}"""
+_FONTS = "'IPAexGothic','Noto Sans CJK JP','Hiragino Sans','Yu Gothic','Meiryo',sans-serif"
+_BAR = (f"font-family:{_FONTS};font-size:8px;color:#333;width:100%;margin:0 12mm;display:flex;"
+        "-webkit-print-color-adjust:exact;print-color-adjust:exact;")
+
+
+class PdfUnavailable(AnalysisError):
+    """PDFs cannot be printed on this machine (no chromium, or no playwright package)."""
+
+
+def find_chromium() -> Path | None:
+    """The chromium to print with: $ANALYSIS_CHROMIUM if set, else the system's; None if absent."""
+    env = os.environ.get(CHROMIUM_ENV)
+    if env is not None:
+        path = Path(env)
+        return path if env and path.is_file() and os.access(path, os.X_OK) else None
+    for candidate in _CANDIDATES:
+        if os.access(candidate, os.X_OK):
+            return Path(candidate)
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+def pdf_unavailable() -> PdfUnavailable | None:
+    """Why PDFs cannot be printed here (a bilingual error, not raised), or None when they can."""
+    if find_chromium() is None:
+        where = os.environ.get(CHROMIUM_ENV)
+        named = f"（{CHROMIUM_ENV}={where}）" if where is not None else ""
+        return PdfUnavailable(
+            f"chromium が見つからないため PDF は作成しませんでした{named}。HTML のレポートはそのまま使えます。"
+            "PDF も作るには chromium をインストールしてください（Debian/Ubuntu: sudo apt-get install chromium "
+            "fonts-ipaexfont-gothic）",
+            f"PDFs not written: no chromium found{' (' + CHROMIUM_ENV + '=' + where + ')' if where is not None else ''}; "
+            "the HTML reports are complete. Install chromium (Debian/Ubuntu: sudo apt-get install chromium "
+            "fonts-ipaexfont-gothic) to get PDFs")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return PdfUnavailable(
+            "playwright パッケージがないため PDF は作成しませんでした（pip install playwright、または make setup）",
+            "PDFs not written: the playwright package is not installed (pip install playwright, or make setup)")
+    return None
+
+
+def fix_pdf_dates(data: bytes) -> bytes:
+    """The PDF with its CreationDate/ModDate set to 2000-01-01 (same length: offsets stay valid)."""
+    return _PDF_DATE_RE.sub(lambda m: m.group(1) + FIXED_PDF_DATE, data)
+
+
+def header_template(title: str, synthetic: bool) -> str:
+    """Header of every PDF page: the page title (report, fiscal year, dataset) and the 架空データ note."""
+    note = (f'<span style="color:#A63D00;font-weight:bold;white-space:nowrap;margin-left:4mm">'
+            f"{escape(PRINT_BANNER_JA)}</span>" if synthetic else "")
+    return (f'<div style="{_BAR}justify-content:space-between;align-items:baseline">'
+            f"<span>{escape(title)}</span>{note}</div>")
+
+
+def footer_template() -> str:
+    """Footer of every PDF page: page X / Y."""
+    return (f'<div style="{_BAR}justify-content:center">'
+            '<span class="pageNumber"></span>&nbsp;/&nbsp;<span class="totalPages"></span></div>')
+
+
+@dataclass(frozen=True)
+class PrintJob:
+    """One page to print: its HTML, the PDF to write and, for a summary, the slide PNG."""
+
+    html: Path
+    pdf: Path
+    png: Path | None = None
+
+    def stale(self) -> bool:
+        """True when an output is missing or older than the HTML."""
+        made = self.html.stat().st_mtime_ns
+        return any(not p.is_file() or p.stat().st_mtime_ns < made for p in (self.pdf, self.png) if p is not None)
+
+
+class Printer:
+    """One headless chromium (Playwright + the system's executable) for every page of a run.
+
+    >>> with Printer() as printer:                                  # doctest: +SKIP
+    ...     printer.pdf(Path("FY2025/report.html"), Path("FY2025/report.pdf"), synthetic=True)
+    """
+
+    def __init__(self, chromium: Path | None = None, *, browser=None):
+        self.chromium = chromium or find_chromium()
+        self._playwright = None
+        self._browser = browser  # a Playwright Browser to use (and leave open), e.g. a test's
+        self._own = browser is None
+
+    def __enter__(self) -> "Printer":
+        if not self._own:
+            return self
+        problem = pdf_unavailable() if self.chromium is None else None
+        if problem is not None:
+            raise problem
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        try:
+            self._browser = self._playwright.chromium.launch(executable_path=str(self.chromium), args=LAUNCH_ARGS,
+                                                             headless=True)
+        except BaseException:
+            self._playwright.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._own:
+            return
+        try:
+            if self._browser is not None:
+                self._browser.close()
+        finally:
+            if self._playwright is not None:
+                self._playwright.stop()
+            self._browser = self._playwright = None
+
+    def _open(self, html: Path, **context):
+        context_ = self._browser.new_context(locale="ja-JP", **context)
+        page = context_.new_page()
+        page.goto(Path(html).resolve().as_uri(), wait_until="load", timeout=_GOTO_TIMEOUT_MS)
+        page.evaluate(_PREPARE_JS)
+        return context_, page
+
+    def pdf_bytes(self, html: Path, *, synthetic: bool, title: str | None = None) -> bytes:
+        """The page printed to PDF (A4 per its print stylesheet), with header, footer and fixed dates."""
+        context, page = self._open(html)
+        try:
+            page.add_style_tag(content=_NO_MARGIN_BOXES)
+            data = page.pdf(prefer_css_page_size=True, print_background=True, display_header_footer=True,
+                            header_template=header_template(title or page.title(), synthetic),
+                            footer_template=footer_template(), tagged=True, outline=True)
+        finally:
+            context.close()
+        return fix_pdf_dates(data)
+
+    def pdf(self, html: Path, out: Path, *, synthetic: bool, title: str | None = None) -> Path:
+        """Print html to out (atomically)."""
+        return write_bytes(out, self.pdf_bytes(html, synthetic=synthetic, title=title))
+
+    def png(self, html: Path, out: Path, size: tuple[int, int] = SLIDE_SIZE) -> Path:
+        """A screenshot of the page's first screen at size (CSS px, scale 1), e.g. for a slide."""
+        width, height = size
+        context, page = self._open(html, viewport={"width": width, "height": height}, device_scale_factor=1)
+        try:
+            page.add_style_tag(content=_NO_NAVIGATION)
+            data = page.screenshot(type="png", full_page=False, animations="disabled", caret="initial")
+        finally:
+            context.close()
+        return write_bytes(out, data)
+
+
+def _ok(directory: Path) -> bool:
+    """A report folder whose manifest says ok and that has its report.html."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("status") == "ok" and (directory / "report.html").is_file()
+
+
+def _fy_dirs(parent: Path) -> list[Path]:
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if p.is_dir() and re.fullmatch(r"FY\d{4}", p.name))
+
+
+def report_dirs(base: Path) -> list[Path]:
+    """Every published report folder under reports/<dataset>/: fiscal years, trends, quality."""
+    dirs = [*_fy_dirs(base), base / "trends", *_fy_dirs(base / "quality")]
+    return [d for d in dirs if _ok(d)]
+
+
+def print_jobs(base: Path, *, all_jobs: bool = False) -> list[PrintJob]:
+    """What to print under reports/<dataset>/: stale PDFs/PNGs only, unless all_jobs."""
+    jobs = []
+    for d in report_dirs(base):
+        jobs.append(PrintJob(d / "report.html", d / "report.pdf"))
+        if (d / "summary.html").is_file() and d.parent == base:
+            jobs.append(PrintJob(d / "summary.html", d / "summary.pdf", d / "summary.png"))
+    return jobs if all_jobs else [j for j in jobs if j.stale()]
+
+
+def _problem_text(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, AnalysisError):
+        return exc.ja, exc.en
+    first = " ".join(str(exc).split())[:300]
+    return first, first
+
+
+def publish(base: Path, *, label_ja: str, synthetic: bool, banner_ja: str | None = None) -> list[str]:
+    """After a run: the one-page summaries, then the PDFs and slide images that are missing or stale.
+
+    Returns notes for the run summary (Japanese / English): PDFs skipped for lack of chromium,
+    or a page that could not be printed. Never raises for those: the HTML reports stand alone.
+    """
+    from .summary_page import build_summary_page
+
+    notes: list[str] = []
+    base = Path(base)
+    for d in _fy_dirs(base):
+        if not _ok(d):
+            continue
+        try:
+            build_summary_page(d, label_ja=label_ja, synthetic=synthetic, banner_ja=banner_ja)
+        except (OSError, ValueError) as exc:
+            ja, en = _problem_text(exc)
+            notes.append(f"1枚の要約を作成できませんでした（{d.name}）: {ja} / could not write the one-page summary "
+                         f"of {d.name}: {en}")
+    jobs = print_jobs(base)
+    if not jobs:
+        return notes
+    problem = pdf_unavailable()
+    if problem is not None:
+        return [*notes, str(problem)]
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        with Printer() as printer:
+            for job in jobs:
+                name = job.pdf.relative_to(base).as_posix()
+                try:
+                    printer.pdf(job.html, job.pdf, synthetic=synthetic)
+                    if job.png is not None:
+                        printer.png(job.html, job.png)
+                except (PlaywrightError, OSError) as exc:
+                    ja, en = _problem_text(exc)
+                    notes.append(f"PDF を作成できませんでした（{name}）: {ja} / could not print {name}: {en}")
+    except (PlaywrightError, OSError) as exc:
+        ja, en = _problem_text(exc)
+        notes.append(f"chromium を起動できなかったため PDF は作成しませんでした: {ja} / "
+                     f"PDFs not written: chromium could not be started: {en}")
+    return notes

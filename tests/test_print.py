@@ -1,0 +1,337 @@
+"""Print, PDF, the one-page summary, phones and accessibility, in a real headless chromium.
+
+On the pages of one full run (the session fixture ``sample_run``), one of each kind (index,
+fiscal-year report, one-page summary, trends, quality, assumptions):
+
+* in print emulation at the A4 content width, no table or figure sticks out of the page (tables
+  marked wide are checked at the A4 landscape width, the named page they print on);
+* the run's PDFs: A4 pages (landscape where the wide tables are), the header (title and the
+  架空データ note) and the footer (page X / Y) on every page, the last column of every table
+  printed, the summary on exactly one A4 landscape page, its slide image 1600×900, and printing
+  again gives the same bytes;
+* axe-core (injected with Playwright into a context that bypasses the pages' CSP) finds no
+  serious or critical violation, at 1280 and at 390 px;
+* at 390 px the first column of a table that scrolls stays in view, and every link of the index
+  is on screen without scrolling sideways.
+
+Needs /usr/bin/chromium (``make test`` installs it as root); otherwise skipped.
+"""
+from __future__ import annotations
+
+import html
+import io
+import re
+import struct
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
+SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"),
+]
+
+PAGES = {
+    "index": "index.html",
+    "fiscal_year": "FY2025/report.html",
+    "summary": "FY2025/summary.html",
+    "trends": "trends/report.html",
+    "quality": "quality/FY2025/report.html",
+    "assumptions": "assumptions.html",
+}
+PDFS = {"fiscal_year": "FY2025/report.pdf", "summary": "FY2025/summary.pdf", "trends": "trends/report.pdf",
+        "quality": "quality/FY2025/report.pdf"}
+# A4 minus the stylesheets' 12 mm side margins (10 mm on the summary's landscape page), in CSS px
+MM = 96 / 25.4
+PORTRAIT_WIDTH = int((210 - 24) * MM)
+LANDSCAPE_WIDTH = int((297 - 24) * MM)
+SUMMARY_WIDTH = int((297 - 20) * MM)
+A4_PT = (595.3, 841.9)
+PHONE = {"width": 390, "height": 844}
+BANNER_WORD = "架空データ"
+
+# Boxes of tables and figures that reach past the page's right (or left) edge, in print media.
+PRINT_OVERFLOW_JS = r"""
+(wide) => {
+  const vw = document.documentElement.clientWidth;
+  const describe = el => el.tagName.toLowerCase() + (el.closest('table') && el.closest('table').caption
+      ? ' 「' + el.closest('table').caption.innerText.trim().slice(0, 40) + '」' : '')
+      + (el.tagName === 'IMG' ? ' ' + (el.alt || '').slice(0, 40) : '');
+  const out = [];
+  let n = 0;
+  for (const el of document.querySelectorAll('table, img, figure, svg, pre')) {
+    if (!!el.closest('.table-wide') !== wide) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0) continue;
+    n++;
+    if (r.right > vw + 1 || r.left < -1)
+      out.push(describe(el) + ` spans ${Math.round(r.left)}..${Math.round(r.right)} px of ${vw}`);
+  }
+  return {checked: n, problems: out};
+}
+"""
+
+STICKY_JS = r"""
+() => {
+  const out = [];
+  for (const wrap of document.querySelectorAll('.table-scroll')) {
+    if (wrap.scrollWidth <= wrap.clientWidth + 1) continue;
+    const table = wrap.querySelector('table');
+    const cell = table.querySelector('tbody tr > :first-child');
+    const cap = table.caption ? table.caption.innerText.trim().slice(0, 40) : '?';
+    wrap.scrollLeft = wrap.scrollWidth;
+    const gap = cell.getBoundingClientRect().left - wrap.getBoundingClientRect().left;
+    const scrolled = wrap.scrollLeft;
+    wrap.scrollLeft = 0;
+    out.push({caption: cap, position: getComputedStyle(cell).position, gap: Math.round(gap), scrolled});
+  }
+  return out;
+}
+"""
+
+LINKS_ON_SCREEN_JS = r"""
+() => {
+  const vw = window.innerWidth;
+  const out = [];
+  for (const a of document.querySelectorAll('a[href]')) {
+    const closed = a.closest('details:not([open])');
+    if (closed && !a.closest('summary')) continue;  // inside a folded list: its <summary> is checked
+    const r = a.getBoundingClientRect();
+    out.push({href: a.getAttribute('href'), left: Math.round(r.left), right: Math.round(r.right), width: r.width});
+  }
+  for (const s of document.querySelectorAll('details > summary')) {
+    const r = s.getBoundingClientRect();
+    out.push({href: 'summary:' + s.innerText.trim(), left: Math.round(r.left), right: Math.round(r.right), width: r.width});
+  }
+  return {vw, links: out, scrollWidth: document.scrollingElement.scrollWidth};
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def reports_dir(sample_run) -> Path:
+    project, proc = sample_run
+    assert proc.returncode == 0, f"sample run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    out = project / "reports" / "sample"
+    missing = [n for n in [*PAGES.values(), *PDFS.values()] if not (out / n).is_file()]
+    assert not missing, f"the run did not write {missing}; stderr:\n{proc.stderr[-3000:]}"
+    return out
+
+
+def _url(reports_dir: Path, name: str) -> str:
+    return (reports_dir / name).resolve().as_uri()
+
+
+def _pdf(path: Path):
+    from pypdf import PdfReader
+
+    return PdfReader(io.BytesIO(path.read_bytes()))
+
+
+def _squash(text: str) -> str:
+    """Text for comparing with what a PDF gives back: NFKC (Kangxi radicals → kanji), no spaces or dashes."""
+    return re.sub(r"[\s\u2014\u2015\u0336\u2500-]+", "", unicodedata.normalize("NFKC", text))
+
+
+# --- print layout -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", list(PAGES))
+def test_tables_and_figures_fit_the_printed_page(browser, reports_dir, kind):
+    """Print media at the A4 content width: nothing sticks out (wide tables: at the landscape width)."""
+    name = PAGES[kind]
+    portrait = SUMMARY_WIDTH if kind == "summary" else PORTRAIT_WIDTH
+    context = browser.new_context(viewport={"width": portrait, "height": 1000}, locale="ja-JP")
+    page = context.new_page()
+    problems, checked = [], 0
+    try:
+        page.emulate_media(media="print")
+        for width, wide in ((portrait, False), (LANDSCAPE_WIDTH, True)):
+            page.set_viewport_size({"width": width, "height": 1000})
+            page.goto(_url(reports_dir, name), wait_until="load")
+            page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+            facts = page.evaluate(PRINT_OVERFLOW_JS, wide)
+            checked += facts["checked"]
+            problems += [f"{name} (A4 {'landscape' if wide else 'portrait'}, {width}px): {p}" for p in facts["problems"]]
+    finally:
+        context.close()
+    assert checked, f"{name}: no table or figure found"
+    assert not problems, "cut off when printed:\n  " + "\n  ".join(problems)
+
+
+def test_wide_tables_are_marked_for_landscape_pages(reports_dir):
+    html_text = (reports_dir / PAGES["fiscal_year"]).read_text(encoding="utf-8")
+    wrappers = [(re.search(r'class="([^"]*)"', w).group(1), int(re.search(r'data-columns="(\d+)"', w).group(1)))
+                for w in re.findall(r"<div [^>]*class=\"table-scroll[^>]*>", html_text)]
+    wide = [n for cls, n in wrappers if "table-wide" in cls.split()]
+    narrow = [n for cls, n in wrappers if "table-wide" not in cls.split()]
+    assert wide and min(wide) >= 10 and 16 in wide, wrappers  # the association table has 16 columns
+    assert narrow and max(narrow) < 10, wrappers
+
+
+# --- the PDFs of the run ------------------------------------------------------------------------
+
+def _last_header_words(html_text: str) -> list[str]:
+    """For every table: the first words (up to a bracket) of its last non-empty header cell."""
+    out = []
+    for table in re.findall(r"<table\b.*?</table>", html_text, re.S):
+        heads = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip()
+                 for h in re.findall(r"<th\b[^>]*scope=\"col\"[^>]*>(.*?)</th>", table, re.S)]
+        heads = [h for h in heads if h]
+        if heads:
+            out.append(_squash(re.split(r"[(（]", heads[-1])[0]))
+    return out
+
+
+@pytest.mark.parametrize("kind", list(PDFS))
+def test_pdf_pages_headers_footers_and_last_columns(reports_dir, kind):
+    reader = _pdf(reports_dir / PDFS[kind])
+    n = len(reader.pages)
+    assert n >= 1
+    html_text = (reports_dir / PAGES[kind]).read_text(encoding="utf-8")
+    title = html.unescape(re.search(r"<title>(.*?)</title>", html_text, re.S).group(1))
+    texts, landscape = [], 0
+    for k, page in enumerate(reader.pages, start=1):
+        w, h = float(page.mediabox.width), float(page.mediabox.height)
+        assert sorted((round(w), round(h))) == [round(A4_PT[0]), round(A4_PT[1])], f"page {k} is {w}x{h} pt, not A4"
+        landscape += w > h
+        text = page.extract_text()
+        texts.append(text)
+        assert BANNER_WORD in text, f"{PDFS[kind]} page {k}: no {BANNER_WORD} note"
+        assert re.search(rf"(?<!\d){k}\s*/\s*{n}(?!\d)", text), f"{PDFS[kind]} page {k}: no 'page {k} / {n}' footer"
+        assert _squash(title) in _squash(text), f"{PDFS[kind]} page {k}: the title 「{title}」 is not in the header"
+    everything = _squash("".join(texts))
+    missing = [w for w in _last_header_words(html_text) if w not in everything]
+    assert not missing, f"{PDFS[kind]}: the last column of these tables is not printed: {missing}"
+    if kind == "fiscal_year":
+        assert landscape >= 1, "the association table (16 columns) should print on an A4 landscape page"
+        assert "分析方法の詳細" in everything and "Chan" in everything, "「分析方法の詳細」 is not printed open"
+    if kind == "summary":
+        assert n == 1 and landscape == 1, f"the one-page summary printed on {n} page(s), {landscape} landscape"
+
+
+def test_summary_slide_image_is_1600_by_900(reports_dir):
+    data = (reports_dir / "FY2025" / "summary.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", data[16:24]) == (1600, 900)
+
+
+def test_printing_again_gives_the_same_bytes(browser, reports_dir):
+    from analysis.pdf import Printer
+
+    with Printer(browser=browser) as printer:
+        for name in ("FY2025/summary", "quality/FY2025/report"):
+            again = printer.pdf_bytes(reports_dir / f"{name}.html", synthetic=True)
+            assert again == (reports_dir / f"{name}.pdf").read_bytes(), f"{name}.pdf differs when printed again"
+    dates = re.findall(rb"/(?:CreationDate|ModDate)\s*\(D:(\d{14})", again)
+    assert dates and set(dates) == {b"20000101000000"}, dates
+
+
+def test_summary_agrees_with_the_report(reports_dir):
+    """The summary's headline and sentences come from the same numbers as the report."""
+    import json
+
+    summary = json.loads((reports_dir / "FY2025" / "summary.json").read_text(encoding="utf-8"))
+    before = json.loads((reports_dir / "FY2024" / "summary.json").read_text(encoding="utf-8"))
+    page = (reports_dir / "FY2025" / "summary.html").read_text(encoding="utf-8")
+    report = html.unescape((reports_dir / "FY2025" / "report.html").read_text(encoding="utf-8"))
+    n, total = summary["n_jusou"], summary["n_municipalities"]
+    assert f'<span class="n">{n}</span><span class="of"> / {total}市町</span>' in page
+    change = summary["n_full"] - before["n_full"]
+    assert f"令和6年度から {'+' if change > 0 else '±' if change == 0 else '−'}{abs(change)}市町" in page
+    sentences = re.findall(r"<li><strong>([^<]*)：</strong>([^<]*)</li>", page)
+    assert [h for h, _ in sentences][:1] == ["実施状況"] and len(sentences) == 3, sentences
+    measure = html.unescape(sentences[1][1])
+    assert measure in report, f"the summary's sentence is not the report's own: {measure}"
+    assert page.count('<img src="data:image/png;base64,') == 2
+
+
+# --- accessibility ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def axe_results(browser, reports_dir):
+    pytest.importorskip("axe_playwright_python", reason="axe-playwright-python (test extra) is not installed")
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    out = {}
+    for label, viewport in (("1280", {"width": 1280, "height": 800}), ("390", PHONE)):
+        context = browser.new_context(viewport=viewport, bypass_csp=True, locale="ja-JP",
+                                      is_mobile=label == "390", has_touch=label == "390")
+        page = context.new_page()
+        try:
+            for kind, name in PAGES.items():
+                page.goto(_url(reports_dir, name), wait_until="load")
+                out[(kind, label)] = axe.run(page).response
+        finally:
+            context.close()
+    return out
+
+
+@pytest.mark.parametrize("kind", list(PAGES))
+def test_no_serious_accessibility_violation(axe_results, kind):
+    problems = []
+    for width in ("1280", "390"):
+        response = axe_results[(kind, width)]
+        assert response["passes"], f"axe ran no check on {PAGES[kind]}"
+        for v in response["violations"]:
+            if v["impact"] in ("serious", "critical"):
+                where = ", ".join(str(n["target"]) for n in v["nodes"][:3])
+                problems.append(f"{PAGES[kind]} ({width}px): {v['impact']} {v['id']}: {v['help']} — {where}")
+    assert not problems, "axe-core violations:\n  " + "\n  ".join(problems)
+
+
+# --- phones -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def phone_page(browser):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+                                  locale="ja-JP")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("kind", ["fiscal_year", "trends", "quality", "assumptions"])
+def test_first_column_stays_in_view_when_a_table_scrolls(phone_page, reports_dir, kind):
+    phone_page.goto(_url(reports_dir, PAGES[kind]), wait_until="load")
+    tables = phone_page.evaluate(STICKY_JS)
+    if kind in ("fiscal_year", "trends"):
+        assert tables, f"{PAGES[kind]}: no table scrolls at 390px (the wide ones should)"
+    problems = [f"{t['caption']}: first column {t['position']}, {t['gap']}px from the left edge after scrolling "
+                f"{t['scrolled']}px" for t in tables if t["position"] != "sticky" or abs(t["gap"]) > 2]
+    assert not problems, f"{PAGES[kind]} at 390px:\n  " + "\n  ".join(problems)
+
+
+def test_every_index_link_is_on_a_phone_screen(phone_page, reports_dir):
+    phone_page.goto(_url(reports_dir, "index.html"), wait_until="load")
+    facts = phone_page.evaluate(LINKS_ON_SCREEN_JS)
+    assert facts["scrollWidth"] <= facts["vw"], "the index scrolls sideways on a phone"
+    links = facts["links"]
+    assert sum(l["href"].endswith("report.html") for l in links) >= 11  # 5 years, trends, 5 quality reports
+    off = [f"{l['href']}: {l['left']}..{l['right']}px" for l in links
+           if l["width"] == 0 or l["left"] < 0 or l["right"] > facts["vw"]]
+    assert not off, f"links not on a {facts['vw']}px screen without scrolling sideways:\n  " + "\n  ".join(off)
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    phone_page.screenshot(path=str(SCREENSHOT_DIR / "index_phone_links.png"), full_page=True)
