@@ -243,6 +243,10 @@ def print_jobs(base: Path, *, all_jobs: bool = False) -> list[PrintJob]:
         jobs.append(PrintJob(d / "report.html", d / "report.pdf"))
         if (d / "summary.html").is_file() and d.parent == base:
             jobs.append(PrintJob(d / "summary.html", d / "summary.pdf", d / "summary.png"))
+    # 市町別カルテ of the latest fiscal year (what an adviser takes on a visit): one A4 page each;
+    # earlier years' profiles print from the browser with the same print stylesheet
+    for d in _fy_dirs(base / "profiles")[-1:]:
+        jobs += [PrintJob(html, html.with_suffix(".pdf")) for html in sorted(d.glob("*.html"))]
     return jobs if all_jobs else [j for j in jobs if j.stale()]
 
 

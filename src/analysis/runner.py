@@ -655,6 +655,11 @@ def _run_locked(ds: Dataset, root: Path, base: Path, year_list: list[int], jobs:
     results.sort(key=lambda r: order[r.job.out_name])
     warnings += record_outcomes(base, results)
     if build_site:
+        try:
+            write_all_profiles(ds, base)
+        except OSError as exc:
+            ja, en = _os_error_text(exc)
+            warnings.append(f"市町別カルテを更新できませんでした: {ja} / could not update the municipality profiles: {en}")
         warnings += publish_print(ds, base)
         try:
             build_index(ds)
@@ -755,7 +760,6 @@ def build_index(ds: Dataset) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     banner = SYNTHETIC_BANNER_JA if ds.synthetic else None
     write_assumptions(root / "docs" / "assumptions.md", out, banner_ja=banner)
-    write_all_profiles(ds, out)
     meta = {k: ds.meta.get(k) for k in ("label_ja", "label_en", "description_ja")}
     meta.update({"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years,
                  "banner_ja": SYNTHETIC_BANNER_JA})
