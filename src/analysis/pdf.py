@@ -90,13 +90,13 @@ def pdf_unavailable() -> PdfUnavailable | None:
     if find_chromium() is None:
         where = os.environ.get(CHROMIUM_ENV)
         named = f"（{CHROMIUM_ENV}={where}）" if where is not None else ""
+        named_en = f" ({CHROMIUM_ENV}={where})" if where is not None else ""
         return PdfUnavailable(
             f"chromium が見つからないため PDF は作成しませんでした{named}。HTML のレポートはそのまま使えます。"
             "PDF も作るには chromium をインストールしてください（Debian/Ubuntu: sudo apt-get install chromium "
             "fonts-ipaexfont-gothic）",
-            f"PDFs not written: no chromium found{' (' + CHROMIUM_ENV + '=' + where + ')' if where is not None else ''}; "
-            "the HTML reports are complete. Install chromium (Debian/Ubuntu: sudo apt-get install chromium "
-            "fonts-ipaexfont-gothic) to get PDFs")
+            f"PDFs not written: no chromium found{named_en}; the HTML reports are complete. Install chromium "
+            "(Debian/Ubuntu: sudo apt-get install chromium fonts-ipaexfont-gothic) to get PDFs")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
