@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import crosstab, power
 from .codebook import Codebook, check_covariate_terms
+from .display import captioned_table
 from .models import discrete_time_hazard, firth_logit, person_period
 from .panel import OUTCOME
 
@@ -452,7 +453,8 @@ class Analysis:
 
         items = "".join(f"<li>{_html.escape(str(k))}: {_html.escape(str(v))}</li>"
                         for k, v in {**self.spec, **self.facts}.items())
-        return f"<p><b>{_html.escape(self.kind)}</b></p><ul>{items}</ul>" + self.table.round(4).to_html(index=False)
+        table = captioned_table(self.table.round(4).to_html(index=False), f"{self.kind} (numeric results)")
+        return f"<p><b>{_html.escape(self.kind)}</b></p><ul>{items}</ul>{table}"
 
 
 def analyse_year(year: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None,

@@ -130,9 +130,12 @@ def display_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[bool]]:
     return pd.DataFrame(data, index=frame.index), numeric
 
 
-def as_float(series: pd.Series) -> np.ndarray:
-    """Nullable numbers -> float with NaN (for arithmetic in invariants and plots)."""
-    return pd.to_numeric(series, errors="coerce").astype(float).to_numpy()
+def captioned_table(table_html: str, caption: str) -> str:
+    """A pandas `to_html` table with a <caption> after its opening tag (tables name themselves)."""
+    import html
+
+    cut = table_html.index(">") + 1
+    return f"{table_html[:cut]}<caption>{html.escape(caption)}</caption>{table_html[cut:]}"
 
 
-__all__ = ["EXCEL_FORMATS", "column_kind", "display_frame", "format_interval", "format_value", "interval_pairs"]
+__all__ = ["EXCEL_FORMATS", "captioned_table", "column_kind", "display_frame", "format_interval", "format_value", "interval_pairs"]

@@ -35,6 +35,8 @@ import scipy.linalg
 import scipy.stats
 import statsmodels.api as sm
 from firthmodels import FirthLogisticRegression, detect_separation
+
+from .display import captioned_table
 from threadpoolctl import ThreadpoolController
 
 # The public firthmodels API does not return the coefficient vector of a fit
@@ -421,7 +423,8 @@ class FirthResult:
 
         return (f"<p><b>Firth logistic regression</b>: {_html.escape(self.formula)} — n = {self.nobs}, "
                 f"events = {int(self.endog.sum())}, converged = {self.converged}, separated: "
-                f"{_html.escape(', '.join(self.separation) or 'none')}</p>" + self.summary_frame().round(4).to_html())
+                f"{_html.escape(', '.join(self.separation) or 'none')}</p>" + captioned_table(self.summary_frame().round(4).to_html(),
+                                                                      f"Firth logit: {self.formula}"))
 
     def lr_test(self) -> tuple[float, int, float]:
         """Global penalised LR test against the intercept-only model.
@@ -620,7 +623,7 @@ class HazardResult:
         return (f"<p><b>Discrete-time hazard ({_html.escape(self.method)})</b>: {_html.escape(self.formula)} — "
                 f"{self.nobs} person-periods, {self.n_events} events, {self.n_clusters} clusters, p-values by "
                 f"{_html.escape(self.inference)} ({self.n_boot} draws, seed {self.seed})</p>"
-                + self.summary_frame().round(4).to_html())
+                + captioned_table(self.summary_frame().round(4).to_html(), f"Discrete-time hazard: {self.formula}"))
 
 
 def _cluster_score_stat(
