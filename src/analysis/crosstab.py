@@ -234,7 +234,7 @@ def ci_method_for(n_exposed: int, n_unexposed: int) -> str:
     from .power import LARGE_GROUP  # power imports this module
 
     if min(int(n_exposed), int(n_unexposed)) < 0:
-        raise ValueError("group sizes must be non-negative")
+        raise ValueError("群の大きさは0以上でなければなりません / group sizes must be non-negative")
     return "newcombe" if min(n_exposed, n_unexposed) > LARGE_GROUP else "exact"
 
 

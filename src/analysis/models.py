@@ -571,7 +571,7 @@ class HazardResult:
         terms = list(self.tests.index) if terms is None else list(terms)
         unknown = [t for t in terms if t not in names]
         if unknown:
-            raise KeyError(f"Unknown terms {unknown}; design columns are {names}.")
+            raise KeyError(f"モデルにない項です: {unknown} / unknown terms {unknown}; design columns are {names}.")
         key = float(alpha)
         cached = self._ci.setdefault(key, {})
         todo = [t for t in terms if t not in cached]

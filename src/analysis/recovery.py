@@ -156,7 +156,7 @@ def _municipalities(n: int, rng: np.random.Generator) -> pd.DataFrame:
     if n == 35:
         return fictional_municipalities(rng)
     if n < 3:
-        raise ValueError("n_municipalities must be at least 3")
+        raise ValueError("市町数は3以上でなければなりません / n_municipalities must be at least 3")
     kind = np.where(np.arange(n) < round(n * 10 / 35), "市", "町")
     code = [f"99{i:04d}" for i in range(n)]
     return municipality_covariates(code, code, kind, rng, kinds=("市", "町"))
