@@ -83,7 +83,8 @@ PAGE_FACTS_JS = r"""
     }
     scrollers.forEach((p, k) => { p.scrollLeft = saved[k]; });
     return {
-      caption: cap ? cap.innerText.trim() : null,
+      // textContent too: a caption inside a closed <details> (the analyst appendix) has no rendered text
+      caption: cap ? (cap.innerText.trim() || cap.textContent.trim()) : null,
       th: t.querySelectorAll('th').length,
       width: Math.round(t.getBoundingClientRect().width),
       hiddenPx: Math.max(0, Math.round(right - limit)),
