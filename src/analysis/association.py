@@ -454,7 +454,7 @@ class Analysis:
         items = "".join(f"<li>{_html.escape(str(k))}: {_html.escape(str(v))}</li>"
                         for k, v in {**self.spec, **self.facts}.items())
         table = captioned_table(self.table.round(4).to_html(index=False), f"{self.kind} (numeric results)")
-        return f"<p><b>{_html.escape(self.kind)}</b></p><ul>{items}</ul>{table}"
+        return f"<p><strong>{_html.escape(self.kind)}</strong></p><ul>{items}</ul>{table}"
 
 
 def analyse_year(year: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None,

@@ -421,7 +421,7 @@ class FirthResult:
     def _repr_html_(self) -> str:
         import html as _html
 
-        return (f"<p><b>Firth logistic regression</b>: {_html.escape(self.formula)} — n = {self.nobs}, "
+        return (f"<p><strong>Firth logistic regression</strong>: {_html.escape(self.formula)} — n = {self.nobs}, "
                 f"events = {int(self.endog.sum())}, converged = {self.converged}, separated: "
                 f"{_html.escape(', '.join(self.separation) or 'none')}</p>" + captioned_table(self.summary_frame().round(4).to_html(),
                                                                       f"Firth logit: {self.formula}"))
@@ -620,7 +620,7 @@ class HazardResult:
     def _repr_html_(self) -> str:
         import html as _html
 
-        return (f"<p><b>Discrete-time hazard ({_html.escape(self.method)})</b>: {_html.escape(self.formula)} — "
+        return (f"<p><strong>Discrete-time hazard ({_html.escape(self.method)})</strong>: {_html.escape(self.formula)} — "
                 f"{self.nobs} person-periods, {self.n_events} events, {self.n_clusters} clusters, p-values by "
                 f"{_html.escape(self.inference)} ({self.n_boot} draws, seed {self.seed})</p>"
                 + captioned_table(self.summary_frame().round(4).to_html(), f"Discrete-time hazard: {self.formula}"))
