@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from analysis import recovery  # noqa: E402
-from analysis.association import COVARIATE_TERMS  # noqa: E402
+from analysis.codebook import load_codebook  # noqa: E402
 
 SAMPLE = {"n_municipalities": 35, "target_events": 6}  # the sample's hazard data: 34 at risk, 125 rows, 6 events
 GRID = [
@@ -107,7 +107,7 @@ def main() -> None:
     args = ap.parse_args()
     result = {
         "what": "rejection rates at alpha = 0.05 of the trends report's tests for a measure with no association",
-        "model": f"event ~ C(fiscal_year) + <measure>_lag1 + {' + '.join(COVARIATE_TERMS)} (Firth; clusters = municipalities)",
+        "model": f"event ~ C(fiscal_year) + <measure>_lag1 + {' + '.join(load_codebook().model_covariates)} (Firth; clusters = municipalities)",
         "tests": {"lr": "Firth penalised likelihood-ratio test",
                   "wild": f"wild cluster restricted score bootstrap, {args.boot} Rademacher draws"},
         "command": f"python validation/size_study.py --reps {args.reps} --jobs {args.jobs} --boot {args.boot}"

@@ -210,7 +210,7 @@ def calibrate_events(n_municipalities: int, target_events: float, seed: int = 12
 def _size_replication(seed: int, n_municipalities: int, shift: float, n_boot: int, book: Codebook,
                       measure: str) -> dict:
     """One draw: the trends report's model for a null measure, LR and wild bootstrap p-values."""
-    from .association import COVARIATE_TERMS
+    covariates = book.model_covariates  # the reports' own covariate terms
 
     with single_blas_thread():
         pp = _null_hazard_data(seed, n_municipalities, shift, book, measure)
@@ -222,7 +222,7 @@ def _size_replication(seed: int, n_municipalities: int, shift: float, n_boot: in
             out["error"] = "no events or no variation in the measure"  # the report says so instead
             return out
         # exactly the trends report's model (association.hazard_table)
-        formula = f"event ~ C(fiscal_year) + {term} + {' + '.join(COVARIATE_TERMS)}"
+        formula = f"event ~ C(fiscal_year) + {term} + {' + '.join(covariates)}"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
