@@ -24,6 +24,7 @@ from pathlib import Path
 
 import jinja2
 
+from .site import _count  # a whole count from summary.json (site reads the same files)
 from .htmlexport import TEMPLATE_DIR, find_offline_violations, print_page_css, write_text_atomic
 from .wareki import wareki_fy
 
@@ -82,16 +83,6 @@ def _read_json(path: Path) -> dict | None:
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _count(value) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
 
 
 def _table(fy_dir: Path, key: str):
