@@ -181,12 +181,16 @@ def test_tables_and_figures_fit_the_printed_page(browser, reports_dir, kind):
 
 def test_wide_tables_are_marked_for_landscape_pages(reports_dir):
     html_text = (reports_dir / PAGES["fiscal_year"]).read_text(encoding="utf-8")
-    wrappers = [(re.search(r'class="([^"]*)"', w).group(1), int(re.search(r'data-columns="(\d+)"', w).group(1)))
+    wrappers = [(re.search(r'class="([^"]*)"', w).group(1), int(re.search(r'data-columns="(\d+)"', w).group(1)),
+                 html.unescape(re.search(r'aria-label="([^"]*)"', w).group(1)))
                 for w in re.findall(r"<div [^>]*class=\"table-scroll[^>]*>", html_text)]
-    wide = [n for cls, n in wrappers if "table-wide" in cls.split()]
-    narrow = [n for cls, n in wrappers if "table-wide" not in cls.split()]
-    assert wide and min(wide) >= 10 and 16 in wide, wrappers  # the association table has 16 columns
+    wide = [(n, label) for cls, n, label in wrappers if "table-wide" in cls.split()]
+    narrow = [n for cls, n, _ in wrappers if "table-wide" not in cls.split()]
+    assert wide and min(n for n, _ in wide) >= 10, wrappers
     assert narrow and max(narrow) < 10, wrappers
+    # the association table (18 columns) and the municipality table (12) print on landscape pages
+    assert any(label.startswith("表「支援施策") and n >= 16 for n, label in wide), wide
+    assert any(label.startswith("表「市町別の主要項目") for _, label in wide), wide
 
 
 # --- the PDFs of the run ------------------------------------------------------------------------

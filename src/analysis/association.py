@@ -453,7 +453,13 @@ class Analysis:
 
         items = "".join(f"<li>{_html.escape(str(k))}: {_html.escape(str(v))}</li>"
                         for k, v in {**self.spec, **self.facts}.items())
-        table = captioned_table(self.table.round(4).to_html(index=False), f"{self.kind} (numeric results)")
+        # one column per measure, one row per field: the full numeric table has ~30 fields, which
+        # fit no page as columns but read well as rows (and print on A4 portrait)
+        shown = self.table.round(4)
+        if "measure" in shown.columns:
+            shown = shown.set_index("measure")
+        shown = shown.T.rename_axis(index="field", columns="measure")
+        table = captioned_table(shown.to_html(), f"{self.kind} (numeric results, one column per measure)")
         return f"<p><strong>{_html.escape(self.kind)}</strong></p><ul>{items}</ul>{table}"
 
 
