@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DATASET ?= sample
 YEARS   ?= 2021-2025
 
-.PHONY: setup report test lab notebooks sample browser-deps clean-reports
+.PHONY: setup report test lint format lab notebooks sample browser-deps clean-reports
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ report: setup
 ## (tests/conftest.py's xdist_group markers did not take effect), so the parallel run is not used yet.
 test: setup browser-deps
 	$(BIN)/python -m pytest -p no:cacheprovider
+
+## House style (pyproject.toml [tool.ruff], [tool.mypy]): lint, format check, type check of src/.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Apply the house style (ruff's fixes and formatter).
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## JupyterLab on notebooks/ (installs the lab extra on first use).
 lab: setup

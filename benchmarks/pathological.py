@@ -5,6 +5,7 @@ Run on demand: `.venv/bin/python benchmarks/pathological.py`. Each case runs in 
 the same run, and every figure is also printed as a ratio to it. Target: each rejection in under
 5 s and 300 MB.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,14 @@ print(status, time.perf_counter() - t, hwm // 1024)
 
 
 def probe(path: Path) -> tuple[str, float, int]:
-    out = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "ANALYSIS_ROOT": str(ROOT)}, cwd=ROOT).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "ANALYSIS_ROOT": str(ROOT)},
+        cwd=ROOT,
+    ).stdout.split()
     return out[0], float(out[1]), int(out[2])
 
 
@@ -46,9 +53,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cases = {"baseline: sample FY2025 workbook": ROOT / "data" / "raw" / "sample" / "survey_FY2025.xlsx"}
-        for cell, dim in (("A1048576", "declared"), ("XFD1048576", "declared"), ("A1048576", None),
-                          ("XFD1", "A1:B2")):
-            cases[f"xlsx with a cell at {cell} (dimension {dim})"] = sf.far_cell_xlsx(tmp / f"{cell}{dim}.xlsx", cell, dim)
+        for cell, dim in (("A1048576", "declared"), ("XFD1048576", "declared"), ("A1048576", None), ("XFD1", "A1:B2")):
+            cases[f"xlsx with a cell at {cell} (dimension {dim})"] = sf.far_cell_xlsx(
+                tmp / f"{cell}{dim}.xlsx", cell, dim
+            )
         million = tmp / "million.csv"
         million.write_bytes(b"\xef\xbb\xbf" + "市町村コード,市町村名\r\n".encode() + b"999999,x\r\n" * 1_000_000)
         cases["csv with a million rows"] = million

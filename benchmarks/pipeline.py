@@ -9,6 +9,7 @@ and prints b/a, c/b, d/b and the peak resident memory of any notebook kernel.
 
     .venv/bin/python benchmarks/pipeline.py [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,11 @@ def timed(cmd: list[str], project: Path) -> float:
 def plain_loop(project: Path) -> float:
     """(a): papermill CLI, one call per notebook, sequential (what a script would do)."""
     papermill = str(Path(sys.executable).with_name("papermill"))
-    jobs = [("fiscal_year_report", f"FY{y}", y) for y in YEARS] + [("trends", "trends", None)] \
+    jobs = (
+        [("fiscal_year_report", f"FY{y}", y) for y in YEARS]
+        + [("trends", "trends", None)]
         + [("data_quality", f"quality-FY{y}", y) for y in YEARS]
+    )
     t0 = time.perf_counter()
     for notebook, name, year in jobs:
         d = project / "plain" / name
@@ -59,8 +63,18 @@ def plain_loop(project: Path) -> float:
         params = ["-p", "dataset", "sample", "-p", "output_dir", str(d)]
         if year is not None:
             params += ["-p", "fiscal_year", str(year)]
-        timed([papermill, f"notebooks/{notebook}.ipynb", str(d / "nb.ipynb"), "--cwd", "notebooks", *params,
-               "--no-progress-bar"], project)
+        timed(
+            [
+                papermill,
+                f"notebooks/{notebook}.ipynb",
+                str(d / "nb.ipynb"),
+                "--cwd",
+                "notebooks",
+                *params,
+                "--no-progress-bar",
+            ],
+            project,
+        )
     return time.perf_counter() - t0
 
 
@@ -69,8 +83,10 @@ def run_cmd(dataset: str, *extra: str) -> list[str]:
 
 
 def peak_kernel_mb(project: Path) -> float:
-    peaks = [json.loads(p.read_text(encoding="utf-8")).get("peak_kernel_rss_mb", 0)
-             for p in (project / "reports").rglob("manifest.json")]
+    peaks = [
+        json.loads(p.read_text(encoding="utf-8")).get("peak_kernel_rss_mb", 0)
+        for p in (project / "reports").rglob("manifest.json")
+    ]
     return max(peaks) if peaks else float("nan")
 
 
@@ -95,10 +111,14 @@ def main() -> None:
         peaks.append(peak_kernel_mb(p))
         print(f"run {i + 1}/{args.repeat}: a={a[-1]:.1f}s b={b[-1]:.1f}s c={c[-1]:.2f}s d={d[-1]:.1f}s", flush=True)
     ma, mb, mc, md = (statistics.median(x) for x in (a, b, c, d))
-    print("\nmedian seconds: (a) plain papermill CLI loop {:.1f} | (b) run --jobs 2 cold {:.1f} | "
-          "(c) run warm {:.2f} | (d) national cold {:.1f}".format(ma, mb, mc, md))
-    print(f"b/a = {mb / ma:.2f} (target <= 0.5)   c = {mc:.2f} s (target <= 2 s)   c/b = {mc / mb:.3f}   "
-          f"d/b = {md / mb:.2f} (target <= 2)")
+    print(
+        f"\nmedian seconds: (a) plain papermill CLI loop {ma:.1f} | (b) run --jobs 2 cold {mb:.1f} | "
+        f"(c) run warm {mc:.2f} | (d) national cold {md:.1f}"
+    )
+    print(
+        f"b/a = {mb / ma:.2f} (target <= 0.5)   c = {mc:.2f} s (target <= 2 s)   c/b = {mc / mb:.3f}   "
+        f"d/b = {md / mb:.2f} (target <= 2)"
+    )
     print(f"peak kernel memory: {max(peaks):.0f} MB (target <= 500 MB)")
     shutil.rmtree(base, ignore_errors=True)
 

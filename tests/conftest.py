@@ -1,4 +1,5 @@
 """Shared fixtures: the codebook, the bundled sample, and throw-away copies of the project."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ def make_project_copy(dest: Path) -> Path:
 
 def run_cli(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "ANALYSIS_ROOT": str(project)}
-    return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="session")

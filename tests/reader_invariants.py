@@ -4,6 +4,7 @@ Each check recomputes what a table should say straight from the tidy rows (plain
 the project's table code) and compares. The same checks run on the sample, on random synthetic
 datasets (tests/test_invariants.py) and on the published files of a real run.
 """
+
 from __future__ import annotations
 
 import math
@@ -153,9 +154,9 @@ def risk_set(panel: pd.DataFrame, items) -> list[tuple[str, int, int]]:
     out = []
     for code, g in panel.sort_values("fiscal_year").groupby("code"):
         status = {int(r["fiscal_year"]): expected_full(r, items) for _, r in g.iterrows()}
-        if status.get(first) is not False:  # left-censored, unknown, or not observed in the first year
-            if first in status:
-                continue
+        # left-censored or unknown in the first year
+        if status.get(first) is not False and first in status:
+            continue
         for y in sorted(status):
             if y == first:
                 continue
@@ -171,7 +172,7 @@ def check_trends(rep, panel: pd.DataFrame, book, year_summaries: dict[int, dict]
     trend = rep.tables["trend"]
     years = sorted(int(y) for y in panel["fiscal_year"].unique())
     assert len(trend) == len(years)
-    for (_, row), y in zip(trend.iterrows(), years):
+    for (_, row), y in zip(trend.iterrows(), years, strict=False):
         g = panel[panel["fiscal_year"] == y]
         n_full = sum(expected_full(r, book.main_items) is True for _, r in g.iterrows())
         assert row["年度"].startswith(f"FY{y}")
@@ -181,7 +182,10 @@ def check_trends(rep, panel: pd.DataFrame, book, year_summaries: dict[int, dict]
         if year_summaries and y in year_summaries:
             s = year_summaries[y]
             assert (s["n_municipalities"], s["n_jusou"], s["n_full"]) == (
-                int(row["回答市町数"]), int(row["重層実施市町数"]), int(row["全項目実施市町数"]))
+                int(row["回答市町数"]),
+                int(row["重層実施市町数"]),
+                int(row["全項目実施市町数"]),
+            )
     # transitions: each period's counts = municipalities observed with a status in both years
     tr = rep.tables["transitions"]
     for y in years[:-1]:
@@ -203,8 +207,16 @@ def check_trends(rep, panel: pd.DataFrame, book, year_summaries: dict[int, dict]
         assert rep.hazard_text, "an empty hazard section must say why"
 
 
-def random_panel(rng: np.random.Generator, book, n: int, n_years: int, *, missing: float = 0.0,
-                 constant_measure: bool | None = None, full_counts: dict[int, int] | None = None) -> pd.DataFrame:
+def random_panel(
+    rng: np.random.Generator,
+    book,
+    n: int,
+    n_years: int,
+    *,
+    missing: float = 0.0,
+    constant_measure: bool | None = None,
+    full_counts: dict[int, int] | None = None,
+) -> pd.DataFrame:
     """A random tidy panel (as build_panel returns it) for invariant tests.
 
     `constant_measure` makes the first measure all-yes (True) or all-no (False) in every year;
@@ -219,9 +231,13 @@ def random_panel(rng: np.random.Generator, book, n: int, n_years: int, *, missin
         target = (full_counts or {}).get(y)
         chosen = set(rng.choice(n, size=target, replace=False).tolist()) if target is not None else None
         for k, code in enumerate(codes):
-            rec = {"fiscal_year": y, "code": code, "name": f"架空{k}町",
-                   "jusou_status": rng.choice(["implemented", "preparing", "not_implemented"], p=[0.3, 0.1, 0.6]),
-                   "notes": None}
+            rec = {
+                "fiscal_year": y,
+                "code": code,
+                "name": f"架空{k}町",
+                "jusou_status": rng.choice(["implemented", "preparing", "not_implemented"], p=[0.3, 0.1, 0.6]),
+                "notes": None,
+            }
             p_item = 0.85 if rng.random() < 0.4 else 0.6
             for i in book.main_items:
                 rec[i] = bool(rng.random() < p_item)
@@ -249,7 +265,8 @@ def random_panel(rng: np.random.Generator, book, n: int, n_years: int, *, missin
     for col in [*book.main_items, *book.support_measures, *book.challenges]:
         tidy[col] = tidy[col].astype("boolean")
     panel = add_outcome(tidy, book)
-    covs = pd.DataFrame({"code": codes, "population": rng.integers(2_000, 400_000, size=n),
-                         "kaso": rng.integers(0, 2, size=n)})
+    covs = pd.DataFrame(
+        {"code": codes, "population": rng.integers(2_000, 400_000, size=n), "kaso": rng.integers(0, 2, size=n)}
+    )
     panel = panel.merge(covs, on="code").sort_values(["code", "fiscal_year"]).reset_index(drop=True)
     return add_lags(panel, book.support_measures)

@@ -8,15 +8,17 @@ sheet) or as .csv/.tsv in any encoding. Defects are small edits of a `Grid` (`se
 `duplicate`, `remove`, `append_row`) or the binary helpers at the bottom (empty, truncated,
 encrypted OOXML container, legacy .xls container, PDF), so every fixture is reproducible.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import cycle
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -44,24 +46,24 @@ def _spellings(value) -> list:
 class Layout:
     """How a tidy table is laid out as a sheet. Defaults reproduce the sample's shape."""
 
-    title: Sequence[str] | None = None      # rows above the header; None: sample-like title
-    header_rows: int = 2                     # 1: questions only; 2: group over question; 3: group + split text
-    merge: bool = True                       # merge group runs (and vertical id cells); xlsx only
-    split_all: bool = False                  # with 3 header rows: split every question in two
-    header_style: str = "ja"                 # ja | alias | numbered (問1 …) | hint (… (○/×))
+    title: Sequence[str] | None = None  # rows above the header; None: sample-like title
+    header_rows: int = 2  # 1: questions only; 2: group over question; 3: group + split text
+    merge: bool = True  # merge group runs (and vertical id cells); xlsx only
+    split_all: bool = False  # with 3 header rows: split every question in two
+    header_style: str = "ja"  # ja | alias | numbered (問1 …) | hint (… (○/×))
     code_style: str | Sequence[str] = "str6"  # str6 str5 int6 int5 fullwidth hyphen name none blank
-    name_style: str = "same"                 # same | prefixed (架空県…) | blank | none (no column)
-    yes: Any = "○"                           # a spelling or a list cycled over the cells
+    name_style: str = "same"  # same | prefixed (架空県…) | blank | none (no column)
+    yes: Any = "○"  # a spelling or a list cycled over the cells
     no: Any = "×"
-    missing: Any = None                      # None = empty cell
+    missing: Any = None  # None = empty cell
     status: dict = field(default_factory=lambda: dict(STATUS_TEXT))  # value -> spelling(s)
-    extra_columns: Sequence[str] = ()        # unknown columns added at the end (担当課 …)
-    blank_every: int = 0                     # a blank row after every n-th data row
-    total_rows: Sequence[str] = ()           # total rows (計, 合計, 県計) after the data
-    notes_below: Sequence[str] = ()          # foot-note rows below the table
-    shuffle_columns: bool = False            # question columns in reverse order
-    row_order: str = "code"                  # code | reverse
-    cover_sheet: bool = False                # xlsx: a cover sheet before the data sheet
+    extra_columns: Sequence[str] = ()  # unknown columns added at the end (担当課 …)
+    blank_every: int = 0  # a blank row after every n-th data row
+    total_rows: Sequence[str] = ()  # total rows (計, 合計, 県計) after the data
+    notes_below: Sequence[str] = ()  # foot-note rows below the table
+    shuffle_columns: bool = False  # question columns in reverse order
+    row_order: str = "code"  # code | reverse
+    cover_sheet: bool = False  # xlsx: a cover sheet before the data sheet
     sheet_name: str = "回答一覧"
 
 
@@ -71,9 +73,9 @@ class Grid:
 
     rows: list[list[Any]]
     merges: list[tuple[int, int, int, int]]
-    header_end: int                  # 0-based index of the last header row
-    columns: list[str | None]        # variable of each column (None: extra column)
-    row_of: dict[str, int]           # code -> 0-based row index
+    header_end: int  # 0-based index of the last header row
+    columns: list[str | None]  # variable of each column (None: extra column)
+    row_of: dict[str, int]  # code -> 0-based row index
     layout: Layout
     appended: list[int] = field(default_factory=list)  # 0-based rows added by append_row
 
@@ -83,11 +85,11 @@ class Grid:
     def excel_row(self, code: str) -> int:
         return self.row_of[code] + 1
 
-    def set(self, code: str, var: str, value) -> "Grid":
+    def set(self, code: str, var: str, value) -> Grid:
         self.rows[self.row_of[code]][self.col(var)] = value
         return self
 
-    def set_cell(self, r: int, c: int, value) -> "Grid":
+    def set_cell(self, r: int, c: int, value) -> Grid:
         """0-based row / column."""
         while len(self.rows) <= r:
             self.rows.append([])
@@ -96,14 +98,14 @@ class Grid:
         self.rows[r][c] = value
         return self
 
-    def drop_column(self, var: str) -> "Grid":
+    def drop_column(self, var: str) -> Grid:
         j = self.col(var)
         for row in self.rows:
             if j < len(row):
                 del row[j]
         self.columns.pop(j)
         kept = []
-        for (r1, c1, r2, c2) in self.merges:
+        for r1, c1, r2, c2 in self.merges:
             if c1 - 1 <= j <= c2 - 1:
                 if c1 == c2:
                     continue
@@ -115,13 +117,13 @@ class Grid:
         self.merges = kept
         return self
 
-    def duplicate(self, code: str) -> "Grid":
+    def duplicate(self, code: str) -> Grid:
         r = self.row_of[code]
         self.rows.insert(r + 1, list(self.rows[r]))
         self._shift(r + 1)
         return self
 
-    def remove(self, code: str) -> "Grid":
+    def remove(self, code: str) -> Grid:
         r = self.row_of.pop(code)
         del self.rows[r]
         self._shift(r, -1)
@@ -149,9 +151,9 @@ def _code_cell(code: str, name: str, style: str):
     if style == "str5":
         return code[:5]
     if style == "int6":
-        return int(code)             # 011002 -> 11002: the leading zero is lost
+        return int(code)  # 011002 -> 11002: the leading zero is lost
     if style == "int5":
-        return int(code[:5])         # 01100 -> 1100
+        return int(code[:5])  # 01100 -> 1100
     if style == "float6":
         return float(int(code))
     if style == "fullwidth":
@@ -159,7 +161,7 @@ def _code_cell(code: str, name: str, style: str):
     if style == "hyphen":
         return f"{code[:2]}-{code[2:5]}-{code[5]}"
     if style == "name":
-        return name                  # the municipality name in the code column
+        return name  # the municipality name in the code column
     if style == "blank":
         return None
     raise ValueError(style)
@@ -177,14 +179,21 @@ def _header_text(q, style: str, k: int) -> str:
     raise ValueError(style)
 
 
-def build_grid(tidy: pd.DataFrame, book: Codebook, layout: Layout | None = None,
-               fiscal_year: int | None = None) -> Grid:
+def build_grid(
+    tidy: pd.DataFrame, book: Codebook, layout: Layout | None = None, fiscal_year: int | None = None
+) -> Grid:
     layout = layout or Layout()
-    fy = fiscal_year if fiscal_year is not None else (
-        int(tidy["fiscal_year"].dropna().iloc[0]) if tidy["fiscal_year"].notna().any() else None)
+    fy = (
+        fiscal_year
+        if fiscal_year is not None
+        else (int(tidy["fiscal_year"].dropna().iloc[0]) if tidy["fiscal_year"].notna().any() else None)
+    )
     if layout.title is None:
-        title = [f"{wareki_fy(fy)} {TITLE_JA} 集計表（架空県）" if fy else f"{TITLE_JA} 集計表",
-                 "【架空データ】実在の自治体・調査とは関係ありません", ""]
+        title = [
+            f"{wareki_fy(fy)} {TITLE_JA} 集計表（架空県）" if fy else f"{TITLE_JA} 集計表",
+            "【架空データ】実在の自治体・調査とは関係ありません",
+            "",
+        ]
     else:
         title = list(layout.title)
     code_styles = cycle(_spellings(layout.code_style))
@@ -196,8 +205,7 @@ def build_grid(tidy: pd.DataFrame, book: Codebook, layout: Layout | None = None,
         cols.append(("基本情報", book.id_columns["code"]["header_ja"], "code", None))
     if with_name:
         cols.append(("基本情報", book.id_columns["name"]["header_ja"], "name", None))
-    qcols = [(q.group_ja, _header_text(q, layout.header_style, k), q.variable, q)
-             for k, q in enumerate(book.questions)]
+    qcols = [(q.group_ja, _header_text(q, layout.header_style, k), q.variable, q) for k, q in enumerate(book.questions)]
     if layout.shuffle_columns:
         qcols = qcols[::-1]
     cols += qcols
@@ -221,7 +229,7 @@ def build_grid(tidy: pd.DataFrame, book: Codebook, layout: Layout | None = None,
             if var in SPLIT_TEXT and layout.header_style == "ja":
                 a, b = SPLIT_TEXT[var]
             elif layout.split_all and q is not None and len(h) >= 4:
-                a, b = h[: len(h) // 2], h[len(h) // 2:]
+                a, b = h[: len(h) // 2], h[len(h) // 2 :]
             else:
                 a, b = h, (h if layout.merge else None)
                 if layout.merge:
@@ -296,8 +304,10 @@ def _group_merges(cols, excel_row: int) -> list[tuple[int, int, int, int]]:
 
 # --- writing ---------------------------------------------------------------------------------
 
-def save(grid: Grid, path: Path, encoding: str = "utf-8-sig", newline: str = "\r\n",
-         delimiter: str | None = None) -> Path:
+
+def save(
+    grid: Grid, path: Path, encoding: str = "utf-8-sig", newline: str = "\r\n", delimiter: str | None = None
+) -> Path:
     """Write the grid as .xlsx (by suffix) or as delimited text in `encoding`."""
     path = Path(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
@@ -306,8 +316,9 @@ def save(grid: Grid, path: Path, encoding: str = "utf-8-sig", newline: str = "\r
     import io
 
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator=newline,
-                        delimiter=delimiter or ("\t" if path.suffix.lower() == ".tsv" else ","))
+    writer = csv.writer(
+        buf, lineterminator=newline, delimiter=delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    )
     for row in grid.rows:
         writer.writerow(["" if v is None else v for v in row])
     path.write_bytes(buf.getvalue().encode(encoding))
@@ -326,7 +337,7 @@ def _save_xlsx(grid: Grid, path: Path) -> Path:
         ws["B3"] = "令和7年6月30日"
         ws["A4"] = "担当課"
         ws["B4"] = "福祉政策課"
-        ws["A5"] = "市町村名"          # a cover sheet can name the id column too
+        ws["A5"] = "市町村名"  # a cover sheet can name the id column too
         ws["B5"] = "（記入してください）"
         ws["A6"] = "次のシートに回答を入力してください。"
         ws = wb.create_sheet(grid.layout.sheet_name)
@@ -336,21 +347,22 @@ def _save_xlsx(grid: Grid, path: Path) -> Path:
         for c, v in enumerate(row, start=1):
             if v is not None:
                 ws.cell(row=r, column=c, value=v)
-    for (r1, c1, r2, c2) in grid.merges:
+    for r1, c1, r2, c2 in grid.merges:
         ws.merge_cells(start_row=r1, start_column=c1, end_row=r2, end_column=c2)
     wb.save(path)
     return path
 
 
-def write_survey(tidy: pd.DataFrame, book: Codebook, path: Path, layout: Layout | None = None,
-                 **save_kw) -> Path:
+def write_survey(tidy: pd.DataFrame, book: Codebook, path: Path, layout: Layout | None = None, **save_kw) -> Path:
     return save(build_grid(tidy, book, layout), path, **save_kw)
 
 
 # --- other prefectures -----------------------------------------------------------------------
 
-def relabel(tidy: pd.DataFrame, master: pd.DataFrame, national: pd.DataFrame,
-            pref_code: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+
+def relabel(
+    tidy: pd.DataFrame, master: pd.DataFrame, national: pd.DataFrame, pref_code: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The same answers under real codes of `pref_code` (e.g. "01", whose codes lose a leading zero).
 
     Returns (tidy, master) with codes and names replaced by the first municipalities of that
@@ -358,8 +370,8 @@ def relabel(tidy: pd.DataFrame, master: pd.DataFrame, national: pd.DataFrame,
     """
     real = national[(national["pref_code"] == pref_code) & (national["municipality"] != "")]
     real = real.sort_values("lg_code").head(len(master))
-    mapping = dict(zip(master["code"], real["lg_code"]))
-    names = dict(zip(real["lg_code"], real["municipality"]))
+    mapping = dict(zip(master["code"], real["lg_code"], strict=False))
+    names = dict(zip(real["lg_code"], real["municipality"], strict=False))
     new_master = master.copy()
     new_master["code"] = new_master["code"].map(mapping)
     new_master["name"] = new_master["code"].map(names)
@@ -390,6 +402,7 @@ def wrong_check_digit(code: str) -> str:
 
 # --- binary fixtures -------------------------------------------------------------------------
 
+
 def empty(dst: Path) -> Path:
     dst.write_bytes(b"")
     return dst
@@ -413,12 +426,12 @@ def _cfb(dst: Path, stream_names: Sequence[str]) -> Path:
     header = bytearray(sector)
     header[0:8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
     struct.pack_into("<HHHHH", header, 24, 0x3E, 3, 0xFFFE, 9, 6)
-    struct.pack_into("<I", header, 44, 1)            # number of FAT sectors
-    struct.pack_into("<I", header, 48, 1)            # first directory sector
-    struct.pack_into("<I", header, 56, 4096)         # mini stream cutoff
-    struct.pack_into("<I", header, 60, ENDOFCHAIN)   # first mini FAT sector
-    struct.pack_into("<I", header, 68, ENDOFCHAIN)   # first DIFAT sector
-    struct.pack_into("<I", header, 76, 0)            # DIFAT[0] = FAT in sector 0
+    struct.pack_into("<I", header, 44, 1)  # number of FAT sectors
+    struct.pack_into("<I", header, 48, 1)  # first directory sector
+    struct.pack_into("<I", header, 56, 4096)  # mini stream cutoff
+    struct.pack_into("<I", header, 60, ENDOFCHAIN)  # first mini FAT sector
+    struct.pack_into("<I", header, 68, ENDOFCHAIN)  # first DIFAT sector
+    struct.pack_into("<I", header, 76, 0)  # DIFAT[0] = FAT in sector 0
     for k in range(1, 109):
         struct.pack_into("<I", header, 76 + 4 * k, FREESECT)
     fat = bytearray(b"\xff" * sector)
@@ -428,7 +441,7 @@ def _cfb(dst: Path, stream_names: Sequence[str]) -> Path:
     for k, (name, kind) in enumerate(entries):
         e = bytearray(128)
         encoded = name.encode("utf-16-le") + b"\x00\x00"
-        e[0:len(encoded)] = encoded
+        e[0 : len(encoded)] = encoded
         struct.pack_into("<HBB", e, 64, len(encoded), kind, 1)
         left = right = child = 0xFFFFFFFF
         if k == 0 and len(entries) > 1:
@@ -458,6 +471,7 @@ def pdf(dst: Path) -> Path:
 
 
 # --- pathological files (fault injection) -----------------------------------------------------
+
 
 def far_cell_xlsx(dst: Path, cell: str = "A1048576", dimension: str | None = "declared") -> Path:
     """A tiny workbook with a value in A1 and in `cell` (e.g. XFD1048576).

@@ -5,6 +5,7 @@ columns by their header text, and writes random answers taken from each column's
 list (the data validation stored in the file), blanks now and then, and free text in the notes.
 It returns the answers as the tidy frame the reader must produce.
 """
+
 from __future__ import annotations
 
 import random
@@ -51,8 +52,9 @@ def expected_frame(records: list[dict], book: Codebook, fiscal_year: int) -> pd.
     return frame.sort_values("code").reset_index(drop=True)
 
 
-def fill(path: Path, book: Codebook, fiscal_year: int, rng: random.Random, out: Path | None = None,
-         p_blank: float = 0.1) -> pd.DataFrame:
+def fill(
+    path: Path, book: Codebook, fiscal_year: int, rng: random.Random, out: Path | None = None, p_blank: float = 0.1
+) -> pd.DataFrame:
     """Fill every answer cell of `path` (saved to `out`, default in place); the expected tidy frame."""
     wb = load_workbook(path)
     ws = wb[ANSWER_SHEET]
@@ -102,5 +104,4 @@ def rule_for(ws, coordinate: str):
     return None
 
 
-__all__ = ["NOTES", "expected_frame", "fill", "header_columns", "rule_for",
-           "set_cell", "validation_lists"]
+__all__ = ["NOTES", "expected_frame", "fill", "header_columns", "rule_for", "set_cell", "validation_lists"]

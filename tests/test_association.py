@@ -1,4 +1,6 @@
 """The per-year association table and the cross-year hazard table on the sample."""
+
+import dataclasses
 import math
 
 import numpy as np
@@ -74,8 +76,13 @@ def test_separation_is_said_in_words(book):
     # a measure used by exactly the municipalities that reach full implementation separates the data
     n = 30
     y = np.array([1] * 6 + [0] * 24, dtype=bool)
-    frame = pd.DataFrame({"full_implementation": pd.array(y, dtype="boolean"), "population": np.linspace(5e3, 9e4, n),
-                          "kaso": np.tile([0, 1], n // 2)})
+    frame = pd.DataFrame(
+        {
+            "full_implementation": pd.array(y, dtype="boolean"),
+            "population": np.linspace(5e3, 9e4, n),
+            "kaso": np.tile([0, 1], n // 2),
+        }
+    )
     for m in book.support_measures:
         frame[m] = pd.array(np.roll(y, 3) if m != "sup_advisor" else y, dtype="boolean")
     table = association.association_table(frame, book)
@@ -93,8 +100,9 @@ def test_negative_and_covariate_separation_are_said(book):
     y = np.array([1] * 6 + [0] * 24, dtype=bool)
 
     def frame(kaso, workshop):
-        f = pd.DataFrame({"full_implementation": pd.array(y, dtype="boolean"), "population": np.linspace(5e3, 9e4, n),
-                          "kaso": kaso})
+        f = pd.DataFrame(
+            {"full_implementation": pd.array(y, dtype="boolean"), "population": np.linspace(5e3, 9e4, n), "kaso": kaso}
+        )
         for m in book.support_measures:
             f[m] = pd.array(workshop if m == "sup_workshop" else np.roll(y, 3), dtype="boolean")
         return association.association_table(f, book).set_index("measure")
@@ -128,7 +136,6 @@ def test_hazard_table_uses_the_lr_test_when_events_are_few(panel, book):
 def test_missing_outcome_is_censored_not_not_yet(book):
     """A municipality with a missing outcome leaves the risk set; it is never an at-risk non-event."""
     import pandas as pd
-
     from reader_invariants import random_panel
 
     panel = random_panel(np.random.default_rng(5), book, 30, 5)
@@ -181,11 +188,13 @@ def test_result_objects_record_what_produced_them(panel, book):
     a = association.analyse_year(year, book, ["log_population", "kaso", "aging_rate"], exposure_lag=0)
     assert a.spec["covariates"] == ["log_population", "kaso", "aging_rate"] and a.facts["fully implementing"] == 7
     assert "sup_advisor" in a.summary() and "<table" in a._repr_html_()
-    with pytest.raises(Exception):
-        a.kind = "changed"  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.kind = "changed"  # type: ignore[misc]
     h = association.analyse_hazard(panel, book, n_boot=49)
     assert h.facts["risk set"]["left_censored"] == 1 and "49 Rademacher draws" in h.spec["bootstrap"]
     assert sum(int(v.split(" of ")[0]) for v in h.facts["events per year"].values()) == int(h.table["n_events"].max())
-    fit = firth_logit("y ~ sup_advisor + log_population + kaso",
-                      association._model_frame(year, book.support_measures, ["log_population", "kaso"]).dropna())
+    fit = firth_logit(
+        "y ~ sup_advisor + log_population + kaso",
+        association._model_frame(year, book.support_measures, ["log_population", "kaso"]).dropna(),
+    )
     assert "Firth logistic regression" in fit.summary() and "<table" in fit._repr_html_()

@@ -11,12 +11,13 @@ render as glyphs rather than tofu. Full-page screenshots are saved under
 
 Needs /usr/bin/chromium (``make test`` installs it as root); otherwise the tests are skipped.
 """
+
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import zipfile
-import re
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,14 @@ from analysis.wareki import wareki_fy
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
 SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
@@ -38,12 +45,18 @@ SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
 # skipped before any fixture runs (the shared sample run is not started for nothing)
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"
+    ),
 ]
 
 YEARS = range(2021, 2026)
-EXPECTED_PAGES = ["index.html", *(f"FY{y}/report.html" for y in YEARS), *(f"FY{y}/summary.html" for y in YEARS),
-                  "trends/report.html"]
+EXPECTED_PAGES = [
+    "index.html",
+    *(f"FY{y}/report.html" for y in YEARS),
+    *(f"FY{y}/summary.html" for y in YEARS),
+    "trends/report.html",
+]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 BANNER_WORD = "架空データ"
@@ -187,6 +200,7 @@ class Crawl:
 
 # --- fixtures ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def chromium_browser():
     if not CHROMIUM.exists():
@@ -227,6 +241,7 @@ def _slug(name: str) -> str:
 
 def _watch(page, current: dict) -> None:
     """Record the page's events into the Visit in current["visit"] (the page being visited)."""
+
     def on_console(msg):
         if msg.type == "error":
             current["visit"].console_errors.append(f"{msg.type}: {msg.text}")
@@ -250,8 +265,9 @@ def crawl(chromium_browser, reports_dir) -> Crawl:
     """Open index.html, follow every link to an HTML page (recursively), record everything."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     desktop = chromium_browser.new_context(viewport=DESKTOP, locale="ja-JP")
-    phone = chromium_browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True,
-                                         has_touch=True, locale="ja-JP")
+    phone = chromium_browser.new_context(
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="ja-JP"
+    )
     pages = {"desktop": desktop.new_page(), "phone": phone.new_page()}
     current: dict = {"visit": None}
     for page in pages.values():
@@ -325,27 +341,30 @@ def crawl(chromium_browser, reports_dir) -> Crawl:
 
 # --- checks ------------------------------------------------------------------------------------
 
+
 def _fail_if(problems: list[str], what: str) -> None:
     assert not problems, f"{what}:\n  " + "\n  ".join(problems)
 
 
 def test_index_links_every_report_and_file(crawl):
     assert set(EXPECTED_PAGES) <= set(crawl.visits), (
-        f"pages reached from index.html: {sorted(crawl.visits)}; expected at least {EXPECTED_PAGES}")
+        f"pages reached from index.html: {sorted(crawl.visits)}; expected at least {EXPECTED_PAGES}"
+    )
     _fail_if(crawl.broken_links, "broken links")
     # the index links each report's Excel workbook, CSV tables and PDF, and each year's one-page summary
     for d in [f"FY{y}" for y in YEARS] + ["trends"]:
         assert f"{d}/tables.xlsx" in crawl.files, f"index.html does not link {d}/tables.xlsx"
-        assert any(n.startswith(f"{d}/tables/") and n.endswith(".csv") for n in crawl.files), \
+        assert any(n.startswith(f"{d}/tables/") and n.endswith(".csv") for n in crawl.files), (
             f"index.html links no CSV of {d}"
+        )
         assert f"{d}/report.pdf" in crawl.files, f"index.html does not link {d}/report.pdf"
     for y in YEARS:
         assert f"FY{y}/summary.html" in crawl.visits, f"index.html does not link FY{y}/summary.html"
         assert {f"FY{y}/summary.pdf", f"FY{y}/summary.png", f"quality/FY{y}/report.pdf"} <= set(crawl.files)
     # the fiscal-year report links its summary, the summary links back to its report
     for y in YEARS:
-        assert any(l["href"] == "summary.html" for l in crawl.visits[f"FY{y}/report.html"].desktop["links"])
-        assert any(l["href"] == "report.html" for l in crawl.visits[f"FY{y}/summary.html"].desktop["links"])
+        assert any(ln["href"] == "summary.html" for ln in crawl.visits[f"FY{y}/report.html"].desktop["links"])
+        assert any(ln["href"] == "report.html" for ln in crawl.visits[f"FY{y}/summary.html"].desktop["links"])
 
 
 def test_linked_files_exist_and_are_not_empty(crawl):
@@ -383,8 +402,7 @@ def test_no_console_errors_page_errors_or_failed_requests(crawl):
         problems += [f"{v.name}: page error {m}" for m in v.page_errors]
         problems += [f"{v.name}: request failed {m}" for m in v.failed_requests]
         # the reports work offline: nothing but the page itself (and data: URIs) is loaded
-        problems += [f"{v.name}: loads {u}" for u in v.requests
-                     if not (u.startswith("data:") or u == v.url[:120])]
+        problems += [f"{v.name}: loads {u}" for u in v.requests if not (u.startswith("data:") or u == v.url[:120])]
     _fail_if(problems, "errors while loading the pages")
 
 
@@ -405,8 +423,10 @@ def test_every_image_loaded_and_has_alt(crawl):
 
 
 def test_html_lang_is_ja(crawl):
-    _fail_if([f"{v.name}: lang={v.desktop['lang']!r}" for v in crawl.visits.values() if v.desktop["lang"] != "ja"],
-             "<html lang> is not ja")
+    _fail_if(
+        [f"{v.name}: lang={v.desktop['lang']!r}" for v in crawl.visits.values() if v.desktop["lang"] != "ja"],
+        "<html lang> is not ja",
+    )
 
 
 def test_japanese_text_in_dom(crawl):
@@ -443,8 +463,9 @@ def test_fictional_data_banner_on_every_page(crawl):
             if BANNER_WORD not in facts["text"]:
                 problems.append(f"{v.name} ({kind}): no {BANNER_WORD} banner text")
             elif facts["bannerTop"] is None or facts["bannerTop"] > (DESKTOP if kind == "desktop" else PHONE)["height"]:
-                problems.append(f"{v.name} ({kind}): the {BANNER_WORD} banner is not on the first screen "
-                                f"(top={facts['bannerTop']})")
+                problems.append(
+                    f"{v.name} ({kind}): the {BANNER_WORD} banner is not on the first screen (top={facts['bannerTop']})"
+                )
     _fail_if(problems, "架空データ banner")
 
 
@@ -454,11 +475,15 @@ def test_no_horizontal_overflow_at_phone_width(crawl):
         p = v.phone
         if p["innerWidth"] != PHONE["width"]:
             # with a working <meta name=viewport> the layout viewport is the phone's width
-            problems.append(f"{v.name}: innerWidth is {p['innerWidth']} at a {PHONE['width']}px phone "
-                            "(viewport meta missing or ineffective)")
+            problems.append(
+                f"{v.name}: innerWidth is {p['innerWidth']} at a {PHONE['width']}px phone "
+                "(viewport meta missing or ineffective)"
+            )
         if p["scrollWidth"] > p["innerWidth"] + 1:
-            problems.append(f"{v.name}: page is {p['scrollWidth']}px wide at innerWidth {p['innerWidth']}; "
-                            f"sticking out: {p['overflowing']}")
+            problems.append(
+                f"{v.name}: page is {p['scrollWidth']}px wide at innerWidth {p['innerWidth']}; "
+                f"sticking out: {p['overflowing']}"
+            )
     _fail_if(problems, "horizontal overflow at 390px")
 
 
@@ -477,19 +502,25 @@ def test_wide_tables_scroll_inside_their_wrapper(crawl):
         for kind in ("desktop", "phone"):
             for k, t in enumerate(getattr(v, kind)["tables"], start=1):
                 if t["hiddenPx"] > 1:
-                    problems.append(f"{v.name} ({kind}): table {k} 「{t['caption']}」 ({t['width']}px): its last "
-                                    f"{t['hiddenPx']}px cannot be scrolled into view; cut off by {t['limiter']}")
+                    problems.append(
+                        f"{v.name} ({kind}): table {k} 「{t['caption']}」 ({t['width']}px): its last "
+                        f"{t['hiddenPx']}px cannot be scrolled into view; cut off by {t['limiter']}"
+                    )
     _fail_if(problems, "tables cut off instead of scrolling (wide tables must scroll inside their wrapper)")
 
 
 def test_in_page_anchors_resolve(crawl):
-    _fail_if([f"{v.name}: no element for {a}" for v in crawl.visits.values() for a in v.desktop["missingAnchors"]],
-             "in-page links without a target")
+    _fail_if(
+        [f"{v.name}: no element for {a}" for v in crawl.visits.values() for a in v.desktop["missingAnchors"]],
+        "in-page links without a target",
+    )
 
 
 def test_pages_run_no_script(crawl):
-    _fail_if([f"{v.name}: {v.desktop['scripts']} <script> elements" for v in crawl.visits.values()
-              if v.desktop["scripts"]], "scripts in the reports")
+    _fail_if(
+        [f"{v.name}: {v.desktop['scripts']} <script> elements" for v in crawl.visits.values() if v.desktop["scripts"]],
+        "scripts in the reports",
+    )
 
 
 def test_screenshots_saved(crawl):
@@ -503,8 +534,10 @@ def test_screenshots_saved(crawl):
 def test_kanji_are_not_tofu(crawl):
     families = _japanese_families()
     if not families:
-        pytest.skip("no font with Japanese glyphs installed (fc-list :lang=ja is empty); "
-                    "install fonts-ipaexfont-gothic or fonts-noto-cjk to check for tofu")
+        pytest.skip(
+            "no font with Japanese glyphs installed (fc-list :lang=ja is empty); "
+            "install fonts-ipaexfont-gothic or fonts-noto-cjk to check for tofu"
+        )
     t = crawl.tofu
     assert t["kanjiInk"] > 0, f"'重層' drew nothing: {t}"
     assert not t["twoKanjiIdentical"], f"'重' and '層' draw the same box (tofu): {t}"
@@ -514,4 +547,5 @@ def test_kanji_are_not_tofu(crawl):
     assert crawl.platform_fonts, "chromium reports no platform font for the index heading"
     assert set(crawl.platform_fonts) <= families, (
         f"the index heading is rendered with {crawl.platform_fonts}, not with a Japanese font "
-        f"(installed: {sorted(families)})")
+        f"(installed: {sorted(families)})"
+    )

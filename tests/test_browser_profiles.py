@@ -10,6 +10,7 @@ no horizontal page overflow, no console or page errors, nothing loaded but the p
 
 Needs /usr/bin/chromium (``make test`` installs it as root); otherwise skipped.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,19 +26,29 @@ from analysis.panel import build_panel
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
 SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-LONG_NOTE = ("来年度は庁内の連携会議を月1回に増やし、社会福祉協議会と地区ごとの相談会を開く予定です。"
-             "人員の確保が難しく、研修の開催時期についても相談したいと考えています。") * 3
+LONG_NOTE = (
+    "来年度は庁内の連携会議を月1回に増やし、社会福祉協議会と地区ごとの相談会を開く予定です。"
+    "人員の確保が難しく、研修の開催時期についても相談したいと考えています。"
+) * 3
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"
+    ),
 ]
 
 FACTS_JS = r"""
@@ -107,7 +118,7 @@ def written(sample, book, tmp_path_factory) -> dict:
 
 def _pages_to_print(written) -> list[tuple[str, Path]]:
     out = [(f"FY{fy}_{p.stem}", p) for fy, p in sorted(written["longest"].items())]
-    return out + [("with_note", written["note_page"])]
+    return [*out, ("with_note", written["note_page"])]
 
 
 def test_profile_prints_on_exactly_one_a4_page(chromium_browser, written):
@@ -138,8 +149,9 @@ def test_page_counter_counts_pages(chromium_browser):
 @pytest.mark.parametrize("width", [DESKTOP, PHONE], ids=["1280", "390"])
 def test_profiles_and_index_fit_the_screen(chromium_browser, written, width):
     phone = width is PHONE
-    context = chromium_browser.new_context(viewport=width, locale="ja-JP", device_scale_factor=2 if phone else 1,
-                                           is_mobile=phone, has_touch=phone)
+    context = chromium_browser.new_context(
+        viewport=width, locale="ja-JP", device_scale_factor=2 if phone else 1, is_mobile=phone, has_touch=phone
+    )
     page = context.new_page()
     events: list[str] = []
     page.on("console", lambda m: m.type == "error" and events.append(f"console: {m.text}"))
@@ -163,8 +175,11 @@ def test_profiles_and_index_fit_the_screen(chromium_browser, written, width):
                 problems.append(f"{name}: 架空データ banner not on the first screen ({facts['bannerTop']})")
             if facts["lang"] != "ja" or facts["scripts"]:
                 problems.append(f"{name}: lang={facts['lang']!r}, {facts['scripts']} scripts")
-            problems += [f"{name}: table without caption or <th>: {t}" for t in facts["tables"]
-                         if not t["caption"] or not t["th"]]
+            problems += [
+                f"{name}: table without caption or <th>: {t}"
+                for t in facts["tables"]
+                if not t["caption"] or not t["th"]
+            ]
             problems += [f"{name}: loads {u[:100]}" for u in requests if u != url and not u.startswith("data:")]
             if not facts["tables"]:
                 problems.append(f"{name}: no tables")

@@ -6,8 +6,14 @@ from analysis.codebook import header_key, load_codebook
 
 def test_definitions(book):
     assert len(book.main_items) == 8
-    assert book.support_measures == ["sup_advisor", "sup_staff_training", "sup_study_group", "sup_workshop",
-                                     "sup_multiprof", "sup_helper_course"]
+    assert book.support_measures == [
+        "sup_advisor",
+        "sup_staff_training",
+        "sup_study_group",
+        "sup_workshop",
+        "sup_multiprof",
+        "sup_helper_course",
+    ]
     assert book.viewpoint_of("sup_multiprof").startswith("相談対応力強化")
     assert book.label("sup_advisor") == "アドバイザー派遣"
     assert book.label("sup_advisor", "en") == "Advisor dispatch"
@@ -16,10 +22,29 @@ def test_definitions(book):
     assert {c["variable"] for c in book.covariates} == {"population", "aging_rate", "kaso", "fiscal_strength"}
 
 
-@pytest.mark.parametrize("spelling,value", [("○", True), ("〇", True), ("◯", True), ("×", False), ("✕", False),
-                                            ("有", True), ("無", False), ("実施", True), ("未実施", False),
-                                            ("はい", True), ("いいえ", False), ("1", True), ("0", False),
-                                            ("１", True), ("TRUE", True), ("FALSE", False), ("―", None), ("－", None)])
+@pytest.mark.parametrize(
+    "spelling,value",
+    [
+        ("○", True),
+        ("〇", True),
+        ("◯", True),
+        ("×", False),
+        ("✕", False),
+        ("有", True),
+        ("無", False),
+        ("実施", True),
+        ("未実施", False),
+        ("はい", True),
+        ("いいえ", False),
+        ("1", True),
+        ("0", False),
+        ("１", True),
+        ("TRUE", True),
+        ("FALSE", False),
+        ("―", None),
+        ("－", None),
+    ],
+)
 def test_yes_no_answer_map(book, spelling, value):
     from analysis.codebook import answer_key
 

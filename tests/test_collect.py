@@ -5,6 +5,7 @@ random answers from their own drop-down lists; each test copies them into a fold
 e-mail leaves them (renamed, in subfolders, twice, missing, among other attachments) and runs
 collect against a throw-away copy of the project (ANALYSIS_ROOT), never the repository's data/.
 """
+
 from __future__ import annotations
 
 import random
@@ -12,15 +13,15 @@ import shutil
 
 import pandas as pd
 import pytest
+import template_fill as tf
 import yaml
+from conftest import make_project_copy, run_cli
 from openpyxl import Workbook, load_workbook
 
-import template_fill as tf
 from analysis import survey_template as st
 from analysis.cli import main
 from analysis.datasets import load_dataset
 from analysis.export import save_workbook
-from conftest import make_project_copy, run_cli
 
 FY = 2026
 DROPPED = ("994090", "千鳥町")
@@ -34,7 +35,7 @@ def returned(tmp_path_factory, book, sample):
     master = sample.master()
     rng = random.Random(2026)
     frames = []
-    for code, name in zip(master["code"], master["name"]):
+    for code, name in zip(master["code"], master["name"], strict=False):
         path = folder / st.municipality_file_name(code, name, FY)
         save_workbook(st.build_workbook(book, master, FY, codes=[code], synthetic=True), path)
         frames.append(tf.fill(path, book, FY, rng, p_blank=0))
@@ -75,6 +76,7 @@ def snapshot(project):
 
 # --- the normal case --------------------------------------------------------------------------------
 
+
 def test_complete_folder_becomes_the_survey_of_the_year(project, returned, tmp_path, capsys, book):
     meta_before = yaml.safe_load((project / "data/raw/sample/dataset.yaml").read_text(encoding="utf-8"))
     code, out, err = collect(capsys, inbox(returned, tmp_path))
@@ -86,8 +88,7 @@ def test_complete_folder_becomes_the_survey_of_the_year(project, returned, tmp_p
     assert text.startswith("# Dataset definition")  # the leading comment is kept
     meta = yaml.safe_load(text)
     assert meta["surveys"] == {**meta_before["surveys"], 2026: "survey_FY2026.xlsx"}
-    assert {k: v for k, v in meta.items() if k != "surveys"} == {k: v for k, v in meta_before.items()
-                                                                 if k != "surveys"}
+    assert {k: v for k, v in meta.items() if k != "surveys"} == {k: v for k, v in meta_before.items() if k != "surveys"}
     result = load_dataset("sample").read(FY, book)
     assert result.ok
     pd.testing.assert_frame_equal(result.tidy, returned[1])
@@ -101,8 +102,8 @@ def test_complete_folder_becomes_the_survey_of_the_year(project, returned, tmp_p
 
 # --- what e-mail does to a folder -------------------------------------------------------------------
 
-def test_missing_duplicate_and_foreign_files_are_reported_and_nothing_is_written(project, returned, tmp_path,
-                                                                                 capsys):
+
+def test_missing_duplicate_and_foreign_files_are_reported_and_nothing_is_written(project, returned, tmp_path, capsys):
     folder = inbox(returned, tmp_path, drop=(DROPPED[0],))
     (folder / "Re 再送").mkdir()
     shutil.copy2(file_of(folder, TWICE), folder / "Re 再送" / "回答票（霞ヶ丘市）.xlsx")
@@ -119,8 +120,10 @@ def test_missing_duplicate_and_foreign_files_are_reported_and_nothing_is_written
     assert f"回答（ファイル）のない市町が 1 あります: {DROPPED[0]} {DROPPED[1]}" in text
     assert f"no file from 1 municipality: {DROPPED[0]}" in text
     twice = file_of(folder, TWICE).name
-    assert (f"{TWICE} 霞ヶ丘市 の回答が複数のファイルにあります（『{twice}』と『Re 再送/回答票（霞ヶ丘市）.xlsx』、"
-            f"内容は同じ）。『{twice}』を使います") in text
+    assert (
+        f"{TWICE} 霞ヶ丘市 の回答が複数のファイルにあります（『{twice}』と『Re 再送/回答票（霞ヶ丘市）.xlsx』、"
+        f"内容は同じ）。『{twice}』を使います"
+    ) in text
     assert "identical answers" in text
     assert "連絡先.xlsx: 調査票の回答表が見つからないため" in text and "ignored as not a questionnaire" in text
     assert "送付状.pdf: Excel (.xlsx) ではないため読み込みませんでした" in text
@@ -140,19 +143,22 @@ def test_allow_missing_writes_without_them(project, returned, tmp_path, capsys, 
     pd.testing.assert_frame_equal(result.tidy, returned[1][returned[1]["code"] != DROPPED[0]].reset_index(drop=True))
 
 
-def test_different_answers_from_one_municipality_are_an_error_naming_both_files(project, returned, tmp_path,
-                                                                               capsys, book):
+def test_different_answers_from_one_municipality_are_an_error_naming_both_files(
+    project, returned, tmp_path, capsys, book
+):
     folder = inbox(returned, tmp_path)
     second = folder / "再提出.xlsx"
     shutil.copy2(file_of(folder, TWICE), second)
     old = returned[1].set_index("code").loc[TWICE, "item_hub"]
     tf.set_cell(second, "item_hub", book, "×" if old else "○")
     before = snapshot(project)
-    code, out, err = collect(capsys, folder)
+    code, _out, err = collect(capsys, folder)
     assert code == 1
     first = file_of(folder, TWICE).name
-    assert (f"[エラー/error] 再提出.xlsx: {TWICE} 霞ヶ丘市 の回答が複数のファイルにあり、内容が違います"
-            f"（『{first}』と『再提出.xlsx』、違う設問: 『地域住民が交流できる拠点の整備』）") in err
+    assert (
+        f"[エラー/error] 再提出.xlsx: {TWICE} 霞ヶ丘市 の回答が複数のファイルにあり、内容が違います"
+        f"（『{first}』と『再提出.xlsx』、違う設問: 『地域住民が交流できる拠点の整備』）"
+    ) in err
     assert "differing: item_hub" in err
     assert snapshot(project) == before
 
@@ -162,7 +168,7 @@ def test_a_file_with_an_invalid_answer_is_named_with_its_cell(project, returned,
     bad = file_of(folder, "993018")
     cell = tf.set_cell(bad, "jusou_status", book, "検討中")
     before = snapshot(project)
-    code, out, err = collect(capsys, folder)
+    code, _out, err = collect(capsys, folder)
     assert code == 1
     line = next(ln for ln in err.splitlines() if bad.name in ln)
     assert f"セル {cell}" in line and "値『検討中』" in line and f"cell {cell}" in line
@@ -173,7 +179,7 @@ def test_a_broken_workbook_is_an_error_naming_it(project, returned, tmp_path, ca
     folder = inbox(returned, tmp_path)
     (folder / "壊れた添付.xlsx").write_bytes(b"this is not a zip archive")
     before = snapshot(project)
-    code, out, err = collect(capsys, folder)
+    code, _out, err = collect(capsys, folder)
     assert code == 1
     assert "[エラー/error] 壊れた添付.xlsx: Excel ファイルとして開けません" in err and "cannot open as xlsx" in err
     assert snapshot(project) == before
@@ -185,7 +191,7 @@ def test_last_years_questionnaire_is_refused(project, returned, tmp_path, capsys
     master = sample.master()
     save_workbook(st.build_workbook(book, master, FY - 1, codes=["995011"]), old)
     tf.fill(old, book, FY - 1, random.Random(1), p_blank=0)
-    code, out, err = collect(capsys, folder)
+    code, _out, err = collect(capsys, folder)
     assert code == 1
     assert f"{old.name}: " in err and f"title says FY{FY - 1} but FY{FY} was requested" in err
 
@@ -221,12 +227,13 @@ def test_blank_required_answers_are_warnings(project, returned, tmp_path, capsys
 
 # --- never overwrite ---------------------------------------------------------------------------------
 
+
 def test_existing_survey_or_entry_needs_replace(project, returned, tmp_path, capsys):
     folder = inbox(returned, tmp_path)
     assert collect(capsys, folder)[0] == 0
     target = project / "data/raw/sample/survey_FY2026.xlsx"
     before = snapshot(project)
-    code, out, err = collect(capsys, folder)
+    code, _out, err = collect(capsys, folder)
     assert code == 1 and "既に登録されています" in err and "pass --replace" in err
     assert snapshot(project) == before
     assert collect(capsys, folder, "--replace")[0] == 0
@@ -236,7 +243,7 @@ def test_existing_survey_or_entry_needs_replace(project, returned, tmp_path, cap
 def test_an_unregistered_file_in_the_way_is_not_overwritten(project, returned, tmp_path, capsys):
     target = project / "data/raw/sample/survey_FY2026.xlsx"
     target.write_bytes(b"someone's own file")
-    code, out, err = collect(capsys, inbox(returned, tmp_path))
+    code, _out, err = collect(capsys, inbox(returned, tmp_path))
     assert code == 1 and "調査ファイルが既にあります" in err
     assert target.read_bytes() == b"someone's own file"
     assert "2026" not in (project / "data/raw/sample/dataset.yaml").read_text(encoding="utf-8")
@@ -245,19 +252,20 @@ def test_an_unregistered_file_in_the_way_is_not_overwritten(project, returned, t
 def test_out_writes_elsewhere_and_leaves_the_dataset_alone(project, returned, tmp_path, capsys, book, sample):
     before = snapshot(project)
     out_path = tmp_path / "combined.xlsx"
-    code, out, err = collect(capsys, inbox(returned, tmp_path), "--out", out_path)
+    code, _out, err = collect(capsys, inbox(returned, tmp_path), "--out", out_path)
     assert code == 0, err
     assert snapshot(project) == before
     from analysis.io import read_survey
 
     result = read_survey(out_path, book, sample.master(), fiscal_year=FY, prefecture_code="99")
     pd.testing.assert_frame_equal(result.tidy, returned[1])
-    code, out, err = collect(capsys, tmp_path / "inbox", "--out", project / "data/raw/sample/x.xlsx")
+    code, _out, err = collect(capsys, tmp_path / "inbox", "--out", project / "data/raw/sample/x.xlsx")
     assert code == 1 and "data/ の中は指定できません" in err
     assert snapshot(project) == before
 
 
 # --- end to end ------------------------------------------------------------------------------------------
+
 
 def test_end_to_end_collect_then_run(tmp_path, returned):
     """On a project copy through the real command line: a messy folder is refused with its reasons,
@@ -273,8 +281,15 @@ def test_end_to_end_collect_then_run(tmp_path, returned):
     assert DROPPED[0] in proc.stderr and "Fwd 回答.xlsx" in proc.stdout and "受信一覧.xlsx" in proc.stdout
     assert not (project / "data/raw/sample/survey_FY2026.xlsx").exists()
 
-    proc = run_cli(project, "collect", "--dataset", "sample", "--fiscal-year", str(FY),
-                   str(inbox(returned, tmp_path, name="complete")))
+    proc = run_cli(
+        project,
+        "collect",
+        "--dataset",
+        "sample",
+        "--fiscal-year",
+        str(FY),
+        str(inbox(returned, tmp_path, name="complete")),
+    )
     assert proc.returncode == 0, proc.stderr
     proc = run_cli(project, "run", "--dataset", "sample", "--years", str(FY), "--jobs", "2", "--no-progress")
     assert proc.returncode == 0, proc.stdout + proc.stderr

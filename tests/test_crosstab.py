@@ -119,7 +119,9 @@ def test_risk_difference_rejects_bad_input():
 
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(
-    n1=st.integers(1, 41), n0=st.integers(1, 41), data=st.data(),
+    n1=st.integers(1, 41),
+    n0=st.integers(1, 41),
+    data=st.data(),
 )
 def test_newcombe_interval_properties(n1, n0, data):
     x1 = data.draw(st.integers(0, n1))
@@ -187,11 +189,40 @@ def test_boschloo_two_sided_runs_at_small_n():
 # Bonferroni-type FWER control only three. The BH-adjusted values below are
 # printed in the scipy.stats.false_discovery_control documentation, which
 # reproduces this example.
-BH_1995_P = [0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344,
-             0.0459, 0.3240, 0.4262, 0.5719, 0.6528, 0.7590, 1.000]
-BH_1995_ADJUSTED = [0.0015, 0.003, 0.0095, 0.035625, 0.0603, 0.06385714, 0.06385714,
-                    0.0645, 0.0765, 0.486, 0.58118182, 0.714875, 0.75323077,
-                    0.81321429, 1.0]
+BH_1995_P = [
+    0.0001,
+    0.0004,
+    0.0019,
+    0.0095,
+    0.0201,
+    0.0278,
+    0.0298,
+    0.0344,
+    0.0459,
+    0.3240,
+    0.4262,
+    0.5719,
+    0.6528,
+    0.7590,
+    1.000,
+]
+BH_1995_ADJUSTED = [
+    0.0015,
+    0.003,
+    0.0095,
+    0.035625,
+    0.0603,
+    0.06385714,
+    0.06385714,
+    0.0645,
+    0.0765,
+    0.486,
+    0.58118182,
+    0.714875,
+    0.75323077,
+    0.81321429,
+    1.0,
+]
 
 
 def test_bh_matches_benjamini_hochberg_1995():
@@ -205,8 +236,7 @@ def test_holm_on_benjamini_hochberg_1995_example():
     # Holm S. Scand J Stat 1979;6:65-70: adjusted p_(i) = max_{j<=i} min(1, (m-j+1) p_(j)).
     # Hand computation for the 15 p-values above: 15*0.0001, 14*0.0004,
     # 13*0.0019, 12*0.0095, 11*0.0201, 10*0.0278, then running maxima.
-    expected = [0.0015, 0.0056, 0.0247, 0.114, 0.2211, 0.278, 0.278, 0.278, 0.3213,
-                1, 1, 1, 1, 1, 1]
+    expected = [0.0015, 0.0056, 0.0247, 0.114, 0.2211, 0.278, 0.278, 0.278, 0.3213, 1, 1, 1, 1, 1, 1]
     adj = adjust_pvalues(BH_1995_P, methods=("holm",))
     np.testing.assert_allclose(adj["holm"], expected, atol=1e-12)
     # three rejections at 0.05, as for the FWER procedure in the 1995 paper
@@ -283,9 +313,20 @@ def test_measure_association_table_contents():
     table = measure_association_table(frame, ["m2", "m1", "m3"], "full")
     assert table["measure"].tolist() == ["m2", "m1", "m3"]  # order given, not sorted
     assert list(table.columns) == [
-        "measure", "n_exposed", "n_unexposed", "n_dropped", "events_exposed",
-        "events_unexposed", "rate_exposed", "rate_unexposed", "rd", "rd_lower",
-        "rd_upper", "p_fisher", "p_holm", "p_bh",
+        "measure",
+        "n_exposed",
+        "n_unexposed",
+        "n_dropped",
+        "events_exposed",
+        "events_unexposed",
+        "rate_exposed",
+        "rate_unexposed",
+        "rd",
+        "rd_lower",
+        "rd_upper",
+        "p_fisher",
+        "p_holm",
+        "p_bh",
     ]
     row = table.set_index("measure").loc["m1"]
     assert (row.n_exposed, row.n_unexposed, row.events_exposed, row.events_unexposed) == (10, 25, 5, 2)

@@ -4,6 +4,7 @@ Each test builds a throw-away project (ANALYSIS_ROOT) with data/raw/<dataset>/ m
 sample, edits one thing, and checks the Japanese and English message names the key, row or
 path; every dataset folder is hashed before and after to prove nothing was written.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import survey_fixtures as sf
 import yaml
 
-import survey_fixtures as sf
 from analysis.cli import main
 from analysis.datasets import DatasetError, check_name, load_dataset
 from analysis.errors import AnalysisError
@@ -64,9 +65,10 @@ def _error(match: str, name: str = "sample") -> DatasetError:
 
 # --- names -------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["../x", "sample/..", "a/b", "", ".hidden", "-dash", "x" * 65, "名前", "a b", "a\x00"])
 def test_dataset_names_are_plain_identifiers(name):
-    with pytest.raises(DatasetError, match="使えません.*invalid dataset name"):
+    with pytest.raises(DatasetError, match=r"使えません.*invalid dataset name"):
         check_name(name)
 
 
@@ -83,16 +85,20 @@ def test_run_refuses_a_path_as_dataset(project, capsys):
 
 # --- dataset.yaml ------------------------------------------------------------------------------
 
+
 def test_bad_yaml_names_the_line(project):
     _write_meta(project, "municipalities: municipalities.csv\nsurveys:\n  2025: [unclosed\n")
     _error(r"YAML の書式が正しくありません（\d+行目.*invalid YAML on line \d+")
 
 
-@pytest.mark.parametrize("text, match", [
-    ("", "ファイルが空です.*empty"),
-    ("# only a comment\n", "ファイルが空です"),
-    ("- a\n- b\n", "「キー: 値」.*not a YAML mapping"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "ファイルが空です.*empty"),
+        ("# only a comment\n", "ファイルが空です"),
+        ("- a\n- b\n", "「キー: 値」.*not a YAML mapping"),
+    ],
+)
 def test_empty_or_not_a_mapping(project, text, match):
     _write_meta(project, text)
     _error(match)
@@ -108,12 +114,23 @@ def test_each_problem_names_its_key(project):
     del meta["municipalities"]
     _write_meta(project, meta)
     err = _error("dataset.yaml に問題が")
-    for ja in ("『令和7』は西暦4桁", "（『令和7』なら 2025）", "surveys の 2024 のファイル名", "項目『synthetic』はtrue/false",
-               "min_response_rate は 0 から 1", "『non_respondig』があります（もしかして『non_responding』）",
-               "limits の『max_rows』は正の整数", "limits の『max_lines』は知らない項目", "項目『municipalities』がありません"):
+    for ja in (
+        "『令和7』は西暦4桁",
+        "（『令和7』なら 2025）",
+        "surveys の 2024 のファイル名",
+        "項目『synthetic』はtrue/false",
+        "min_response_rate は 0 から 1",
+        "『non_respondig』があります（もしかして『non_responding』）",
+        "limits の『max_rows』は正の整数",
+        "limits の『max_lines』は知らない項目",
+        "項目『municipalities』がありません",
+    ):
         assert ja in err.ja, ja
-    for en in ("'令和7' is 2025", "unknown key 'non_respondig' (did you mean 'non_responding'?)",
-               "missing key 'municipalities'"):
+    for en in (
+        "'令和7' is 2025",
+        "unknown key 'non_respondig' (did you mean 'non_responding'?)",
+        "missing key 'municipalities'",
+    ):
         assert en in err.en, en
     assert err.where.endswith("dataset.yaml")
 
@@ -134,13 +151,16 @@ def test_prefecture_code_as_a_number_is_accepted_and_padded(project):
 
 # --- confinement -------------------------------------------------------------------------------
 
+
 def test_absolute_paths_and_escapes_are_refused(project, tmp_path):
     outside = tmp_path / "secret.csv"
     outside.write_text("code,name\n", encoding="utf-8")
     meta = _meta(project)
-    for bad, match in ((str(outside), "絶対パスは使えません.*absolute paths"),
-                       ("../sample/../../secret.csv", "フォルダ.*の外を指しています.*outside the dataset folder"),
-                       ("sub/../../secret.csv", "outside the dataset folder")):
+    for bad, match in (
+        (str(outside), "絶対パスは使えません.*absolute paths"),
+        ("../sample/../../secret.csv", "フォルダ.*の外を指しています.*outside the dataset folder"),
+        ("sub/../../secret.csv", "outside the dataset folder"),
+    ):
         _write_meta(project, {**meta, "municipalities": bad})
         err = _error(match)
         assert "municipalities" in err.ja and bad in err.ja
@@ -176,7 +196,9 @@ def test_outputs_may_not_go_into_data_raw(project, tmp_path, capsys):
     _mark(project)
     target = other / "municipalities.csv"
     code = main(["validate", str(project / "survey_FY2025.xlsx"), "--dataset", "sample", "--tidy-out", str(target)])
-    assert code == 2 and "data/ の中（調査ファイル・市町一覧・コードブック）には書き出せません" in capsys.readouterr().err
+    assert (
+        code == 2 and "data/ の中（調査ファイル・市町一覧・コードブック）には書き出せません" in capsys.readouterr().err
+    )
     assert not target.exists()
     out = tmp_path / "tidy.csv"
     assert main(["validate", str(project / "survey_FY2025.xlsx"), "--dataset", "sample", "--tidy-out", str(out)]) == 0
@@ -184,6 +206,7 @@ def test_outputs_may_not_go_into_data_raw(project, tmp_path, capsys):
 
 
 # --- response rate through the dataset ------------------------------------------------------------
+
 
 def test_a_short_file_fails_validate_until_listed(project, book, capsys):
     ds = load_dataset("sample")
@@ -207,6 +230,7 @@ def test_a_short_file_fails_validate_until_listed(project, book, capsys):
 
 
 # --- the municipality master ---------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def master_ref(sample):
@@ -246,11 +270,11 @@ def _master_error(path: Path, match: str) -> MasterError:
 
 def test_master_problems_name_row_and_column(tmp_path, master_ref):
     rows = master_ref.astype(object).copy()
-    rows.loc[1, "code"] = rows.loc[0, "code"]      # duplicate (Excel row 3)
-    rows.loc[4, "code"] = "992012"                 # wrong check digit (row 6)
-    rows.loc[6, "aging_rate"] = "高い"             # not a number (row 8)
-    rows.loc[7, "kaso"] = 2                        # out of range (row 9)
-    rows.loc[8, "name"] = ""                       # empty name (row 10)
+    rows.loc[1, "code"] = rows.loc[0, "code"]  # duplicate (Excel row 3)
+    rows.loc[4, "code"] = "992012"  # wrong check digit (row 6)
+    rows.loc[6, "aging_rate"] = "高い"  # not a number (row 8)
+    rows.loc[7, "kaso"] = 2  # out of range (row 9)
+    rows.loc[8, "name"] = ""  # empty name (row 10)
     path = tmp_path / "m.csv"
     path.write_bytes(rows.to_csv(index=False).encode("utf-8"))
     err = _master_error(path, r"市町村マスタに問題が 5 件あります。最初の問題: 3行目.*5 problem\(s\).*row 3")
@@ -260,12 +284,15 @@ def test_master_problems_name_row_and_column(tmp_path, master_ref):
     assert "範囲外" in issues.loc[9, "reason_ja"] and "empty name" in issues.loc[10, "reason_en"]
 
 
-@pytest.mark.parametrize("text, match", [
-    ("code,population\n992011,100\n", "必須の列『name』.*required column 'name'"),
-    ("", "空です"),
-    ("code,name\n", "市町村の行がありません"),
-    ("x,y\n1,2\n", "見出し行"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("code,population\n992011,100\n", "必須の列『name』.*required column 'name'"),
+        ("", "空です"),
+        ("code,name\n", "市町村の行がありません"),
+        ("x,y\n1,2\n", "見出し行"),
+    ],
+)
 def test_master_shape_errors(tmp_path, text, match):
     path = tmp_path / "m.csv"
     path.write_bytes(text.encode("utf-8"))

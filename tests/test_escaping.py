@@ -12,6 +12,7 @@ appear where the value is shown. In a browser (when /usr/bin/chromium exists) th
 opened with the Content-Security-Policy *bypassed*, so that a dialog would really fire if the
 markup had got through: the check is on the escaping, not on the CSP that backs it up.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,13 +23,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import make_project_copy, run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
 
@@ -88,6 +94,7 @@ def _parse(text: str) -> _Doc:
 
 # --- the injected project ----------------------------------------------------------------------
 
+
 def _inject(project: Path) -> dict:
     """Write the hostile values into the copy's sample data; return what was injected."""
     from openpyxl import load_workbook
@@ -143,11 +150,13 @@ def injected(tmp_path_factory):
 
 # --- tests -------------------------------------------------------------------------------------
 
+
 def test_run_succeeds_and_writes_the_pages(injected):
     proc = injected["proc"]
     assert proc.returncode == 0, f"CLI failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    assert {"index.html", "FY2025/report.html", "FY2024/report.html", "trends/report.html"} <= set(injected["pages"]), \
+    assert {"index.html", "FY2025/report.html", "FY2024/report.html", "trends/report.html"} <= set(injected["pages"]), (
         sorted(injected["pages"])
+    )
 
 
 def test_raw_markup_never_appears_in_any_html(injected):
@@ -156,7 +165,7 @@ def test_raw_markup_never_appears_in_any_html(injected):
         for raw in RAW_FORBIDDEN:
             if raw in text:
                 k = text.index(raw)
-                problems.append(f"{name}: raw {raw!r} at offset {k}: …{text[max(0, k - 80):k + 60]!r}…")
+                problems.append(f"{name}: raw {raw!r} at offset {k}: …{text[max(0, k - 80) : k + 60]!r}…")
         doc = _parse(text)
         for tag, attrs in doc.tags:
             if tag == "script":
@@ -179,7 +188,8 @@ def test_municipality_name_is_escaped_in_the_fy2025_municipality_table(injected)
     assert tables, f"no table captioned {MUNICIPALITY_TABLE} in FY2025/report.html"
     # the name is a cell of the table, as text
     assert injected["name"] in tables[0]["cells"], (
-        f"{injected['name']!r} is not a cell of the municipality table; first cells: {tables[0]['cells'][:20]}")
+        f"{injected['name']!r} is not a cell of the municipality table; first cells: {tables[0]['cells'][:20]}"
+    )
 
 
 def test_municipality_name_kept_verbatim_in_the_data_files(injected):
@@ -218,6 +228,7 @@ def test_notes_markup_escaped_wherever_notes_are_shown(injected):
 
 
 # --- in a browser ------------------------------------------------------------------------------
+
 
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}")

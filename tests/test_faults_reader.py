@@ -7,26 +7,30 @@ missing municipalities against the response policy, pathological sizes (declared
 a million rows, over-long cells, devices, undecodable text, NUL bytes, HTML saved as .xls, and
 the "did you mean" messages.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 import survey_fixtures as sf
-from analysis.survey import (ISSUE_COLUMNS, Limits, ResponsePolicy, SurveyError, read_survey, report_text,
-                             what_to_do)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analysis.survey import ISSUE_COLUMNS, Limits, ResponsePolicy, SurveyError, read_survey, report_text, what_to_do
 from analysis.survey._issues import severity_counts
 
 FY = 2025
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +68,7 @@ def hits(res, reason_en: str, severity: str = "error") -> pd.DataFrame:
 
 
 # --- 1. malformed CSV quoting ------------------------------------------------------------------
+
 
 def _csv_lines(ref, book, tmp_path) -> list[str]:
     path = sf.write_survey(ref, book, tmp_path / "ok.csv", sf.Layout(title=[], header_rows=1), encoding="utf-8")
@@ -113,6 +118,7 @@ def test_fuzz_stray_quotes_never_lose_a_municipality_silently(tmp_path_factory, 
 
 # --- 2. merged cells ---------------------------------------------------------------------------
 
+
 def _xlsx(ref, book, tmp_path, name="s.xlsx", layout=None):
     grid = sf.build_grid(ref, book, layout)
     return grid, sf.save(grid, tmp_path / name)
@@ -130,8 +136,8 @@ def test_merge_over_data_rows_is_an_error_and_nothing_is_copied(tmp_path, book, 
     assert len(hit) == 1 and hit.iloc[0]["cell"] == ref_range and hit.iloc[0]["row"] == r1
     assert "結合セル" in hit.iloc[0]["reason_ja"] and not res.ok
     got = res.tidy.set_index("code")["jusou_status"]
-    assert got[codes[2]] == ref.set_index("code")["jusou_status"][codes[2]]   # the top-left value stays
-    assert got[[codes[3], codes[4]]].isna().all()                               # never copied downwards
+    assert got[codes[2]] == ref.set_index("code")["jusou_status"][codes[2]]  # the top-left value stays
+    assert got[[codes[3], codes[4]]].isna().all()  # never copied downwards
 
 
 def test_merge_repeating_an_identical_value_is_a_warning(tmp_path, book, master, ref):
@@ -212,6 +218,7 @@ def sf_col(j: int) -> str:
 
 # --- 3. response rate --------------------------------------------------------------------------
 
+
 def test_short_file_is_an_error_under_the_response_policy(tmp_path, book, master, ref):
     codes = list(ref["code"])
     grid = sf.build_grid(ref, book)
@@ -235,8 +242,12 @@ def test_short_file_is_an_error_under_the_response_policy(tmp_path, book, master
 
 
 def test_a_listed_municipality_that_answered_is_a_warning(tmp_path, book, master, ref, sample):
-    res = read_hashed(sample.survey_path(FY), book, master,
-                      response=ResponsePolicy(non_responding={FY: frozenset([ref["code"].iloc[0], "011002"])}))
+    res = read_hashed(
+        sample.survey_path(FY),
+        book,
+        master,
+        response=ResponsePolicy(non_responding={FY: frozenset([ref["code"].iloc[0], "011002"])}),
+    )
     assert len(hits(res, "listed as non-responding in dataset.yaml but has answered", "warning")) == 1
     assert len(hits(res, "not in the master: 011002")) == 1
 
@@ -261,16 +272,27 @@ print(time.perf_counter() - t, hwm // 1024)
 """
 
 
-@pytest.mark.parametrize("cell, dimension", [
-    ("A1048576", "declared"), ("XFD1048576", "declared"),   # the declared size is checked first
-    ("A1048576", None), ("XFD1", "A1:B2"),                   # no or a lying declaration: the actual size
-])
+@pytest.mark.parametrize(
+    "cell, dimension",
+    [
+        ("A1048576", "declared"),
+        ("XFD1048576", "declared"),  # the declared size is checked first
+        ("A1048576", None),
+        ("XFD1", "A1:B2"),  # no or a lying declaration: the actual size
+    ],
+)
 def test_workbook_declaring_a_far_cell_is_rejected_quickly(tmp_path, root, cell, dimension):
     path = sf.far_cell_xlsx(tmp_path / "far.xlsx", cell, dimension)
     assert path.stat().st_size < 9_000
     before = sf.sha256(path)
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=60,
-                          cwd=root, env={**os.environ, "ANALYSIS_ROOT": str(root)})
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "ANALYSIS_ROOT": str(root)},
+    )
     status, seconds, peak_mb = proc.stdout.split()
     assert status == "REJECTED", proc.stdout + proc.stderr
     # memory is bounded here; the time (well under 5 s) is measured by benchmarks/pathological.py,
@@ -299,7 +321,7 @@ def test_a_million_rows_are_rejected_quickly(tmp_path, book, master):
 def test_many_bad_rows_give_a_bounded_summary(tmp_path, book, master, ref):
     grid = sf.build_grid(ref, book, sf.Layout(title=[], header_rows=1))
     bad = list(grid.rows[1])
-    for k in range(3000):
+    for _k in range(3000):
         row = list(bad)
         row[grid.col("code")] = "12345678"  # 8 digits: an invalid code
         grid.rows.append(row)
@@ -338,10 +360,13 @@ def test_a_device_is_not_read(tmp_path, book, master):
 
 # --- 5. messages that say what the file is and what to do ---------------------------------------
 
+
 def test_html_saved_as_xls_is_called_html(tmp_path, book, master):
     path = tmp_path / "survey.xls"
-    path.write_bytes("\ufeff<html><head><meta charset='utf-8'></head><body><table><tr><td>市町村コード</td></tr>"
-                     "</table></body></html>".encode("utf-8"))
+    path.write_bytes(
+        "\ufeff<html><head><meta charset='utf-8'></head><body><table><tr><td>市町村コード</td></tr>"
+        "</table></body></html>".encode("utf-8")
+    )
     err = unusable(path, book, master, r"HTML（Web ページ）.*\.xlsx.*an HTML page")
     assert "旧形式" not in err.ja
 
@@ -353,7 +378,9 @@ def test_decode_error_nul_and_binary_give_the_line(tmp_path, book, master, ref):
     bad[6] += b"\xff\xfe\xfd"
     path = tmp_path / "bad.csv"
     path.write_bytes(b"\r\n".join(bad))
-    unusable(path, book, master, r"UTF-8 としては7行目、Shift_JIS \(CP932\) としては1行目.*UTF-8: invalid bytes on line 7")
+    unusable(
+        path, book, master, r"UTF-8 としては7行目、Shift_JIS \(CP932\) としては1行目.*UTF-8: invalid bytes on line 7"
+    )
     nul = lines[:]
     nul[-3] += b"\x00"
     path.write_bytes(b"\r\n".join(nul))

@@ -13,6 +13,7 @@ good run of every report. Then, each on that copy:
 Every time: exit status 1 (or the signal's), the summary table, one line of Japanese and English
 per failed report, and the earlier reports byte-for-byte intact.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,18 +30,21 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from conftest import make_project_copy, run_cli
 
 from analysis import processes, runner
 from analysis.site import build_index
-from conftest import make_project_copy, run_cli
 
 DATASET = "mini"
 STALE = "最新の実行で失敗：前回（"
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _failure_lines(stdout: str) -> dict[str, str]:
@@ -48,7 +52,7 @@ def _failure_lines(stdout: str) -> dict[str, str]:
     out = {}
     for line in stdout.splitlines():
         if line.startswith("失敗 / failed: "):
-            label = line[len("失敗 / failed: "):].split(":", 1)[0]
+            label = line[len("失敗 / failed: ") :].split(":", 1)[0]
             out[label.split()[-1]] = line
     return out
 
@@ -111,8 +115,9 @@ def test_identifier_dataset_names_are_accepted(name):
     assert runner.validate_dataset_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["../x", "a/b", "/tmp/x", "", ".hidden", "-x", "_x", "A" * 65, "x\n", "サンプル",
-                                  "a b", "..", None])
+@pytest.mark.parametrize(
+    "name", ["../x", "a/b", "/tmp/x", "", ".hidden", "-x", "_x", "A" * 65, "x\n", "サンプル", "a b", "..", None]
+)
 def test_other_dataset_names_are_refused(name):
     with pytest.raises(runner.RunError) as info:
         runner.validate_dataset_name(name)
@@ -121,8 +126,11 @@ def test_other_dataset_names_are_refused(name):
 
 def test_every_command_refuses_a_path_as_dataset_name(project):
     survey = project / "data" / "raw" / DATASET / "survey_FY2025.xlsx"
-    for args in (["run", "--dataset", "../x", "--no-progress"], ["site", "--dataset", "../x"],
-                 ["validate", str(survey), "--dataset", "../x", "--tidy-out", str(project / "t.csv")]):
+    for args in (
+        ["run", "--dataset", "../x", "--no-progress"],
+        ["site", "--dataset", "../x"],
+        ["validate", str(survey), "--dataset", "../x", "--tidy-out", str(project / "t.csv")],
+    ):
         proc = run_cli(project, *args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "データセット名『../x』は使えません" in proc.stderr and "invalid dataset name '../x'" in proc.stderr
@@ -147,16 +155,32 @@ def _inject(notebook: Path, source: str) -> bytes:
 def test_killed_kernel_and_memory_limit_fail_their_year_only(project, base):
     before = {y: _digest(base / y) for y in ("FY2024", "FY2025")}
     notebook = project / "notebooks" / "fiscal_year_report.ipynb"
-    original = _inject(notebook, (
-        "import os\n"
-        "if fiscal_year == 2024:\n"
-        "    os.kill(os.getpid(), 9)\n"
-        "if fiscal_year == 2025:\n"
-        "    import numpy\n"
-        "    _ballast = numpy.zeros(6 * 1024 ** 3, dtype=numpy.uint8)  # lazily mapped: no RAM without the limit\n"))
+    original = _inject(
+        notebook,
+        (
+            "import os\n"
+            "if fiscal_year == 2024:\n"
+            "    os.kill(os.getpid(), 9)\n"
+            "if fiscal_year == 2025:\n"
+            "    import numpy\n"
+            "    _ballast = numpy.zeros(6 * 1024 ** 3, dtype=numpy.uint8)  # lazily mapped: no RAM without the limit\n"
+        ),
+    )
     try:
-        proc = run_cli(project, "run", "--dataset", DATASET, "--years", "2024-2025", "--force", "--jobs", "2",
-                       "--memory-limit-mb", "4096", "--no-progress")
+        proc = run_cli(
+            project,
+            "run",
+            "--dataset",
+            DATASET,
+            "--years",
+            "2024-2025",
+            "--force",
+            "--jobs",
+            "2",
+            "--memory-limit-mb",
+            "4096",
+            "--no-progress",
+        )
     finally:
         notebook.write_bytes(original)
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -165,8 +189,14 @@ def test_killed_kernel_and_memory_limit_fail_their_year_only(project, base):
     assert st["trends 全年度"] == st["data_quality FY2024"] == st["data_quality FY2025"] == "成功"
     lines = _failure_lines(proc.stdout)
     assert set(lines) == {"FY2024", "FY2025"}
-    assert "カーネルが強制終了されました（SIGKILL）" in lines["FY2024"] and "kernel was killed (SIGKILL)" in lines["FY2024"]
-    assert "メモリ上限（4,096 MB）を超えました" in lines["FY2025"] and "memory limit (4,096 MB) exceeded" in lines["FY2025"]
+    assert (
+        "カーネルが強制終了されました（SIGKILL）" in lines["FY2024"]
+        and "kernel was killed (SIGKILL)" in lines["FY2024"]
+    )
+    assert (
+        "メモリ上限（4,096 MB）を超えました" in lines["FY2025"]
+        and "memory limit (4,096 MB) exceeded" in lines["FY2025"]
+    )
     for y in ("FY2024", "FY2025"):
         assert _digest(base / y) == before[y], f"{y} changed"
         record = json.loads((base / ".failed" / f"{y}.json").read_text(encoding="utf-8"))
@@ -199,8 +229,9 @@ def test_full_disk_fails_clearly_and_keeps_the_old_report(project, base, tmp_pat
     before = _digest(base / "FY2025")
     _tmpfs_copy_of(base, tmp_path, free_kib=8)
     try:
-        proc = run_cli(project, "run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "2",
-                       "--no-progress")
+        proc = run_cli(
+            project, "run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "2", "--no-progress"
+        )
         after = _digest(base / "FY2025")
         index = (base / "index.html").read_text(encoding="utf-8")
     finally:
@@ -221,8 +252,9 @@ def test_read_only_output_fails_clearly_and_keeps_the_old_report(project, base, 
     _mount("--bind", str(base), str(base))
     try:
         _mount("-o", "remount,bind,ro", str(base))
-        proc = run_cli(project, "run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "2",
-                       "--no-progress")
+        proc = run_cli(
+            project, "run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "2", "--no-progress"
+        )
     finally:
         _umount(base)
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -303,9 +335,27 @@ def test_stopping_the_main_process_stops_workers_and_kernels(project, base, sig)
         pytest.skip("needs /proc")
     before = _digest(base / "FY2025")
     env = {**os.environ, "ANALYSIS_ROOT": str(project)}
-    main = subprocess.Popen([sys.executable, "-m", "analysis", "run", "--dataset", DATASET, "--years", "2025",
-                             "--force", "--jobs", "2", "--no-progress"],
-                            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    main = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "run",
+            "--dataset",
+            DATASET,
+            "--years",
+            "2025",
+            "--force",
+            "--jobs",
+            "2",
+            "--no-progress",
+        ],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         tree = _wait_for_kernels(main.pid, 2)
         # meanwhile a second run of the same dataset is refused, with a clear message
@@ -330,9 +380,8 @@ def test_stopping_the_main_process_stops_workers_and_kernels(project, base, sig)
 def test_lock_refuses_or_waits_in_process(tmp_path):
     base = tmp_path / "reports" / "x"
     with runner.run_lock(base):
-        with pytest.raises(runner.RunLocked) as info:
-            with runner.run_lock(base):
-                pass
+        with pytest.raises(runner.RunLocked) as info, runner.run_lock(base):
+            pass
         assert str(os.getpid()) in info.value.ja
     held = threading.Event()
 
@@ -375,8 +424,9 @@ def test_stale_staging_and_an_interrupted_swap_are_repaired(project, base):
 def _write_report(d: Path, year: int | None, finished: str) -> None:
     d.mkdir(parents=True)
     (d / "report.html").write_text("<!DOCTYPE html><title>r</title>", encoding="utf-8")
-    (d / "manifest.json").write_text(json.dumps({"dataset": "s", "fiscal_year": year, "status": "ok",
-                                                 "finished": finished}), encoding="utf-8")
+    (d / "manifest.json").write_text(
+        json.dumps({"dataset": "s", "fiscal_year": year, "status": "ok", "finished": finished}), encoding="utf-8"
+    )
 
 
 def test_index_marks_reports_whose_latest_run_failed(tmp_path):
@@ -386,8 +436,12 @@ def test_index_marks_reports_whose_latest_run_failed(tmp_path):
     _write_report(reports / "quality" / "FY2025", 2025, "2026-11-28T01:00:00+00:00")
     failed = reports / ".failed"
     failed.mkdir()
-    for name, reason in (("FY2025", "読み取り専用 <b>x</b>"), ("trends", "傾向の失敗"), ("quality_FY2025", "品質の失敗"),
-                         ("FY2024", "未作成の年度の失敗")):
+    for name, reason in (
+        ("FY2025", "読み取り専用 <b>x</b>"),
+        ("trends", "傾向の失敗"),
+        ("quality_FY2025", "品質の失敗"),
+        ("FY2024", "未作成の年度の失敗"),
+    ):
         (failed / f"{name}.json").write_text(json.dumps({"reason_ja": reason, "reason_en": "why"}), encoding="utf-8")
     html = build_index(reports, {"name": "s", "fiscal_years": [2024, 2025]}).read_text(encoding="utf-8")
     assert "最新の実行で失敗：前回（2026年11月28日 10:30）のレポートを表示しています" in html  # JST
@@ -399,8 +453,11 @@ def test_index_marks_reports_whose_latest_run_failed(tmp_path):
 
 
 def test_reports_link_back_to_the_index(project, base):
-    for page, href in (("FY2025/report.html", "../index.html"), ("trends/report.html", "../index.html"),
-                       ("quality/FY2025/report.html", "../../index.html")):
+    for page, href in (
+        ("FY2025/report.html", "../index.html"),
+        ("trends/report.html", "../index.html"),
+        ("quality/FY2025/report.html", "../../index.html"),
+    ):
         html = (base / page).read_text(encoding="utf-8")
         assert f'<a href="{href}">レポート一覧に戻る</a>' in html, page
         assert (base / page).parent.joinpath(href).resolve() == (base / "index.html").resolve()

@@ -62,15 +62,10 @@ def _build_notebook(tmp: Path) -> nbformat.NotebookNode:
                 "| 市町 | 値 |\n|---|---|\n| A町 | 1 |\n"
             ),
             new_code_cell(
-                "%matplotlib inline\n"
-                "import matplotlib.pyplot as plt\n"
-                "import pandas as pd\n"
-                f"{CODE_MARKER} = 1"
+                f"%matplotlib inline\nimport matplotlib.pyplot as plt\nimport pandas as pd\n{CODE_MARKER} = 1"
             ),
             new_code_cell(
-                "fig, ax = plt.subplots(figsize=(2, 1.5), dpi=50)\n"
-                "ax.plot([1, 2, 3], [3, 1, 2])\n"
-                "plt.show()"
+                "fig, ax = plt.subplots(figsize=(2, 1.5), dpi=50)\nax.plot([1, 2, 3], [3, 1, 2])\nplt.show()"
             ),
             new_code_cell(
                 "pd.DataFrame({'name': ["
@@ -99,7 +94,7 @@ def executed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(executed):
-    tmp, path, nb = executed
+    tmp, path, _nb = executed
     out = notebook_to_html(path, tmp / "out" / "report.html", title=TITLE, banner_ja=FICTIONAL_DATA_BANNER_JA)
     return out, out.read_text(encoding="utf-8")
 
@@ -323,14 +318,14 @@ def test_argument_validation(tmp_path):
 @pytest.mark.parametrize(
     "snippet",
     [
-        '<script>alert(1)</script>',
+        "<script>alert(1)</script>",
         '<link rel="stylesheet" href="https://fonts.googleapis.com/css">',
         '<img src="http://example.com/a.png">',
         '<img src="//example.com/a.png">',
         '<img src="figures/a.png">',
         '<style>@import url("x.css");</style>',
-        '<style>body{background:url(https://e.com/b.png)}</style>',
-        '<div style="background:url(\'http://e.com/x\')"></div>',
+        "<style>body{background:url(https://e.com/b.png)}</style>",
+        "<div style=\"background:url('http://e.com/x')\"></div>",
         '<p onclick="x()">a</p>',
         '<a href="javascript:alert(1)">a</a>',
         '<iframe src="https://e.com"></iframe>',
@@ -367,7 +362,7 @@ def test_wrap_tables():
 
 def test_write_text_atomic(tmp_path):
     p = write_text_atomic(tmp_path / "d" / "f.txt", "あ\n")
-    assert p.read_bytes() == "あ\n".encode("utf-8")
+    assert p.read_bytes() == "あ\n".encode()
     assert [x.name for x in p.parent.iterdir()] == ["f.txt"]
 
 
@@ -385,7 +380,7 @@ def test_pandas_escapes_cell_content_by_default():
 
 def test_wrap_tables_marks_wide_tables_and_names_each_region():
     head = "".join(f"<th>列{i}</th>" for i in range(WIDE_TABLE_COLUMNS))
-    wide = f'<table><caption>支援施策と全項目実施の関連 &amp; 注記</caption><thead><tr>{head}</tr></thead></table>'
+    wide = f"<table><caption>支援施策と全項目実施の関連 &amp; 注記</caption><thead><tr>{head}</tr></thead></table>"
     narrow = '<table><caption>実施状況</caption><tr><th colspan="2">区分</th><th>市町数</th></tr></table>'
     out = wrap_tables(wide + narrow)
     divs = re.findall(r"<div [^>]*>", out)
@@ -399,11 +394,17 @@ def test_wrap_tables_marks_wide_tables_and_names_each_region():
 
 def test_navigation_links_and_print_css(executed, tmp_path):
     _, path, _ = executed
-    html = notebook_to_html(path, tmp_path / "nav.html", title='令和7年度 "報告"</style>', banner_ja="架空データ",
-                            index_href="../index.html", nav_links=[("summary.html", "1枚の要約")]).read_text("utf-8")
+    html = notebook_to_html(
+        path,
+        tmp_path / "nav.html",
+        title='令和7年度 "報告"</style>',
+        banner_ja="架空データ",
+        index_href="../index.html",
+        nav_links=[("summary.html", "1枚の要約")],
+    ).read_text("utf-8")
     nav = re.search(r'<nav [^>]*class="report-nav"[^>]*>(.*?)</nav>', html, re.S).group(1)
     assert 'href="../index.html"' in nav and '<a href="summary.html">1枚の要約</a>' in nav
-    style = html[html.index("<style"):html.index("</head>")]
+    style = html[html.index("<style") : html.index("</head>")]
     assert "@page wide" in style and "size: A4 landscape" in style and "page: wide" in style
     assert "counter(pages)" in style and "@top-right" in style  # page numbers, 架空データ on every page
     assert "</style>\n</head>" in html and '"報告"</style>' not in html  # the title cannot end the <style>

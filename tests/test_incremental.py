@@ -1,10 +1,11 @@
 """Incremental runs: exactly the reports whose inputs, parameters, codebook or code changed re-run."""
+
 import shutil
 
+from conftest import make_project_copy, run_cli
 from openpyxl import load_workbook
 
 from analysis import runner
-from conftest import make_project_copy, run_cli
 
 
 def _status(stdout: str) -> dict[str, str]:
@@ -35,18 +36,33 @@ def test_each_kind_of_change_reruns_exactly_what_it_affects(tmp_path):
     wb.active.cell(row=6, column=22, value="備考を追記")
     wb.save(survey)
     st = _status(run_cli(project, *args).stdout)
-    assert st == {"FY2023": "最新", "FY2024": "成功", "FY2025": "成功", "全年度": "成功",
-                  "quality/FY2023": "最新", "quality/FY2024": "成功", "quality/FY2025": "最新"}
+    assert st == {
+        "FY2023": "最新",
+        "FY2024": "成功",
+        "FY2025": "成功",
+        "全年度": "成功",
+        "quality/FY2023": "最新",
+        "quality/FY2024": "成功",
+        "quality/FY2025": "最新",
+    }
 
     # a parameter changed: the fiscal-year reports (the trends report has no such parameter)
     st = _status(run_cli(project, *args, "--exposure-lag", "1").stdout)
-    assert st == {"FY2023": "成功", "FY2024": "成功", "FY2025": "成功", "全年度": "最新",
-                  "quality/FY2023": "最新", "quality/FY2024": "最新", "quality/FY2025": "最新"}
+    assert st == {
+        "FY2023": "成功",
+        "FY2024": "成功",
+        "FY2025": "成功",
+        "全年度": "最新",
+        "quality/FY2023": "最新",
+        "quality/FY2024": "最新",
+        "quality/FY2025": "最新",
+    }
 
     # a codebook entry changed: everything
     cb = project / "data" / "codebook" / "survey.yaml"
-    cb.write_text(cb.read_text(encoding="utf-8").replace("label_en: Advisor dispatch", "label_en: Advisors"),
-                  encoding="utf-8")
+    cb.write_text(
+        cb.read_text(encoding="utf-8").replace("label_en: Advisor dispatch", "label_en: Advisors"), encoding="utf-8"
+    )
     st = _status(run_cli(project, *args, "--exposure-lag", "1").stdout)
     assert set(st.values()) == {"成功"}
 
@@ -60,8 +76,7 @@ def test_package_code_changes_are_detected(tmp_path, root):
     shutil.copytree(root / "src" / "analysis", pkg, ignore=shutil.ignore_patterns("__pycache__"))
     before = runner.code_hash(pkg)
     assert before == runner.code_hash(root / "src" / "analysis")
-    (pkg / "tables.py").write_text((pkg / "tables.py").read_text(encoding="utf-8") + "\n# changed\n",
-                                   encoding="utf-8")
+    (pkg / "tables.py").write_text((pkg / "tables.py").read_text(encoding="utf-8") + "\n# changed\n", encoding="utf-8")
     assert runner.code_hash(pkg) != before
     css = next(pkg.rglob("*.css"))
     shutil.copy2(root / "src" / "analysis" / "tables.py", pkg / "tables.py")

@@ -5,6 +5,7 @@ missing answers, all-yes / all-no measures, years with 0 and 1 fully implementin
 on the published files of a real run (CSV, XLSX, summary.json, index.html), and once against an
 independent count from the raw sample workbook that does not use the project's reader.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
+from reader_invariants import FULL_LABEL, JUSOU_LABEL, check_fiscal_year, check_trends, random_panel
 
 from analysis import report, tables
 from analysis.datasets import Dataset
 from analysis.panel import build_panel
-from reader_invariants import FULL_LABEL, JUSOU_LABEL, check_fiscal_year, check_trends, random_panel
-
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,11 @@ def test_sample_reports_agree_with_the_tidy_data(sample, sample_panel, book, lag
 
 
 def _fake_dataset(tmp_path, years) -> Dataset:
-    return Dataset(name="random", root=tmp_path, meta={"synthetic": True, "municipalities": "m.csv",
-                                                         "surveys": {y: f"s{y}.xlsx" for y in years}})
+    return Dataset(
+        name="random",
+        root=tmp_path,
+        meta={"synthetic": True, "municipalities": "m.csv", "surveys": {y: f"s{y}.xlsx" for y in years}},
+    )
 
 
 def _cases():
@@ -56,11 +59,18 @@ def _cases():
         n = int(np.exp(rng.uniform(np.log(10), np.log(61)))) if k >= 8 else [10, 12, 17, 25, 35, 41, 90, 200][k]
         n_years = int(rng.integers(1, 6)) if k >= 8 else 5
         kind = k % 6
-        cases.append(dict(seed=1000 + k, n=n, n_years=n_years,
-                          missing=0.08 if kind in (1, 4) else 0.0,
-                          constant_measure={2: True, 3: False}.get(kind),
-                          full_counts=({2021 + n_years - 1: 0} if kind == 4 else
-                                       ({2021: 1, 2021 + n_years - 1: 1} if kind == 5 else None))))
+        cases.append(
+            dict(
+                seed=1000 + k,
+                n=n,
+                n_years=n_years,
+                missing=0.08 if kind in (1, 4) else 0.0,
+                constant_measure={2: True, 3: False}.get(kind),
+                full_counts=(
+                    {2021 + n_years - 1: 0} if kind == 4 else ({2021: 1, 2021 + n_years - 1: 1} if kind == 5 else None)
+                ),
+            )
+        )
     return cases
 
 
@@ -68,8 +78,15 @@ def _cases():
 @pytest.mark.parametrize("case", _cases(), ids=lambda c: f"n{c['n']}y{c['n_years']}s{c['seed']}")
 def test_random_datasets_agree(case, book, tmp_path):
     rng = np.random.default_rng(case["seed"])
-    panel = random_panel(rng, book, case["n"], case["n_years"], missing=case["missing"],
-                         constant_measure=case["constant_measure"], full_counts=case["full_counts"])
+    panel = random_panel(
+        rng,
+        book,
+        case["n"],
+        case["n_years"],
+        missing=case["missing"],
+        constant_measure=case["constant_measure"],
+        full_counts=case["full_counts"],
+    )
     years = sorted(int(y) for y in panel["fiscal_year"].unique())
     ds = _fake_dataset(tmp_path, years)
     # one report per dataset: the last year (or, every third case, the first), alternating timings
@@ -88,10 +105,13 @@ def test_random_datasets_agree(case, book, tmp_path):
 
 def test_the_checks_catch_the_all_cross_bug(sample, sample_panel, book, monkeypatch):
     """Control: with the old `x is True` test the per-municipality column is × everywhere."""
+
     def buggy(year, book):
         out = original(year, book)
-        out["全項目実施"] = ["○" if x is True else ("—" if pd.isna(x) else "×") for x in
-                          year.sort_values("code")["full_implementation"].to_numpy()]
+        out["全項目実施"] = [
+            "○" if x is True else ("—" if pd.isna(x) else "×")
+            for x in year.sort_values("code")["full_implementation"].to_numpy()
+        ]
         return out
 
     original = tables.municipality_items_table
@@ -103,6 +123,7 @@ def test_the_checks_catch_the_all_cross_bug(sample, sample_panel, book, monkeypa
 
 
 # --- the published files of a real run ---------------------------------------------------------
+
 
 def _csv(folder, key):
     (path,) = folder.glob(f"tables/*_{key}.csv")
@@ -135,13 +156,14 @@ def test_published_files_agree_with_each_other(sample_run, sample_panel, book):
                     assert cell.data_type != "f", (fy, ws.title, cell.coordinate)
         csvs = sorted((d / "tables").glob("*.csv"))
         assert len(wb.worksheets) == len(csvs)
-        for ws, path in zip(wb.worksheets, csvs):
+        for ws, path in zip(wb.worksheets, csvs, strict=False):
             frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
-            header_row = next(i for i, row in enumerate(ws.iter_rows(values_only=True), start=1)
-                              if row and row[0] == frame.columns[0])
+            header_row = next(
+                i for i, row in enumerate(ws.iter_rows(values_only=True), start=1) if row and row[0] == frame.columns[0]
+            )
             got = list(ws.iter_rows(min_row=header_row + 1, max_row=header_row + len(frame), values_only=True))
-            for (_, want), row in zip(frame.iterrows(), got):
-                for w, g in zip(want, row):
+            for (_, want), row in zip(frame.iterrows(), got, strict=False):
+                for w, g in zip(want, row, strict=False):
                     if w == "":
                         assert g in (None, ""), (path.name, w, g)
                     elif isinstance(g, (int, float)) and not isinstance(g, bool):
@@ -156,13 +178,17 @@ def test_published_files_agree_with_each_other(sample_run, sample_panel, book):
         # the index shows the same headline counts
         assert re.search(rf"FY{fy}.*?{summary['n_jusou']}.*?{summary['n_full']}", index, re.S)
     trend = _csv(base / "trends", "trend")
-    for fy, row in zip(range(2021, 2026), trend.itertuples()):
+    for fy, row in zip(range(2021, 2026), trend.itertuples(), strict=False):
         summary = json.loads((base / f"FY{fy}" / "summary.json").read_text(encoding="utf-8"))
         assert (row.回答市町数, row.重層実施市町数, row.全項目実施市町数) == (
-            summary["n_municipalities"], summary["n_jusou"], summary["n_full"])
+            summary["n_municipalities"],
+            summary["n_jusou"],
+            summary["n_full"],
+        )
 
 
 # --- independent of the project's reader -------------------------------------------------------
+
 
 def _norm(text) -> str:
     return unicodedata.normalize("NFKC", str(text or "")).strip()
@@ -176,13 +202,17 @@ def test_raw_workbook_counts_match_the_published_report(sample_run, root, book):
         grid = [[_norm(c) for c in row] for row in ws.iter_rows(values_only=True)]
         item_headers = [_norm(book.question(i).header_ja) for i in book.main_items]
         # the header row is the one naming the 重層 question; the merged row above it is a group title
-        h = next(i for i, row in enumerate(grid) if any("重層" in c and "実施" in c for c in row)
-                 and sum(c in item_headers for c in row) == len(item_headers))
+        h = next(
+            i
+            for i, row in enumerate(grid)
+            if any("重層" in c and "実施" in c for c in row)
+            and sum(c in item_headers for c in row) == len(item_headers)
+        )
         header = grid[h]
         jcol = next(j for j, c in enumerate(header) if "重層" in c)
         icols = [header.index(t) for t in item_headers]
         n = n_jusou = n_full = 0
-        for row in grid[h + 1:]:
+        for row in grid[h + 1 :]:
             code = row[0]
             if not re.fullmatch(r"\d{5,6}", code):
                 continue

@@ -1,4 +1,5 @@
 """The survey reader on the sample format (the messy-format suite lives in test_io_formats.py)."""
+
 import hashlib
 
 import pandas as pd
@@ -69,7 +70,7 @@ def test_fiscal_year_contradicting_the_title_is_an_error(sample, book):
 
 
 def test_missing_and_wrong_files(tmp_path, sample, book):
-    with pytest.raises(SurveyError, match="ファイルがありません.*file not found"):
+    with pytest.raises(SurveyError, match=r"ファイルがありません.*file not found"):
         _read(tmp_path / "nope.xlsx", sample, book)
     bad = tmp_path / "survey.pdf"
     bad.write_bytes(b"%PDF-1.4")

@@ -4,26 +4,32 @@ All fixture files are made by `survey_fixtures` from the clean sample's FY2025 t
 directories. Every read goes through `read_checked`, which also asserts that the input file
 (and its folder) is byte-for-byte unchanged afterwards.
 """
+
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 import survey_fixtures as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from analysis import codes
 from analysis.codebook import answer_key
 from analysis.io import ISSUE_COLUMNS, SurveyError, read_survey
 from analysis.schema import check_tidy
 
 FY = 2025
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                           HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +79,15 @@ ALL_MISSING = ["―", "-", "－", None, ""]
 XLSX_LAYOUTS = {
     "sample_shape": sf.Layout(),
     "no_title_one_header_row": sf.Layout(title=[], header_rows=1),
-    "five_title_rows": sf.Layout(title=["令和7年度 包括的な支援体制に係る市町アンケート調査", "架空県 健康福祉部",
-                                        "", "回答期限：令和7年6月30日", ""]),
+    "five_title_rows": sf.Layout(
+        title=[
+            "令和7年度 包括的な支援体制に係る市町アンケート調査",
+            "架空県 健康福祉部",
+            "",
+            "回答期限：令和7年6月30日",
+            "",
+        ]
+    ),
     "two_header_rows_unmerged": sf.Layout(merge=False),
     "three_header_rows_split_jusou": sf.Layout(header_rows=3),
     "three_header_rows_unmerged": sf.Layout(header_rows=3, merge=False),
@@ -97,9 +110,13 @@ XLSX_LAYOUTS = {
     "every_answer_spelling": sf.Layout(yes=ALL_YES, no=ALL_NO, missing=ALL_MISSING),
     "excel_booleans": sf.Layout(yes=True, no=False),
     "numeric_1_0": sf.Layout(yes=1, no=0, missing="―"),
-    "status_spellings": sf.Layout(status={"implemented": ["実施", "実施済み", "実施中"],
-                                          "preparing": ["移行準備", "移行準備中", "準備中"],
-                                          "not_implemented": ["未実施", "予定なし"]}),
+    "status_spellings": sf.Layout(
+        status={
+            "implemented": ["実施", "実施済み", "実施中"],
+            "preparing": ["移行準備", "移行準備中", "準備中"],
+            "not_implemented": ["未実施", "予定なし"],
+        }
+    ),
     "blank_rows": sf.Layout(blank_every=4),
     "total_rows": sf.Layout(total_rows=["計", "合計", "県計"]),
     "extra_columns": sf.Layout(extra_columns=["担当課", "電話番号", "記入者"]),
@@ -117,9 +134,16 @@ CSV_LAYOUTS = {
     "plain_header": sf.Layout(title=[], header_rows=1, merge=False),
     "title_and_group_rows": sf.Layout(merge=False),
     "three_header_rows": sf.Layout(header_rows=3, merge=False),
-    "messy": sf.Layout(merge=False, code_style=["str5", "int6", "fullwidth", "name"], yes=["○", "有", "1", "TRUE"],
-                       no=["×", "無", "0", "FALSE"], missing=["―", "-", "－", ""], blank_every=7,
-                       total_rows=["県計"], extra_columns=["備考2"]),
+    "messy": sf.Layout(
+        merge=False,
+        code_style=["str5", "int6", "fullwidth", "name"],
+        yes=["○", "有", "1", "TRUE"],
+        no=["×", "無", "0", "FALSE"],
+        missing=["―", "-", "－", ""],
+        blank_every=7,
+        total_rows=["県計"],
+        extra_columns=["備考2"],
+    ),
 }
 
 
@@ -146,8 +170,9 @@ def test_csv_shapes_read_like_the_sample(tmp_path, book, master, ref, variant, l
 
 
 def test_skipped_and_ignored_things_are_reported(tmp_path, book, master, ref):
-    layout = sf.Layout(total_rows=["計", "合計", "県計"], extra_columns=["担当課"], cover_sheet=True,
-                       notes_below=["※ 架空データ"])
+    layout = sf.Layout(
+        total_rows=["計", "合計", "県計"], extra_columns=["担当課"], cover_sheet=True, notes_below=["※ 架空データ"]
+    )
     res = read_checked(sf.write_survey(ref, book, tmp_path / "s.xlsx", layout), book, master)
     info = res.issues[res.issues["severity"] == "info"]
     totals = info[info["reason_en"] == "total row skipped"]
@@ -197,7 +222,9 @@ def test_repeated_header_and_hint_rows(tmp_path, book, master, ref):
     """A header repeated after a page break, and a row of answer hints under the header."""
     grid = sf.build_grid(ref, book)
     header = list(grid.rows[grid.header_end])
-    hints = ["", ""] + ["（○/×）" if c not in ("code", "name", "jusou_status", "notes") else "" for c in grid.columns[2:]]
+    hints = ["", ""] + [
+        "（○/×）" if c not in ("code", "name", "jusou_status", "notes") else "" for c in grid.columns[2:]
+    ]
     grid.rows.insert(grid.header_end + 1, hints)
     grid.row_of = {c: r + 1 for c, r in grid.row_of.items()}
     middle = grid.row_of[ref["code"].iloc[20]]
@@ -237,8 +264,11 @@ def test_several_sheets(tmp_path, book, master, ref):
 
 # --- defects: each one is an issue with file, sheet, row, column, value and reasons -----------
 
+
 def _only(res, reason_en: str, severity: str = "error") -> pd.Series:
-    hits = res.issues[(res.issues["severity"] == severity) & res.issues["reason_en"].str.contains(reason_en, regex=False)]
+    hits = res.issues[
+        (res.issues["severity"] == severity) & res.issues["reason_en"].str.contains(reason_en, regex=False)
+    ]
     assert len(hits) == 1, res.issues.to_string()
     hit = hits.iloc[0]
     assert hit["reason_ja"] and hit["reason_en"] and hit["file"]
@@ -257,7 +287,12 @@ def test_unknown_code(tmp_path, book, master, ref):
     bad = sf.unknown_code(master, "99")
     grid, res = _defect(tmp_path, book, master, ref, lambda g: g.set(code, "code", bad))
     hit = _only(res, "unknown municipality code")
-    assert (hit["row"], hit["column"], hit["value"], hit["sheet"]) == (grid.excel_row(code), "市町村コード", bad, "回答一覧")
+    assert (hit["row"], hit["column"], hit["value"], hit["sheet"]) == (
+        grid.excel_row(code),
+        "市町村コード",
+        bad,
+        "回答一覧",
+    )
     assert hit["cell"] == f"A{grid.excel_row(code)}" and "マスタ" in hit["reason_ja"]
     assert not res.ok and code not in set(res.tidy["code"])
     assert _only(res, f"no answer from municipality {code}", "warning")["value"] == code
@@ -329,8 +364,9 @@ def test_fiscal_year_contradicting_the_title(tmp_path, book, master, ref):
 
 def test_unknown_name(tmp_path, book, master, ref):
     code = ref["code"].iloc[4]
-    grid, res = _defect(tmp_path, book, master, ref, lambda g: g.set(code, "name", "存在しない町"),
-                        layout=sf.Layout(code_style="none"))
+    grid, res = _defect(
+        tmp_path, book, master, ref, lambda g: g.set(code, "name", "存在しない町"), layout=sf.Layout(code_style="none")
+    )
     hit = _only(res, "name not in the master")
     assert hit["value"] == "存在しない町" and hit["row"] == grid.excel_row(code)
 
@@ -372,9 +408,10 @@ def test_names_shared_by_several_municipalities(tmp_path, book, master, ref):
 def test_duplicate_question_column(tmp_path, book, master, ref):
     def edit(g):
         j = g.col("item_hub")
-        for row in g.rows[g.header_end - 1:]:
+        for row in g.rows[g.header_end - 1 :]:
             row.append(row[j] if j < len(row) else None)
         g.columns.append("item_hub")
+
     _, res = _defect(tmp_path, book, master, ref, edit)
     assert "item_hub" in _only(res, "duplicate column")["reason_en"]
 
@@ -387,8 +424,10 @@ def test_formula_without_a_cached_result(tmp_path, book, master, ref):
 
 def test_values_in_a_column_without_header(tmp_path, book, master, ref):
     code = ref["code"].iloc[0]
+
     def edit(g):
         g.set_cell(g.row_of[code], len(g.columns) + 1, "○")
+
     _, res = _defect(tmp_path, book, master, ref, edit)
     assert _only(res, "column without a header", "warning")["value"] == "○"
 
@@ -411,13 +450,21 @@ def test_every_problem_is_reported_at_once(tmp_path, book, master, ref):
         g.duplicate(c[5])
         g.remove(c[6])
         g.drop_column("sup_advisor")
+
     layout = sf.Layout(title=["令和6年度 包括的な支援体制に係る市町アンケート調査"], total_rows=["県計"])
     for suffix in (".xlsx", ".csv"):
         grid, res = _defect(tmp_path, book, master, ref, edit, suffix=suffix, layout=layout)
         errors = res.errors
-        for reason in ("unknown municipality code", "wrong check digit", "another prefecture",
-                       "unmappable answer for item_hub", "unmappable answer for ch_manpower",
-                       "duplicate municipality", "required question column missing: sup_advisor", "FY2024"):
+        for reason in (
+            "unknown municipality code",
+            "wrong check digit",
+            "another prefecture",
+            "unmappable answer for item_hub",
+            "unmappable answer for ch_manpower",
+            "duplicate municipality",
+            "required question column missing: sup_advisor",
+            "FY2024",
+        ):
             assert errors["reason_en"].str.contains(reason, regex=False).any(), (suffix, reason)
         assert res.warnings["reason_en"].str.contains(f"no answer from municipality {c[6]}").any()
         assert (res.issues["reason_en"] == "total row skipped").any()
@@ -428,6 +475,7 @@ def test_every_problem_is_reported_at_once(tmp_path, book, master, ref):
 
 
 # --- unusable files: SurveyError with an issue carrying the reasons ---------------------------
+
 
 def _unusable(path: Path, book, master, match: str):
     with pytest.raises(SurveyError, match=match) as exc:
@@ -493,6 +541,7 @@ def test_workbook_without_a_survey_table(tmp_path, book, master):
 
 # --- schema ------------------------------------------------------------------------------------
 
+
 def test_schema_accepts_the_sample_and_names_each_failure(book, ref):
     assert check_tidy(ref, book) == []
     bad = ref.copy()
@@ -518,6 +567,7 @@ def test_schema_failures_become_issues_not_tracebacks(tmp_path, monkeypatch, boo
         frame = original(records, book_, fy)
         frame.loc[0, "jusou_status"] = "bogus"
         return frame
+
     monkeypatch.setattr(io_mod, "_tidy_frame", broken)
     res = read_checked(sample.survey_path(FY), book, master)
     hit = _only(res, "schema check: jusou_status")
@@ -525,6 +575,7 @@ def test_schema_failures_become_issues_not_tracebacks(tmp_path, monkeypatch, boo
 
 
 # --- property: a valid tidy table written in any supported shape reads back identically --------
+
 
 def _yaml_spellings(book, answers: str, value: str) -> list:
     return [s for s in book.raw["answer_maps"][answers][value] if s != ""]
@@ -542,8 +593,14 @@ def _encodable(values, encoding):
     return out
 
 
-NOTES = [None, "アドバイザー派遣を引き続き希望", "庁内連携会議を設置済み", "次年度から移行予定（準備中）",
-         "研修を増やしてほしい\n２回以上", "ＡＢＣ　全角の備考"]
+NOTES = [
+    None,
+    "アドバイザー派遣を引き続き希望",
+    "庁内連携会議を設置済み",
+    "次年度から移行予定（準備中）",
+    "研修を増やしてほしい\n２回以上",
+    "ＡＢＣ　全角の備考",
+]
 
 
 @st.composite
@@ -554,8 +611,9 @@ def survey_cases(draw, ref, book):
     k = len(tidy)
     for q in book.questions:
         if q.answers == "yes_no":
-            tidy[q.variable] = pd.array(draw(st.lists(st.sampled_from([True, False, None]), min_size=k, max_size=k)),
-                                        dtype="boolean")
+            tidy[q.variable] = pd.array(
+                draw(st.lists(st.sampled_from([True, False, None]), min_size=k, max_size=k)), dtype="boolean"
+            )
         elif q.answers == "text":
             tidy[q.variable] = pd.array(draw(st.lists(st.sampled_from(NOTES), min_size=k, max_size=k)), dtype="string")
         else:
@@ -566,14 +624,17 @@ def survey_cases(draw, ref, book):
     bools = [True, False] if fmt == "xlsx" else []
     yes = _encodable(_yaml_spellings(book, "yes_no", "true") + bools[:1], enc)
     no = _encodable(_yaml_spellings(book, "yes_no", "false") + bools[1:], enc)
-    missing = _encodable(_yaml_spellings(book, "yes_no", "missing"), enc) + [None]
-    status = {v: _encodable(_yaml_spellings(book, "jusou_status", v), enc)
-              for v in ("implemented", "preparing", "not_implemented")}
-    status_missing = _encodable(_yaml_spellings(book, "jusou_status", "missing"), enc) + [None]
+    missing = [*_encodable(_yaml_spellings(book, "yes_no", "missing"), enc), None]
+    status = {
+        v: _encodable(_yaml_spellings(book, "jusou_status", v), enc)
+        for v in ("implemented", "preparing", "not_implemented")
+    }
+    status_missing = [*_encodable(_yaml_spellings(book, "jusou_status", "missing"), enc), None]
     pick = lambda pool: draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4))  # noqa: E731
     name_style = draw(st.sampled_from(["same", "same", "prefixed", "none"]))
-    code_pool = ["str6", "str5", "int6", "fullwidth", "hyphen", "float6"] + \
-        (["name", "blank"] if name_style != "none" else [])
+    code_pool = ["str6", "str5", "int6", "fullwidth", "hyphen", "float6"] + (
+        ["name", "blank"] if name_style != "none" else []
+    )
     layout = sf.Layout(
         title=draw(st.sampled_from([None, [], ["令和7年度 集計表"], ["令和7年度 集計表", "架空県", "", ""]])),
         header_rows=draw(st.integers(1, 3)),
@@ -582,7 +643,9 @@ def survey_cases(draw, ref, book):
         header_style=draw(st.sampled_from(["ja", "ja", "alias", "numbered", "hint"])),
         code_style=pick(code_pool),
         name_style=name_style,
-        yes=pick(yes), no=pick(no), missing=pick(missing),
+        yes=pick(yes),
+        no=pick(no),
+        missing=pick(missing),
         status={v: pick(s) for v, s in status.items()},
         extra_columns=draw(st.sampled_from([(), ("担当課",), ("担当課", "電話番号")])),
         blank_every=draw(st.sampled_from([0, 0, 3, 10])),
@@ -603,15 +666,19 @@ def test_round_trip_through_every_format_and_spelling(tmp_path_factory, book, ma
     grid = sf.build_grid(tidy, book, layout)
     j = grid.col("jusou_status")
     miss = iter(data.draw(st.lists(st.sampled_from(status_missing), min_size=len(tidy), max_size=len(tidy))))
-    for code, value in zip(tidy["code"], tidy["jusou_status"]):
+    for code, value in zip(tidy["code"], tidy["jusou_status"], strict=False):
         if pd.isna(value):
             grid.rows[grid.row_of[code]][j] = next(miss)
     if fmt == "xlsx":
         path = sf.save(grid, tmp / "survey.xlsx")
     else:
-        path = sf.save(grid, tmp / "survey.csv", encoding=fmt,
-                       newline=data.draw(st.sampled_from(["\r\n", "\n"])),
-                       delimiter=data.draw(st.sampled_from([",", "\t"])))
+        path = sf.save(
+            grid,
+            tmp / "survey.csv",
+            encoding=fmt,
+            newline=data.draw(st.sampled_from(["\r\n", "\n"])),
+            delimiter=data.draw(st.sampled_from([",", "\t"])),
+        )
     res = read_checked(path, book, master)
     pd.testing.assert_frame_equal(res.tidy, tidy.sort_values("code").reset_index(drop=True))
     assert res.ok, res.errors.to_string()
@@ -619,6 +686,7 @@ def test_round_trip_through_every_format_and_spelling(tmp_path_factory, book, ma
 
 
 # --- fuzzing: only SurveyError ever escapes, and bad cells become issues -----------------------
+
 
 @SETTINGS
 @given(data=st.binary(max_size=4096), suffix=st.sampled_from([".xlsx", ".csv", ".xlsm", ".txt", ".tsv", ".xls", ""]))
@@ -644,10 +712,8 @@ def test_damaged_xlsx_bytes_raise_only_survey_error(tmp_path_factory, sample, bo
         raw = raw[: data.draw(st.integers(0, len(raw)))]
     path = tmp_path_factory.mktemp("fz") / "damaged.xlsx"
     path.write_bytes(bytes(raw))
-    try:
+    with contextlib.suppress(SurveyError):
         read_checked(path, book, master)
-    except SurveyError:
-        pass
 
 
 @SETTINGS
@@ -655,18 +721,21 @@ def test_damaged_xlsx_bytes_raise_only_survey_error(tmp_path_factory, sample, bo
 def test_random_csv_text_raises_only_survey_error(tmp_path_factory, book, master, text):
     path = tmp_path_factory.mktemp("fz") / "random.csv"
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
-    try:
+    with contextlib.suppress(SurveyError):
         read_checked(path, book, master)
-    except SurveyError:
-        pass
 
 
 _PRINTABLE = st.characters(blacklist_categories=("Cs", "Cc"))
 CELL_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**7, 10**7), st.floats(allow_nan=False, allow_infinity=False),
-    st.text(_PRINTABLE, max_size=12), st.sampled_from(["○", "×", "―", "県計", "992011", "青葉市", "TRUE", "1.5"]),
-    st.datetimes(min_value=pd.Timestamp("1950-01-01").to_pydatetime(),
-                 max_value=pd.Timestamp("2050-01-01").to_pydatetime()),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**7), 10**7),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(_PRINTABLE, max_size=12),
+    st.sampled_from(["○", "×", "―", "県計", "992011", "青葉市", "TRUE", "1.5"]),
+    st.datetimes(
+        min_value=pd.Timestamp("1950-01-01").to_pydatetime(), max_value=pd.Timestamp("2050-01-01").to_pydatetime()
+    ),
 )
 
 
@@ -712,7 +781,9 @@ def test_random_cell_values_become_issues(tmp_path_factory, book, master, ref, d
 
 
 @SETTINGS
-@given(data=st.data(), layout=st.sampled_from([sf.Layout(), sf.Layout(header_rows=3), sf.Layout(header_rows=1, title=[])]))
+@given(
+    data=st.data(), layout=st.sampled_from([sf.Layout(), sf.Layout(header_rows=3), sf.Layout(header_rows=1, title=[])])
+)
 def test_random_cells_anywhere_raise_only_survey_error(tmp_path_factory, book, master, ref, data, layout):
     """Title, header and data cells alike: the reader returns issues or raises SurveyError."""
     grid = sf.build_grid(ref, book, layout)

@@ -1,4 +1,5 @@
 """`python -m analysis master` and the code master check against the official workbooks."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,15 @@ from analysis.paths import data_dir
 EXTERNAL = data_dir() / "external"
 R3 = EXTERNAL / "soumu_shuyo_zaisei_shihyo" / "R3.xlsx"
 # The 7 names that differ between the code master and the financial workbooks: ヶ vs ケ only.
-KE_NAMES = {"023213": "鰺ヶ沢町", "024112": "六ヶ所村", "043028": "七ヶ宿町", "044041": "七ヶ浜町",
-            "112411": "鶴ヶ島市", "202100": "駒ヶ根市", "454435": "五ヶ瀬町"}
+KE_NAMES = {
+    "023213": "鰺ヶ沢町",
+    "024112": "六ヶ所村",
+    "043028": "七ヶ宿町",
+    "044041": "七ヶ浜町",
+    "112411": "鶴ヶ島市",
+    "202100": "駒ヶ根市",
+    "454435": "五ヶ瀬町",
+}
 
 
 def _code_master() -> pd.DataFrame:
@@ -37,6 +45,7 @@ def _raw_r3_rows() -> list[tuple]:
 
 # --- item 6: the code master against the FY2021 workbook -----------------------------------------
 
+
 def test_code_master_has_exactly_the_1741_codes_of_the_fy2021_workbook():
     m = _code_master()
     book = official.read_financial_indicators(R3).frame
@@ -48,7 +57,7 @@ def test_code_master_has_exactly_the_1741_codes_of_the_fy2021_workbook():
     assert (merged["prefecture_x"] == merged["prefecture_y"]).all()
     # names agree except 7 spelled with ヶ in the code master and ケ in the workbook
     differ = merged[merged["municipality"] != merged["name"]]
-    assert dict(zip(differ["lg_code"], differ["municipality"])) == KE_NAMES
+    assert dict(zip(differ["lg_code"], differ["municipality"], strict=False)) == KE_NAMES
     assert (differ["municipality"].str.replace("ヶ", "ケ") == differ["name"]).all()
 
 
@@ -67,6 +76,7 @@ def test_data_register_states_the_code_master_vintage_and_how_to_update_it():
 
 # --- building the master ----------------------------------------------------------------------
 
+
 def test_shizuoka_has_its_35_municipalities_with_their_published_fiscal_strength():
     m = master_mod.build_master("22")
     assert (m.prefecture_code, m.prefecture) == ("22", "静岡県")
@@ -74,7 +84,7 @@ def test_shizuoka_has_its_35_municipalities_with_their_published_fiscal_strength
     assert list(f.columns) == master_mod.MASTER_COLUMNS and len(f) == 35
     expected = {r[0]: (r[2], float(r[3])) for r in _raw_r3_rows() if r[0].startswith("22")}
     assert len(expected) == 35
-    assert {c: (n, v) for c, n, v in zip(f["code"], f["name"], f["fiscal_strength"])} == expected
+    assert {c: (n, v) for c, n, v in zip(f["code"], f["name"], f["fiscal_strength"], strict=False)} == expected
     # checked by hand in R3.xlsx: row 952 静岡市 0.87, row 960 富士市 1, row 985 川根本町 0.34
     by = f.set_index("code")["fiscal_strength"]
     assert (by["221007"], by["222101"], by["224294"]) == (0.87, 1.0, 0.34)
@@ -127,6 +137,7 @@ def _project(tmp_path: Path) -> Path:
 
 # --- the command --------------------------------------------------------------------------------
 
+
 def test_cli_writes_a_validated_workbook_with_instructions(tmp_path, capsys):
     out = tmp_path / "municipalities.xlsx"
     assert main(["master", "--prefecture", "22", "--out", str(out)]) == 0
@@ -149,10 +160,19 @@ def test_cli_writes_a_validated_workbook_with_instructions(tmp_path, capsys):
     assert all(dv.showErrorMessage and dv.error for dv in rules.values())
 
     guide = "\n".join(str(v) for row in wb["記入方法"].iter_rows(values_only=True) for v in row if v)
-    for source in ("住民基本台帳に基づく人口", "国勢調査", "過疎地域の公示", "全市町村の主要財政指標",
-                   "令和3年度（FY2021）決算", "全国地方公共団体コード", "2020年10月"):
+    for source in (
+        "住民基本台帳に基づく人口",
+        "国勢調査",
+        "過疎地域の公示",
+        "全市町村の主要財政指標",
+        "令和3年度（FY2021）決算",
+        "全国地方公共団体コード",
+        "2020年10月",
+    ):
         assert source in guide, source
-    by_column = {row[0]: row for row in wb["記入方法"].iter_rows(values_only=True) if row[0] in master_mod.MASTER_COLUMNS}
+    by_column = {
+        row[0]: row for row in wb["記入方法"].iter_rows(values_only=True) if row[0] in master_mod.MASTER_COLUMNS
+    }
     assert set(by_column) == set(master_mod.MASTER_COLUMNS)
     assert "住民基本台帳" in by_column["population"][3] and "過疎" in by_column["kaso"][3]
 
@@ -161,7 +181,9 @@ def test_cli_writes_utf8_bom_csv_the_master_reader_accepts(tmp_path, capsys):
     out = tmp_path / "municipalities.csv"
     assert main(["master", "--prefecture", "静岡県", "--out", str(out)]) == 0
     raw = out.read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf") and raw.decode("utf-8-sig").splitlines()[0] == ",".join(master_mod.MASTER_COLUMNS)
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.decode("utf-8-sig").splitlines()[0] == ",".join(
+        master_mod.MASTER_COLUMNS
+    )
     back = read_master(out)
     assert len(back) == 35 and back.loc[back["code"] == "221007", "fiscal_strength"].item() == 0.87
     assert "住民基本台帳" in capsys.readouterr().out  # the sources are printed, as a CSV cannot hold them
@@ -186,17 +208,21 @@ def test_existing_file_is_kept_without_replace(tmp_path, capsys):
 def test_refuses_other_datasets_raw_folders_and_external_data(tmp_path, monkeypatch, capsys):
     root = _project(tmp_path)
     raw = root / "data" / "raw"
-    for name, meta in {"sample": {"prefecture_code": "99", "synthetic": True},
-                       "aichi": {"prefecture_code": "23"},
-                       "shizuoka": {"prefecture_code": "22"}}.items():
+    for name, meta in {
+        "sample": {"prefecture_code": "99", "synthetic": True},
+        "aichi": {"prefecture_code": "23"},
+        "shizuoka": {"prefecture_code": "22"},
+    }.items():
         (raw / name).mkdir()
         (raw / name / "dataset.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
     monkeypatch.setenv("ANALYSIS_ROOT", str(root))
-    refused = {raw / "sample" / "municipalities.xlsx": "別のデータセット",
-               raw / "aichi" / "municipalities.xlsx": "別のデータセット",
-               raw / "municipalities.xlsx": "直下",
-               root / "data" / "external" / "m.xlsx": "data/external",
-               tmp_path / "m.txt": ".xlsx か .csv"}
+    refused = {
+        raw / "sample" / "municipalities.xlsx": "別のデータセット",
+        raw / "aichi" / "municipalities.xlsx": "別のデータセット",
+        raw / "municipalities.xlsx": "直下",
+        root / "data" / "external" / "m.xlsx": "data/external",
+        tmp_path / "m.txt": ".xlsx か .csv",
+    }
     for out, why in refused.items():
         assert main(["master", "--prefecture", "22", "--out", str(out)]) == 2, out
         assert why in capsys.readouterr().err and not out.exists()

@@ -98,8 +98,7 @@ def test_sex2_alpha_0_1_summary_matches_logistf(sex2_fit):
     se = [0.4763429, 0.4149021, 0.4344026, 0.5384872, 0.5320395, 0.4089620, 1.5052197]
     lower = [-0.6673577, -1.8277045, -0.7986318, 1.4248338, -3.0613215, -1.4743338, 1.0835108]
     upper = [0.9177303, -0.4328451, 0.6507581, 3.2325326, -1.2704704, -0.1137542, 6.8752016]
-    p = [8.020268e-01, 6.143472e-03, 8.751911e-01, 1.678877e-06,
-         1.237805e-05, 5.449701e-02, 4.951873e-03]
+    p = [8.020268e-01, 6.143472e-03, 8.751911e-01, 1.678877e-06, 1.237805e-05, 5.449701e-02, 4.951873e-03]
     np.testing.assert_allclose(sex2_fit.bse, se, rtol=RTOL)
     ci = sex2_fit.conf_int(alpha=0.1)
     np.testing.assert_allclose(ci["lower"], lower, rtol=RTOL)
@@ -116,8 +115,14 @@ def test_sex2_alpha_0_1_summary_matches_logistf(sex2_fit):
 def test_sex2_summary_frame_and_odds_ratios(sex2_fit):
     sf = sex2_fit.summary_frame()
     assert list(sf.columns) == [
-        "estimate", "std_err", "ci_lower", "ci_upper",
-        "odds_ratio", "or_lower", "or_upper", "p_value",
+        "estimate",
+        "std_err",
+        "ci_lower",
+        "ci_upper",
+        "odds_ratio",
+        "or_lower",
+        "or_upper",
+        "p_value",
     ]
     np.testing.assert_allclose(sf["odds_ratio"], np.exp(sex2_fit.params))
     orr = sex2_fit.odds_ratios(alpha=0.1)
@@ -225,8 +230,7 @@ def test_statsmodels_misses_separation_but_firth_logit_names_it():
     assert np.isfinite(fit.conf_int().loc["support", "lower"])
     msg = separation_message_ja(fit.separation)
     assert msg == (
-        "「support」ではデータが完全に分離しており、"
-        "通常の最尤推定ではオッズ比が無限大になります（Firth法で推定）。"
+        "「support」ではデータが完全に分離しており、通常の最尤推定ではオッズ比が無限大になります（Firth法で推定）。"
     )
 
 
@@ -253,8 +257,12 @@ def test_person_period_drops_rows_after_first_event():
     ).sample(frac=1, random_state=1)  # order must not matter
     pp = person_period(panel, "muni", "year", "full")
     assert pp[["muni", "year", "full"]].values.tolist() == [
-        ["a", 2020, 0], ["a", 2021, 1],
-        ["b", 2020, 0], ["b", 2021, 0], ["b", 2022, 0], ["b", 2023, 0],
+        ["a", 2020, 0],
+        ["a", 2021, 1],
+        ["b", 2020, 0],
+        ["b", 2021, 0],
+        ["b", 2022, 0],
+        ["b", 2023, 0],
         ["c", 2020, 1],
     ]
 
@@ -275,14 +283,38 @@ def test_person_period_rejects_duplicates():
 # alda package article "Chapter 11" (https://mccarthy-m-g.github.io/alda/,
 # articles/chapter-11.html). Order: grades 7-12, pt, pas.
 TABLE_11_3 = {
-    "A": ("", [-2.3979, -3.1167, -1.7198, -1.2867, -1.1632, -0.7309], [],
-          [0.2697, 0.3862, 0.2217, 0.2098, 0.2291, 0.2387], [], -325.978),
-    "B": ("+ pt", [-2.9943, -3.7001, -2.2811, -1.8226, -1.6542, -1.1791], [0.8736],
-          [0.3175, 0.4205, 0.2724, 0.2585, 0.2691, 0.2716], [0.2174], -317.331),
-    "C": ("+ pas", [-2.4646, -3.1591, -1.7297, -1.2851, -1.1360, -0.6421], [0.4428],
-          [0.2741, 0.3889, 0.2245, 0.2127, 0.2324, 0.2428], [0.1140], -318.584),
-    "D": ("+ pt + pas", [-2.8932, -3.5848, -2.1502, -1.6932, -1.5177, -1.0099], [0.6605, 0.2964],
-          [0.3206, 0.4230, 0.2775, 0.2646, 0.2757, 0.2811], [0.2367, 0.1254], -314.573),
+    "A": (
+        "",
+        [-2.3979, -3.1167, -1.7198, -1.2867, -1.1632, -0.7309],
+        [],
+        [0.2697, 0.3862, 0.2217, 0.2098, 0.2291, 0.2387],
+        [],
+        -325.978,
+    ),
+    "B": (
+        "+ pt",
+        [-2.9943, -3.7001, -2.2811, -1.8226, -1.6542, -1.1791],
+        [0.8736],
+        [0.3175, 0.4205, 0.2724, 0.2585, 0.2691, 0.2716],
+        [0.2174],
+        -317.331,
+    ),
+    "C": (
+        "+ pas",
+        [-2.4646, -3.1591, -1.7297, -1.2851, -1.1360, -0.6421],
+        [0.4428],
+        [0.2741, 0.3889, 0.2245, 0.2127, 0.2324, 0.2428],
+        [0.1140],
+        -318.584,
+    ),
+    "D": (
+        "+ pt + pas",
+        [-2.8932, -3.5848, -2.1502, -1.6932, -1.5177, -1.0099],
+        [0.6605, 0.2964],
+        [0.3206, 0.4230, 0.2775, 0.2646, 0.2757, 0.2811],
+        [0.2367, 0.1254],
+        -314.573,
+    ),
 }
 
 
@@ -297,9 +329,7 @@ def test_first_sex_person_period_size(first_sex_pp):
 def test_first_sex_table_11_3(first_sex_pp, model):
     rhs, alphas, betas, alpha_se, beta_se, loglik = TABLE_11_3[model]
     formula = f"event ~ 0 + C(grade_t) {rhs}"
-    res = discrete_time_hazard(
-        formula, first_sex_pp, "id", method="ml", n_boot=19, seed=1, period_col="grade_t"
-    )
+    res = discrete_time_hazard(formula, first_sex_pp, "id", method="ml", n_boot=19, seed=1, period_col="grade_t")
     # Table values are rounded to 4 decimals: allow half a unit in the last
     # place plus a little slack.
     np.testing.assert_allclose(res.params.to_numpy(), alphas + betas, rtol=0, atol=6e-5)
@@ -311,9 +341,7 @@ def test_first_sex_table_11_3(first_sex_pp, model):
     # 2e-4; the other SEs agree to 6e-5.
     np.testing.assert_allclose(res.bse.to_numpy(), alpha_se + beta_se, rtol=0, atol=2e-4)
     other = [i for i in range(len(res.bse)) if i != 1]
-    np.testing.assert_allclose(
-        res.bse.to_numpy()[other], np.array(alpha_se + beta_se)[other], rtol=0, atol=6e-5
-    )
+    np.testing.assert_allclose(res.bse.to_numpy()[other], np.array(alpha_se + beta_se)[other], rtol=0, atol=6e-5)
     np.testing.assert_allclose(res.loglik, loglik, rtol=0, atol=6e-4)
     # period dummies are nuisance terms: only pt/pas are tested
     assert list(res.tests.index) == [c for c in res.params.index if not c.startswith("C(")]
@@ -343,8 +371,7 @@ def simulate_panel(rng, n_clusters=30, units=20, periods=5, beta=0.0, sigma=0.7)
         state = np.maximum(state, (rng.random(cl.size) < h).astype(int))
         frames.append(
             pd.DataFrame(
-                {"unit": np.arange(cl.size), "pref": cl, "period": t,
-                 "support": support[cl], "full": state.copy()}
+                {"unit": np.arange(cl.size), "pref": cl, "period": t, "support": support[cl], "full": state.copy()}
             )
         )
     return pd.concat(frames, ignore_index=True)
@@ -372,8 +399,14 @@ def test_permutation_pvalue_roughly_uniform_under_null():
     for s in range(12):
         pp = person_period(simulate_panel(rng, n_clusters=20, units=15), "unit", "period", "full")
         res = discrete_time_hazard(
-            "full ~ support", pp, "pref", method="ml", inference="permutation",
-            n_boot=99, seed=s, period_col="period",
+            "full ~ support",
+            pp,
+            "pref",
+            method="ml",
+            inference="permutation",
+            n_boot=99,
+            seed=s,
+            period_col="period",
         )
         pvals.append(res.pvalues["support"])
     pvals = np.array(pvals)
@@ -385,9 +418,7 @@ def test_known_effect_is_recovered():
     rng = np.random.default_rng(99)
     panel = simulate_panel(rng, n_clusters=40, units=40, periods=6, beta=0.8, sigma=0.3)
     pp = person_period(panel, "unit", "period", "full")
-    res = discrete_time_hazard(
-        "full ~ support", pp, "pref", method="firth", n_boot=299, seed=3, period_col="period"
-    )
+    res = discrete_time_hazard("full ~ support", pp, "pref", method="firth", n_boot=299, seed=3, period_col="period")
     assert abs(res.params["support"] - 0.8) < 0.3
     assert res.pvalues["support"] < 0.05
     # the CR1 comparison should agree on the direction and rough size
@@ -416,8 +447,14 @@ def test_permutation_requires_cluster_level_regressor():
     pp["size"] = np.random.default_rng(2).normal(size=len(pp))  # varies within prefecture
     with pytest.raises(ValueError, match="constant within cluster"):
         discrete_time_hazard(
-            "full ~ support + size", pp, "pref", inference="permutation",
-            n_boot=9, seed=0, period_col="period", test_terms=["size"],
+            "full ~ support + size",
+            pp,
+            "pref",
+            inference="permutation",
+            n_boot=9,
+            seed=0,
+            period_col="period",
+            test_terms=["size"],
         )
 
 
@@ -434,9 +471,7 @@ def test_firth_hazard_handles_separating_support():
     assert "support" in res.separation
     assert np.isfinite(res.params["support"]) and res.params["support"] > 2
     with pytest.warns(RuntimeWarning, match="infinite"):
-        discrete_time_hazard(
-            "full ~ support", pp, "pref", method="ml", n_boot=9, seed=0, period_col="period"
-        )
+        discrete_time_hazard("full ~ support", pp, "pref", method="ml", n_boot=9, seed=0, period_col="period")
 
 
 def test_lr_pvalue_fallback_matches_firthmodels():
@@ -468,8 +503,9 @@ def test_hazard_conf_int_reproduces_logistf_on_sex2(sex2):
     # A hazard "model" with one row per cluster is an ordinary Firth logit, so its profile
     # intervals must be logistf's (same reference numbers as the sex2 tests above).
     data = sex2.assign(row=np.arange(len(sex2)))
-    res = discrete_time_hazard("case ~ age + oc + vic + vicl + vis + dia", data, "row",
-                               n_boot=9, seed=0, test_terms=SEX2_TERMS[1:])
+    res = discrete_time_hazard(
+        "case ~ age + oc + vic + vicl + vis + dia", data, "row", n_boot=9, seed=0, test_terms=SEX2_TERMS[1:]
+    )
     ci = res.conf_int(0.05)
     assert list(ci.index) == SEX2_TERMS[1:] and list(ci.columns) == ["lower", "upper"]
     lower = [-1.9737884, -0.9414363, 1.2730216, -3.2608611, -1.6080879, 0.7745682]
@@ -489,7 +525,9 @@ def test_hazard_conf_int_equals_firth_logit_on_the_same_data():
     res = discrete_time_hazard("full ~ support", pp, "pref", n_boot=19, seed=0, period_col="period")
     ref = firth_logit(res.formula, pp).conf_int(0.05).loc[["support"]]
     pd.testing.assert_frame_equal(res.conf_int(0.05), ref)
-    assert res.conf_int(0.05).loc["support", "lower"] < res.params["support"] < res.conf_int(0.05).loc["support", "upper"]
+    assert (
+        res.conf_int(0.05).loc["support", "lower"] < res.params["support"] < res.conf_int(0.05).loc["support", "upper"]
+    )
     # unknown terms are refused
     with pytest.raises(KeyError):
         res.conf_int(terms=["nonexistent"])

@@ -1,9 +1,9 @@
 """National scale: all 1,741 real municipality codes, synthetic answers; reports stay readable."""
+
 import json
 import re
 
 import pandas as pd
-
 from conftest import make_project_copy, run_cli
 
 
@@ -13,8 +13,9 @@ def test_national_synthetic_dataset_runs_and_stays_readable(tmp_path):
     assert gen.returncode == 0, gen.stderr[-2000:]
     meta = (project / "data" / "raw" / "national-synthetic" / "dataset.yaml").read_text(encoding="utf-8")
     assert "synthetic: true" in meta
-    proc = run_cli(project, "run", "--dataset", "national-synthetic", "--years", "2024-2025", "--jobs", "2",
-                   "--no-progress")
+    proc = run_cli(
+        project, "run", "--dataset", "national-synthetic", "--years", "2024-2025", "--jobs", "2", "--no-progress"
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     base = project / "reports" / "national-synthetic"
     m = json.loads((base / "FY2025" / "manifest.json").read_text(encoding="utf-8"))

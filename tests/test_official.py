@@ -3,6 +3,7 @@
 Values checked by hand against the workbooks (opened in openpyxl, cell by cell) are written here
 literally; layout variants are made by editing copies of the real R3.xlsx with openpyxl.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,6 +29,7 @@ YEARS = {"H30.xlsx": 2018, "R1.xlsx": 2019, "R2.xlsx": 2020, "R3.xlsx": 2021}
 
 # --- the bundled files ---------------------------------------------------------------------------
 
+
 def test_bundled_workbooks_are_the_published_files_unmodified():
     """data/external/.../README.md lists each file's sha256; the files must still have it."""
     readme = (FOLDER / "README.md").read_text(encoding="utf-8")
@@ -47,8 +49,13 @@ def test_each_workbook_reads_1741_municipalities_and_its_fiscal_year(name, year)
     assert len(f) == 1741 and f["code"].is_unique
     assert f["code"].str.fullmatch(r"\d{6}").all()
     assert (f["fiscal_year"] == year).all() and f["fiscal_year"].dtype == np.int64
-    for col in ("fiscal_strength", "current_balance_ratio", "real_debt_service_ratio",
-                "future_burden_ratio", "laspeyres_index"):
+    for col in (
+        "fiscal_strength",
+        "current_balance_ratio",
+        "real_debt_service_ratio",
+        "future_burden_ratio",
+        "laspeyres_index",
+    ):
         assert f[col].dtype == np.float64
     assert f["prefecture"].nunique() == 47
     # the national average row is left out and reported, with its values
@@ -99,6 +106,7 @@ def test_data_dictionary_names_every_column_in_japanese_and_english():
 
 # --- layouts that differ from this year's ---------------------------------------------------------
 
+
 def _edit(tmp_path: Path, name: str, change) -> Path:
     """A copy of R3.xlsx saved as `name` after change(ws)."""
     wb = openpyxl.load_workbook(R3)
@@ -121,7 +129,7 @@ def test_moved_columns_extra_title_rows_and_subtotals_are_read(tmp_path):
     path = _edit(tmp_path, "R3.xlsx", change)
     t = read_financial_indicators(path)
     assert t.header_row == 4 and t.fiscal_year == 2021
-    assert ("静岡県計" in [label for _, label in t.skipped])
+    assert "静岡県計" in [label for _, label in t.skipped]
     pd.testing.assert_frame_equal(t.frame, read_financial_indicators(R3).frame)
 
 
@@ -156,13 +164,16 @@ def _error(path) -> OfficialDataError:
     return err
 
 
-@pytest.mark.parametrize("cell,value,ja,en", [
-    ("D10", "abc", "数値でも「-」でもありません", "neither a number nor"),
-    ("A10", "011003", "検査数字が誤っています", "wrong check digit"),
-    ("A10", "備考", "コードでも全国平均・小計でもない", "neither a code nor"),
-    ("A10", "011002", "2回あります", "appears twice"),
-    ("C10", None, "が空です", "is empty"),
-])
+@pytest.mark.parametrize(
+    "cell,value,ja,en",
+    [
+        ("D10", "abc", "数値でも「-」でもありません", "neither a number nor"),
+        ("A10", "011003", "検査数字が誤っています", "wrong check digit"),
+        ("A10", "備考", "コードでも全国平均・小計でもない", "neither a code nor"),
+        ("A10", "011002", "2回あります", "appears twice"),
+        ("C10", None, "が空です", "is empty"),
+    ],
+)
 def test_unreadable_cells_name_file_sheet_cell_and_value(tmp_path, cell, value, ja, en):
     def change(ws):
         ws[cell] = value
@@ -202,6 +213,7 @@ def test_not_a_workbook(tmp_path):
 
 
 # --- all years and 財政力指数 for a survey year ------------------------------------------------------
+
 
 def test_long_frame_of_all_years():
     data = official.load_financial_indicators()
@@ -271,9 +283,13 @@ def test_panel_fills_fiscal_strength_the_master_leaves_empty():
 
     from analysis.panel import add_official_fiscal_strength
 
-    panel = pd.DataFrame({"code": ["221007", "221007", "222101", "992011"],
-                          "fiscal_year": [2019, 2025, 2025, 2025],
-                          "fiscal_strength": [float("nan"), float("nan"), 0.5, float("nan")]})
+    panel = pd.DataFrame(
+        {
+            "code": ["221007", "221007", "222101", "992011"],
+            "fiscal_year": [2019, 2025, 2025, 2025],
+            "fiscal_strength": [float("nan"), float("nan"), 0.5, float("nan")],
+        }
+    )
     out = add_official_fiscal_strength(panel)
     r3 = official.fiscal_strength(["221007"], 2021).frame["fiscal_strength"].iloc[0]
     r1 = official.fiscal_strength(["221007"], 2019).frame["fiscal_strength"].iloc[0]

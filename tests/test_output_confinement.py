@@ -4,6 +4,7 @@
 municipalities.csv. Each case below runs the real command (in-process, on a copy of the project
 that holds a second, real-looking dataset ``other``) and checks the file system afterwards.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -14,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import make_project_copy
 
 from analysis.cli import main
-from conftest import make_project_copy
 
 FY = 2025
 
@@ -52,19 +53,29 @@ def _hashes(folder: Path) -> dict[str, str]:
 
 
 def _validate(cli, project, *out_args):
-    return cli("validate", project / "data" / "raw" / "sample" / f"survey_FY{FY}.xlsx", "--dataset", "sample",
-               "--fiscal-year", FY, *out_args)
+    return cli(
+        "validate",
+        project / "data" / "raw" / "sample" / f"survey_FY{FY}.xlsx",
+        "--dataset",
+        "sample",
+        "--fiscal-year",
+        FY,
+        *out_args,
+    )
 
 
-@pytest.mark.parametrize("target, says", [
-    ("data/raw/other/municipalities.csv", "data/ の中"),           # another dataset's master
-    ("data/raw/sample/new.csv", "data/ の中"),                     # a new file among the inputs
-    ("data/codebook/survey.yaml", "data/ の中"),                   # the codebook
-    ("reports/other/FY2025/tidy.csv", "別のデータセット『other』"),  # another dataset's reports
-    ("reports/sample/FY2025/tables/01_status.csv", "レポートのフォルダ"),  # a report `run` manages
-    ("reports/sample/index.html", "レポートのフォルダ"),
-    ("reports", "フォルダです"),
-])
+@pytest.mark.parametrize(
+    "target, says",
+    [
+        ("data/raw/other/municipalities.csv", "data/ の中"),  # another dataset's master
+        ("data/raw/sample/new.csv", "data/ の中"),  # a new file among the inputs
+        ("data/codebook/survey.yaml", "data/ の中"),  # the codebook
+        ("reports/other/FY2025/tidy.csv", "別のデータセット『other』"),  # another dataset's reports
+        ("reports/sample/FY2025/tables/01_status.csv", "レポートのフォルダ"),  # a report `run` manages
+        ("reports/sample/index.html", "レポートのフォルダ"),
+        ("reports", "フォルダです"),
+    ],
+)
 def test_refused_out_paths_leave_everything_untouched(cli, project, target, says):
     before = {**_hashes(project / "data"), **_hashes(project / "reports")}
     for option in ("--tidy-out", "--issues-out"):
@@ -90,7 +101,7 @@ def test_the_same_file_for_both_outputs_is_refused(cli, project, tmp_path):
 @pytest.mark.parametrize("target", ["{tmp}/out/tidy.csv", "data/processed/tidy.csv", "reports/sample/tidy.csv"])
 def test_allowed_out_paths_are_written(cli, project, tmp_path, target):
     path = Path(target.format(tmp=tmp_path))
-    code, out, err = _validate(cli, project, "--tidy-out", path)
+    code, _out, err = _validate(cli, project, "--tidy-out", path)
     assert code == 0, err
     full = path if path.is_absolute() else project / path
     assert len(pd.read_csv(full, encoding="utf-8-sig")) == 35

@@ -3,6 +3,7 @@ what gets printed when, the PDF date fix, the header/footer templates and the no
 
 (The printing itself, in chromium, is checked by tests/test_print.py.)
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,44 +21,118 @@ from analysis.htmlexport import css_string, find_offline_violations, print_page_
 from analysis.summary_page import build_summary_page, key_sentences, render_summary_page
 
 # a 1×1 PNG
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 INJECT = "<script>alert(1)</script>"
 
-ASSOC_COLUMNS = ["施策の視点", "支援施策", "活用あり(市町数)", "全項目実施率・あり(%)", "活用なし(市町数)",
-                 "全項目実施率・なし(%)", "差(ポイント)", "差・下限(ポイント)", "差・上限(ポイント)", "Fisher正確検定p値",
-                 "検出できる最小の差(ポイント)", "注記"]
+ASSOC_COLUMNS = [
+    "施策の視点",
+    "支援施策",
+    "活用あり(市町数)",
+    "全項目実施率・あり(%)",
+    "活用なし(市町数)",
+    "全項目実施率・なし(%)",
+    "差(ポイント)",
+    "差・下限(ポイント)",
+    "差・上限(ポイント)",
+    "Fisher正確検定p値",
+    "検出できる最小の差(ポイント)",
+    "注記",
+]
 
 
-def _fy(base: Path, year: int, *, jusou: int, full: int, n: int = 35, assoc: list[list] | None = None,
-        progress: bool = False, lag: int = 0) -> Path:
+def _fy(
+    base: Path,
+    year: int,
+    *,
+    jusou: int,
+    full: int,
+    n: int = 35,
+    assoc: list[list] | None = None,
+    progress: bool = False,
+    lag: int = 0,
+) -> Path:
     d = base / f"FY{year}"
     (d / "tables").mkdir(parents=True)
     (d / "figures").mkdir()
-    (d / "summary.json").write_text(json.dumps({"fiscal_year": year, "n_municipalities": n, "n_jusou": jusou,
-                                                "n_full": full, "exposure_lag": lag}), encoding="utf-8")
+    (d / "summary.json").write_text(
+        json.dumps({"fiscal_year": year, "n_municipalities": n, "n_jusou": jusou, "n_full": full, "exposure_lag": lag}),
+        encoding="utf-8",
+    )
     (d / "manifest.json").write_text(json.dumps({"status": "ok", "fiscal_year": year}), encoding="utf-8")
-    (d / "report.html").write_text("<!DOCTYPE html><html lang='ja'><title>r</title><p>報告</p></html>", encoding="utf-8")
+    (d / "report.html").write_text(
+        "<!DOCTYPE html><html lang='ja'><title>r</title><p>報告</p></html>", encoding="utf-8"
+    )
     for key in ("forest", "main_items"):
         (d / "figures" / f"{key}.png").write_bytes(PNG)
     if assoc is not None:
-        pd.DataFrame(assoc, columns=ASSOC_COLUMNS).to_csv(d / "tables" / "07_association.csv", index=False,
-                                                          encoding="utf-8-sig")
+        pd.DataFrame(assoc, columns=ASSOC_COLUMNS).to_csv(
+            d / "tables" / "07_association.csv", index=False, encoding="utf-8-sig"
+        )
     if progress:
-        pd.DataFrame([["重層的支援体制整備事業の実施市町数", 2027, 20, jusou, 65.0, 3, 14.0, "概ね順調"],
-                      ["指針の主要項目を全て実施した市町数", 2027, 15, full, 46.7, 1, 10.3, "やや遅れ"]],
-                     columns=["指標", "目標年度", "目標値(市町数)", "実績(市町数)", "達成率(%)", "前年度からの増減(市町数)",
-                              "今年度の目安(市町数)", "評価"]).to_csv(d / "tables" / "02_progress.csv", index=False,
-                                                                 encoding="utf-8-sig")
+        pd.DataFrame(
+            [
+                ["重層的支援体制整備事業の実施市町数", 2027, 20, jusou, 65.0, 3, 14.0, "概ね順調"],
+                ["指針の主要項目を全て実施した市町数", 2027, 15, full, 46.7, 1, 10.3, "やや遅れ"],
+            ],
+            columns=[
+                "指標",
+                "目標年度",
+                "目標値(市町数)",
+                "実績(市町数)",
+                "達成率(%)",
+                "前年度からの増減(市町数)",
+                "今年度の目安(市町数)",
+                "評価",
+            ],
+        ).to_csv(d / "tables" / "02_progress.csv", index=False, encoding="utf-8-sig")
     return d
 
 
 ROWS = [
-    ["視点A", "アドバイザー派遣", 19, 21.052631578947366, 16, 18.75, 2.3026315789473673, -27.746161504795673,
-     30.232037839136616, 1.0, 48.0, ""],
-    ["視点B", "市町向け研究会", 14, 35.714285714285715, 21, 9.523809523809524, 26.190476190476193, -3.0, 55.6, 0.09,
-     46.0, ""],
-    ["視点C", "ワークショップ", 12, 16.666666666666668, 23, 21.73913043478261, -5.072463768115941, -31.6, 28.9, 1.0,
-     51.0, ""],
+    [
+        "視点A",
+        "アドバイザー派遣",
+        19,
+        21.052631578947366,
+        16,
+        18.75,
+        2.3026315789473673,
+        -27.746161504795673,
+        30.232037839136616,
+        1.0,
+        48.0,
+        "",
+    ],
+    [
+        "視点B",
+        "市町向け研究会",
+        14,
+        35.714285714285715,
+        21,
+        9.523809523809524,
+        26.190476190476193,
+        -3.0,
+        55.6,
+        0.09,
+        46.0,
+        "",
+    ],
+    [
+        "視点C",
+        "ワークショップ",
+        12,
+        16.666666666666668,
+        23,
+        21.73913043478261,
+        -5.072463768115941,
+        -31.6,
+        28.9,
+        1.0,
+        51.0,
+        "",
+    ],
 ]
 
 
@@ -71,14 +146,17 @@ def reports(tmp_path) -> Path:
 
 # --- the summary's content --------------------------------------------------------------------
 
+
 def test_status_sentence_says_counts_shares_and_changes(reports):
     summary = json.loads((reports / "FY2025" / "summary.json").read_text(encoding="utf-8"))
     before = json.loads((reports / "FY2024" / "summary.json").read_text(encoding="utf-8"))
     (head, status), *_ = key_sentences(reports / "FY2025", summary, before)
     assert head == "実施状況"
-    assert status == ("令和7年度は、回答した35市町のうち、13市町（37.1%）が重層的支援体制整備事業を実施済で、"
-                      "6市町（17.1%）が指針の主要項目を全て実施していました。前年度（令和6年度）と比べ、"
-                      "重層的支援体制整備事業の実施は3市町増え、全項目実施は前年度と同じでした。")
+    assert status == (
+        "令和7年度は、回答した35市町のうち、13市町（37.1%）が重層的支援体制整備事業を実施済で、"
+        "6市町（17.1%）が指針の主要項目を全て実施していました。前年度（令和6年度）と比べ、"
+        "重層的支援体制整備事業の実施は3市町増え、全項目実施は前年度と同じでした。"
+    )
 
 
 def test_status_sentence_for_a_decrease_and_for_a_first_year(reports):
@@ -93,8 +171,16 @@ def test_measure_sentence_is_the_reports_own_for_the_smallest_p(reports):
     summary = json.loads((reports / "FY2025" / "summary.json").read_text(encoding="utf-8"))
     sentences = dict(key_sentences(reports / "FY2025", summary, None))
     measure = sentences["支援施策との関連（p値が最も小さい施策）"]
-    row = {"label": "市町向け研究会", "n_exposed": 14, "n_unexposed": 21, "rate_exposed": 0.35714285714285715,
-           "rate_unexposed": 0.09523809523809523, "rd": 0.26190476190476193, "rd_lower": -0.03, "rd_upper": 0.556}
+    row = {
+        "label": "市町向け研究会",
+        "n_exposed": 14,
+        "n_unexposed": 21,
+        "rate_exposed": 0.35714285714285715,
+        "rate_unexposed": 0.09523809523809523,
+        "rd": 0.26190476190476193,
+        "rd_lower": -0.03,
+        "rd_upper": 0.556,
+    }
     assert measure == measure_sentence_ja(row, "同じ年度")
     assert "市町向け研究会" in measure and "36%" in measure and "−3〜56ポイント" in measure
     caution = sentences["読み方の注意"]
@@ -153,6 +239,7 @@ def test_no_summary_without_summary_json(tmp_path):
 
 # --- what is printed, and the note without chromium -----------------------------------------
 
+
 def test_print_jobs_are_the_stale_reports_and_summaries(reports):
     for year in (2024, 2025):
         build_summary_page(reports / f"FY{year}", label_ja="架空県", synthetic=True)
@@ -161,7 +248,11 @@ def test_print_jobs_are_the_stale_reports_and_summaries(reports):
     (failed / "manifest.json").write_text(json.dumps({"status": "error"}), encoding="utf-8")
     jobs = pdf.print_jobs(reports)
     assert sorted(j.pdf.relative_to(reports).as_posix() for j in jobs) == [
-        "FY2024/report.pdf", "FY2024/summary.pdf", "FY2025/report.pdf", "FY2025/summary.pdf"]
+        "FY2024/report.pdf",
+        "FY2024/summary.pdf",
+        "FY2025/report.pdf",
+        "FY2025/summary.pdf",
+    ]
     assert {j.png.name for j in jobs if j.png} == {"summary.png"}
     # written after the HTML: up to date; the HTML rewritten later: stale again
     for j in jobs:
@@ -198,9 +289,12 @@ def test_chromium_from_the_environment(tmp_path, monkeypatch):
 
 # --- PDF bytes and the page furniture ---------------------------------------------------------
 
+
 def test_pdf_dates_are_fixed_without_moving_any_byte():
-    data = (b"%PDF-1.4\n1 0 obj\n<</Producer (Skia/PDF m156)\n/CreationDate (D:20261130031810+00'00')\n"
-            b"/ModDate (D:20261130031811+00'00')>>\nendobj\nstartxref\n123\n%%EOF")
+    data = (
+        b"%PDF-1.4\n1 0 obj\n<</Producer (Skia/PDF m156)\n/CreationDate (D:20261130031810+00'00')\n"
+        b"/ModDate (D:20261130031811+00'00')>>\nendobj\nstartxref\n123\n%%EOF"
+    )
     fixed = pdf.fix_pdf_dates(data)
     assert len(fixed) == len(data)
     assert b"/CreationDate (D:20000101000000+00'00')" in fixed and b"/ModDate (D:20000101000000+00'00')" in fixed

@@ -1,19 +1,22 @@
 """End-to-end: the CLI on a copy of the sample (papermill runs of both notebooks, every year)."""
+
 import hashlib
 import json
 
 import pandas as pd
 import pytest
-from openpyxl import load_workbook
-
 from conftest import make_project_copy, run_cli
+from openpyxl import load_workbook
 
 YEARS = [2021, 2022, 2023, 2024, 2025]
 
 
 def _digest(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_run_succeeds_for_every_year(sample_run):
@@ -36,7 +39,7 @@ def test_fy2025_status_table_finds_13_and_7(sample_run):
     project, _ = sample_run
     d = project / "reports" / "sample" / "FY2025"
     csv = pd.read_csv(d / "tables" / "01_status.csv", encoding="utf-8-sig")
-    counts = dict(zip(csv["区分"], csv["市町数"]))
+    counts = dict(zip(csv["区分"], csv["市町数"], strict=False))
     assert counts["重層的支援体制整備事業を実施済"] == 13
     assert counts["包括的な支援体制の整備に関する指針（厚労省）の主要項目を全て実施"] == 7
     ws = load_workbook(d / "tables.xlsx")["01 実施状況"]
@@ -50,8 +53,14 @@ def test_manifest_records_provenance(sample_run):
     m = json.loads((project / "reports" / "sample" / "FY2025" / "manifest.json").read_text(encoding="utf-8"))
     assert m["status"] == "ok" and m["fiscal_year"] == 2025
     assert m["parameters"] == {"dataset": "sample", "fiscal_year": 2025, "exposure_lag": 0}
-    assert m["summary"] == {"fiscal_year": 2025, "n_municipalities": 35, "n_jusou": 13, "n_full": 7,
-                            "exposure_lag": 0, "covariates": ["log_population", "kaso"]}
+    assert m["summary"] == {
+        "fiscal_year": 2025,
+        "n_municipalities": 35,
+        "n_jusou": 13,
+        "n_full": 7,
+        "exposure_lag": 0,
+        "covariates": ["log_population", "kaso"],
+    }
     survey = project / "data" / "raw" / "sample" / "survey_FY2025.xlsx"
     assert m["inputs"]["data/raw/sample/survey_FY2025.xlsx"] == hashlib.sha256(survey.read_bytes()).hexdigest()
     assert {"python", "pandas", "papermill"} <= set(m["versions"]) and len(m["code_hash"]) == 64
@@ -73,8 +82,9 @@ def test_second_run_skips_and_forced_run_is_identical(sample_run):
     png_before = (base / "FY2025" / "figures" / "items_heatmap.png").read_bytes()
     again = run_cli(project, "run", "--dataset", "sample", "--years", "2024-2025", "--no-progress")
     assert again.returncode == 0 and again.stdout.count("最新") >= 3
-    forced = run_cli(project, "run", "--dataset", "sample", "--years", "2024-2025", "--force", "--jobs", "2",
-                     "--no-progress")
+    forced = run_cli(
+        project, "run", "--dataset", "sample", "--years", "2024-2025", "--force", "--jobs", "2", "--no-progress"
+    )
     assert forced.returncode == 0 and "最新" not in forced.stdout
     for y in (2024, 2025):
         assert _digest(base / f"FY{y}" / "tables") == before[y]
@@ -82,11 +92,14 @@ def test_second_run_skips_and_forced_run_is_identical(sample_run):
     assert (base / "FY2025" / "figures" / "items_heatmap.png").read_bytes() == png_before
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "--dataset", "nonexistent"], "データセット『nonexistent』が見つかりません"),
-    (["run", "--dataset", "sample", "--years", "2019-2020"], "データにない年度です"),
-    (["run", "--dataset", "sample", "--years", "soon"], "解釈できません"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "--dataset", "nonexistent"], "データセット『nonexistent』が見つかりません"),
+        (["run", "--dataset", "sample", "--years", "2019-2020"], "データにない年度です"),
+        (["run", "--dataset", "sample", "--years", "soon"], "解釈できません"),
+    ],
+)
 def test_bad_parameters_give_one_bilingual_message(tmp_path, args, needle):
     project = make_project_copy(tmp_path / "p")
     proc = run_cli(project, *args)

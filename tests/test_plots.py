@@ -27,10 +27,12 @@ def test_japanese_renders_without_missing_glyphs():
 def test_the_check_would_catch_a_font_without_kanji():
     # Control: the same kind of figure with a Latin-only font does warn, so the test above can fail.
     with matplotlib.rc_context({"font.family": ["DejaVu Sans"]}):
+
         def make():
             fig, ax = plt.subplots()
             ax.set_title("重層的支援体制整備事業")
             return fig
+
         assert _glyph_warnings(make)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from itertools import product
+from itertools import pairwise, product
 
 import numpy as np
 import pandas as pd
@@ -38,8 +38,9 @@ def _independent_exact_power(n1, n0, p1, p0, alpha=0.05):
 def test_pvalue_matrix_matches_scipy_fisher_exact(n1, n0):
     mat = fisher_pvalue_matrix(n1, n0)
     assert mat.shape == (n1 + 1, n0 + 1)
-    ref = np.array([[stats.fisher_exact([[a, n1 - a], [c, n0 - c]]).pvalue for c in range(n0 + 1)]
-                    for a in range(n1 + 1)])
+    ref = np.array(
+        [[stats.fisher_exact([[a, n1 - a], [c, n0 - c]]).pvalue for c in range(n0 + 1)] for a in range(n1 + 1)]
+    )
     np.testing.assert_allclose(mat, ref, rtol=0, atol=1e-12)
 
 
@@ -71,8 +72,7 @@ def test_simulated_power_within_3_mcse_of_exact_enumeration(n1, n0, p1, p0):
 #   prob1 = 0.75, prob2 = 0.25, n = 18 + 18 -> power 0.833005149 (sample size
 #     solved for power 0.80, so n = 18 is the smallest per-group n reaching it)
 #   prob1 = 2/3,  prob2 = 1/3,  n = 39 + 39 -> power 0.8008238
-PWRSS_FISHER = [((18, 18, 0.75, 0.25), 0.833005149, 5e-10),
-                ((39, 39, 2 / 3, 1 / 3), 0.8008238, 5e-8)]
+PWRSS_FISHER = [((18, 18, 0.75, 0.25), 0.833005149, 5e-10), ((39, 39, 2 / 3, 1 / 3), 0.8008238, 5e-8)]
 
 
 @pytest.mark.parametrize(("args", "published", "tol"), PWRSS_FISHER)
@@ -120,7 +120,7 @@ def test_mdd_decreases_with_sample_size():
     sizes = [(8, 8), (12, 12), (24, 24), (40, 40)]
     mdds = [minimal_detectable_difference(n1, n0, 0.2, seed=1) for n1, n0 in sizes]
     assert all(np.isfinite(mdds))
-    assert all(later < earlier for earlier, later in zip(mdds, mdds[1:]))
+    assert all(later < earlier for earlier, later in pairwise(mdds))
     # unbalanced splits of 35 municipalities: more balance, smaller MDD
     unbalanced = [minimal_detectable_difference(n1, 35 - n1, 0.2, seed=1) for n1 in (5, 10, 17)]
     assert unbalanced[0] > unbalanced[1] > unbalanced[2]
@@ -210,8 +210,9 @@ def test_power_sentence_wording():
     s = power_sentence_ja(0.46, 7, 28)
     assert s.startswith("この市町数（支援あり7市町、なし28市町）では、")
     # "less than 80 % power", not "cannot be detected" (issue 9 item 6)
-    assert ("実施率の差が46ポイント未満のとき、Fisherの正確検定（有意水準5%）で有意となる確率（検出力）は"
-            "80%未満です。") in s
+    assert (
+        "実施率の差が46ポイント未満のとき、Fisherの正確検定（有意水準5%）で有意となる確率（検出力）は80%未満です。"
+    ) in s
     assert "検出できません" not in s
     assert "差がないことを意味しません" in s
     # rounded down, never overstating sensitivity

@@ -16,6 +16,7 @@ fiscal-year report, one-page summary, trends, quality, assumptions):
 
 Needs /usr/bin/chromium (``make test`` installs it as root); otherwise skipped.
 """
+
 from __future__ import annotations
 
 import html
@@ -30,15 +31,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
 SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"
+    ),
 ]
 
 PAGES = {
@@ -49,8 +58,12 @@ PAGES = {
     "quality": "quality/FY2025/report.html",
     "assumptions": "assumptions.html",
 }
-PDFS = {"fiscal_year": "FY2025/report.pdf", "summary": "FY2025/summary.pdf", "trends": "trends/report.pdf",
-        "quality": "quality/FY2025/report.pdf"}
+PDFS = {
+    "fiscal_year": "FY2025/report.pdf",
+    "summary": "FY2025/summary.pdf",
+    "trends": "trends/report.pdf",
+    "quality": "quality/FY2025/report.pdf",
+}
 # A4 minus the stylesheets' 12 mm side margins (10 mm on the summary's landscape page), in CSS px
 MM = 96 / 25.4
 PORTRAIT_WIDTH = int((210 - 24) * MM)
@@ -156,6 +169,7 @@ def _squash(text: str) -> str:
 
 # --- print layout -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", list(PAGES))
 def test_tables_and_figures_fit_the_printed_page(browser, reports_dir, kind):
     """Print media at the A4 content width: nothing sticks out (wide tables: at the landscape width)."""
@@ -172,7 +186,9 @@ def test_tables_and_figures_fit_the_printed_page(browser, reports_dir, kind):
             page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
             facts = page.evaluate(PRINT_OVERFLOW_JS, wide)
             checked += facts["checked"]
-            problems += [f"{name} (A4 {'landscape' if wide else 'portrait'}, {width}px): {p}" for p in facts["problems"]]
+            problems += [
+                f"{name} (A4 {'landscape' if wide else 'portrait'}, {width}px): {p}" for p in facts["problems"]
+            ]
     finally:
         context.close()
     assert checked, f"{name}: no table or figure found"
@@ -181,9 +197,14 @@ def test_tables_and_figures_fit_the_printed_page(browser, reports_dir, kind):
 
 def test_wide_tables_are_marked_for_landscape_pages(reports_dir):
     html_text = (reports_dir / PAGES["fiscal_year"]).read_text(encoding="utf-8")
-    wrappers = [(re.search(r'class="([^"]*)"', w).group(1), int(re.search(r'data-columns="(\d+)"', w).group(1)),
-                 html.unescape(re.search(r'aria-label="([^"]*)"', w).group(1)))
-                for w in re.findall(r"<div [^>]*class=\"table-scroll[^>]*>", html_text)]
+    wrappers = [
+        (
+            re.search(r'class="([^"]*)"', w).group(1),
+            int(re.search(r'data-columns="(\d+)"', w).group(1)),
+            html.unescape(re.search(r'aria-label="([^"]*)"', w).group(1)),
+        )
+        for w in re.findall(r"<div [^>]*class=\"table-scroll[^>]*>", html_text)
+    ]
     wide = [(n, label) for cls, n, label in wrappers if "table-wide" in cls.split()]
     narrow = [n for cls, n, _ in wrappers if "table-wide" not in cls.split()]
     assert wide and min(n for n, _ in wide) >= 10, wrappers
@@ -195,12 +216,15 @@ def test_wide_tables_are_marked_for_landscape_pages(reports_dir):
 
 # --- the PDFs of the run ------------------------------------------------------------------------
 
+
 def _last_header_words(html_text: str) -> list[str]:
     """For every table: the first words (up to a bracket) of its last non-empty header cell."""
     out = []
     for table in re.findall(r"<table\b.*?</table>", html_text, re.S):
-        heads = [html.unescape(re.sub(r"<[^>]+>", "", h)).strip()
-                 for h in re.findall(r"<th\b[^>]*scope=\"col\"[^>]*>(.*?)</th>", table, re.S)]
+        heads = [
+            html.unescape(re.sub(r"<[^>]+>", "", h)).strip()
+            for h in re.findall(r"<th\b[^>]*scope=\"col\"[^>]*>(.*?)</th>", table, re.S)
+        ]
         heads = [h for h in heads if h]
         if heads:
             out.append(_squash(re.split(r"[(（]", heads[-1])[0]))
@@ -272,6 +296,7 @@ def test_summary_agrees_with_the_report(reports_dir):
 
 # --- accessibility ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def axe_results(browser, reports_dir):
     pytest.importorskip("axe_playwright_python", reason="axe-playwright-python (test extra) is not installed")
@@ -280,8 +305,9 @@ def axe_results(browser, reports_dir):
     axe = Axe()
     out = {}
     for label, viewport in (("1280", {"width": 1280, "height": 800}), ("390", PHONE)):
-        context = browser.new_context(viewport=viewport, bypass_csp=True, locale="ja-JP",
-                                      is_mobile=label == "390", has_touch=label == "390")
+        context = browser.new_context(
+            viewport=viewport, bypass_csp=True, locale="ja-JP", is_mobile=label == "390", has_touch=label == "390"
+        )
         page = context.new_page()
         try:
             for kind, name in PAGES.items():
@@ -307,10 +333,10 @@ def test_no_serious_accessibility_violation(axe_results, kind):
 
 # --- phones -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def phone_page(browser):
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
-                                  locale="ja-JP")
+    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="ja-JP")
     try:
         yield context.new_page()
     finally:
@@ -323,8 +349,12 @@ def test_first_column_stays_in_view_when_a_table_scrolls(phone_page, reports_dir
     tables = phone_page.evaluate(STICKY_JS)
     if kind in ("fiscal_year", "trends"):
         assert tables, f"{PAGES[kind]}: no table scrolls at 390px (the wide ones should)"
-    problems = [f"{t['caption']}: first column {t['position']}, {t['gap']}px from the left edge after scrolling "
-                f"{t['scrolled']}px" for t in tables if t["position"] != "sticky" or abs(t["gap"]) > 2]
+    problems = [
+        f"{t['caption']}: first column {t['position']}, {t['gap']}px from the left edge after scrolling "
+        f"{t['scrolled']}px"
+        for t in tables
+        if t["position"] != "sticky" or abs(t["gap"]) > 2
+    ]
     assert not problems, f"{PAGES[kind]} at 390px:\n  " + "\n  ".join(problems)
 
 
@@ -333,9 +363,12 @@ def test_every_index_link_is_on_a_phone_screen(phone_page, reports_dir):
     facts = phone_page.evaluate(LINKS_ON_SCREEN_JS)
     assert facts["scrollWidth"] <= facts["vw"], "the index scrolls sideways on a phone"
     links = facts["links"]
-    assert sum(l["href"].endswith("report.html") for l in links) >= 11  # 5 years, trends, 5 quality reports
-    off = [f"{l['href']}: {l['left']}..{l['right']}px" for l in links
-           if l["width"] == 0 or l["left"] < 0 or l["right"] > facts["vw"]]
+    assert sum(ln["href"].endswith("report.html") for ln in links) >= 11  # 5 years, trends, 5 quality reports
+    off = [
+        f"{ln['href']}: {ln['left']}..{ln['right']}px"
+        for ln in links
+        if ln["width"] == 0 or ln["left"] < 0 or ln["right"] > facts["vw"]
+    ]
     assert not off, f"links not on a {facts['vw']}px screen without scrolling sideways:\n  " + "\n  ".join(off)
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     phone_page.screenshot(path=str(SCREENSHOT_DIR / "index_phone_links.png"), full_page=True)

@@ -5,6 +5,7 @@ median on them is compared with the panel built from the sample's survey files; 
 group is recomputed here with scipy's distance function. The A4 one-page print check and the
 screenshots are in test_browser_profiles.py.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -91,6 +92,7 @@ def _codes(panel, fy) -> list[str]:
 
 # --- coverage and links --------------------------------------------------------------------------
 
+
 def test_every_municipality_has_a_page_for_every_year(site, sample, panel):
     for fy in sample.years:
         files = sorted(p.name for p in (site / "profiles" / f"FY{fy}").glob("*.html"))
@@ -109,7 +111,10 @@ def test_profile_index_links_every_profile(site, sample, panel, book):
     rows = {tr["data-code"]: tr for tr in index.select("table#profiles tbody tr")}
     for r in panel.to_dict("records"):
         cell = rows[r["code"]].find("td", attrs={"data-fy": str(r["fiscal_year"])})
-        assert cell.get_text().strip() == f"{_status(book, r['jusou_status'])} {_items(book, r)}", (r["code"], r["fiscal_year"])
+        assert cell.get_text().strip() == f"{_status(book, r['jusou_status'])} {_items(book, r)}", (
+            r["code"],
+            r["fiscal_year"],
+        )
     assert index.find("html")["lang"] == "ja"
     assert index.find("a", href="../index.html") is not None
 
@@ -126,6 +131,7 @@ def test_pages_link_back_and_to_their_peers(site, sample, panel):
 
 # --- numbers on the page = the panel --------------------------------------------------------------
 
+
 def test_grids_equal_the_panel(site, sample, panel, book):
     """Every ○/×/— of the year grids, the status history and the item counts, for every page."""
     checked = 0
@@ -134,14 +140,16 @@ def test_grids_equal_the_panel(site, sample, panel, book):
             page = _page(site, code, fy)
             hist = panel[(panel["code"] == code) & (panel["fiscal_year"] <= fy)]
             years = [str(y) for y in hist["fiscal_year"]]
-            for table, variables in (("items", ["jusou_status", *book.main_items, "n_items", "full_implementation"]),
-                                     ("measures", book.support_measures)):
+            for table, variables in (
+                ("items", ["jusou_status", *book.main_items, "n_items", "full_implementation"]),
+                ("measures", book.support_measures),
+            ):
                 shown = [tr["data-var"] for tr in page.select(f"table#{table} tbody tr")]
                 assert shown == variables, (code, fy, table)
                 for var in variables:
                     cells = page.select(f"table#{table} tr[data-var={var}] td")
                     assert [c["data-fy"] for c in cells] == years, (code, fy, var)
-                    for c, (_, r) in zip(cells, hist.iterrows()):
+                    for c, (_, r) in zip(cells, hist.iterrows(), strict=False):
                         if var == "jusou_status":
                             want = _status(book, r[var])
                         elif var == "n_items":
@@ -163,9 +171,11 @@ def test_summary_equals_the_panel(site, sample, panel, book):
         n_yes = sum(_value(r[i]) is True for i in book.main_items)
         assert dd["n_items"].startswith(f"{len(book.main_items)}項目中{n_yes}項目を実施")
         assert dd["n_items"].endswith(f"全て実施: {_mark(r['full_implementation'])}")
-        for key, variables, wanted in (("not_implemented", book.main_items, False),
-                                       ("measures", book.support_measures, True),
-                                       ("challenges", book.challenges, True)):
+        for key, variables, wanted in (
+            ("not_implemented", book.main_items, False),
+            ("measures", book.support_measures, True),
+            ("challenges", book.challenges, True),
+        ):
             labels = [book.label(v) for v in variables if _value(r[v]) is wanted]
             head = dd[key].split("（無回答")[0]
             assert head == ("、".join(labels) if labels else "なし"), (r["code"], r["fiscal_year"], key)
@@ -206,14 +216,21 @@ def test_covariates_and_prefecture_medians_equal_the_panel(site, sample, panel, 
 
 # --- comparison group ------------------------------------------------------------------------------
 
+
 def _expected_peers(panel, code, fy, k=profiles.N_SIMILAR) -> list[str]:
     year = panel[panel["fiscal_year"] == fy].sort_values("code")
-    x = np.column_stack([np.log(year["population"].astype(float)), year["aging_rate"].astype(float),
-                         year["kaso"].astype(float), year["fiscal_strength"].astype(float)])
+    x = np.column_stack(
+        [
+            np.log(year["population"].astype(float)),
+            year["aging_rate"].astype(float),
+            year["kaso"].astype(float),
+            year["fiscal_strength"].astype(float),
+        ]
+    )
     z = (x - x.mean(axis=0)) / x.std(axis=0)
     codes = year["code"].astype(str).tolist()
     i = codes.index(code)
-    d = cdist(z[i:i + 1], z)[0]
+    d = cdist(z[i : i + 1], z)[0]
     order = sorted((round(float(d[j]), 9), codes[j]) for j in range(len(codes)) if j != i)
     return [c for _, c in order[:k]]
 
@@ -284,6 +301,7 @@ def test_missing_year_and_covariates_are_shown_as_dash(sample, book, panel):
 
 # --- determinism, incrementality ----------------------------------------------------------------
 
+
 def test_pages_are_deterministic_and_independent_of_later_years(site, sample, book, panel):
     shuffled = panel.sample(frac=1.0, random_state=7)
     for code in ("992011", "994031"):
@@ -309,13 +327,14 @@ def test_rewrite_keeps_unchanged_files_and_removes_stale_ones(sample, book, pane
 
 # --- safety and privacy --------------------------------------------------------------------------
 
+
 def test_every_page_is_offline_script_free_and_japanese(site, sample, panel):
     pages = sorted((site / "profiles").rglob("*.html"))
     assert len(pages) == 35 * 5 + 1
     for path in pages:
         html = path.read_text(encoding="utf-8")
         assert find_offline_violations(html) == [], path
-        assert html.startswith("<!DOCTYPE html>\n<html lang=\"ja\">")
+        assert html.startswith('<!DOCTYPE html>\n<html lang="ja">')
         assert "Content-Security-Policy" in html and "default-src 'none'" in html
 
 
@@ -323,7 +342,7 @@ def test_names_and_free_text_are_escaped(sample, book, panel, tmp_path):
     p = panel.copy()
     evil = '<script>alert("x")</script>青葉&市'
     p.loc[p["code"] == "992011", "name"] = evil
-    p.loc[p["code"] == "992011", "notes"] = '<img src=x onerror=alert(1)>連携'
+    p.loc[p["code"] == "992011", "notes"] = "<img src=x onerror=alert(1)>連携"
     book2 = _book_with(book, tmp_path, publishable=True)
     for code in ("992011", "992020"):  # its own page, and a page where it may be a peer
         html = profiles.render_profile(sample, p, book2, code, 2025)
@@ -333,7 +352,7 @@ def test_names_and_free_text_are_escaped(sample, book, panel, tmp_path):
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;青葉&amp;市" in html
     page = BeautifulSoup(html, "html.parser")
     assert page.select_one("h1 .name").get_text() == evil
-    assert page.select_one(".free-text dd").get_text() == '<img src=x onerror=alert(1)>連携'
+    assert page.select_one(".free-text dd").get_text() == "<img src=x onerror=alert(1)>連携"
     index = profiles.profile_index_html(sample, p, book2, sample.years)
     assert "<script" not in index.lower() and "&lt;script&gt;" in index
 
@@ -383,8 +402,12 @@ def test_banner_on_synthetic_data_only(site, sample, book, panel):
     page = _page(site, "992011", 2025)
     note = page.select_one("[role=note]")
     assert note is not None and note.get_text(strip=True) == SYNTHETIC_BANNER_JA
-    assert "架空データ" in BeautifulSoup((site / profiles.PROFILE_INDEX_HREF).read_text(encoding="utf-8"),
-                                     "html.parser").select_one("[role=note]").get_text()
+    assert (
+        "架空データ"
+        in BeautifulSoup((site / profiles.PROFILE_INDEX_HREF).read_text(encoding="utf-8"), "html.parser")
+        .select_one("[role=note]")
+        .get_text()
+    )
     real = dataclasses.replace(sample, meta={**sample.meta, "synthetic": False})
     html = profiles.render_profile(real, panel, book, "992011", 2025)
     assert SYNTHETIC_BANNER_JA not in html and 'role="note"' not in html
@@ -400,9 +423,9 @@ def test_header_names_the_municipality_year_and_dataset(site, sample, panel):
 
 
 def test_errors_name_the_problem_in_japanese_and_english(sample, book, panel):
-    with pytest.raises(profiles.ProfileError, match="2030年度.*/ no FY2030"):
+    with pytest.raises(profiles.ProfileError, match=r"2030年度.*/ no FY2030"):
         profiles.render_profile(sample, panel, book, "992011", 2030)
-    with pytest.raises(profiles.ProfileError, match="123456.*/ no municipality 123456"):
+    with pytest.raises(profiles.ProfileError, match=r"123456.*/ no municipality 123456"):
         profiles.render_profile(sample, panel, book, "123456", 2025)
     with pytest.raises(profiles.ProfileError, match="ファイル名に使えません"):
         profiles.profile_href("../../etc", 2025)

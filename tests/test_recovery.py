@@ -1,4 +1,5 @@
 """Small, fast version of validation/recovery.py: the estimator finds the known truth."""
+
 import os
 import platform
 import subprocess
@@ -73,12 +74,26 @@ def test_summary_counts_errors_and_nonconverged_fits_apart():
     def row(seed, est, converged=True, error=None):
         r = {"seed": seed, "n_events": 5, "n_rows": 130, "converged": converged, "error": error}
         for m in recovery.FOCUS:
-            r.update({f"{m}:est": est, f"{m}:lo": est - 1, f"{m}:hi": est + 1, f"{m}:unbounded": False,
-                      f"{m}:p": 0.5, f"{m}:p_lr": 0.5})
+            r.update(
+                {
+                    f"{m}:est": est,
+                    f"{m}:lo": est - 1,
+                    f"{m}:hi": est + 1,
+                    f"{m}:unbounded": False,
+                    f"{m}:p": 0.5,
+                    f"{m}:p_lr": 0.5,
+                }
+            )
         return r
 
-    reps = pd.DataFrame([row(1, 0.1), row(2, 0.3), row(3, 9.0, converged=False),
-                         {"seed": 4, "n_events": 0, "n_rows": 130, "converged": True, "error": "ValueError: x"}])
+    reps = pd.DataFrame(
+        [
+            row(1, 0.1),
+            row(2, 0.3),
+            row(3, 9.0, converged=False),
+            {"seed": 4, "n_events": 0, "n_rows": 130, "converged": True, "error": "ValueError: x"},
+        ]
+    )
     table = recovery.summarise(reps, truth).set_index("measure")
     assert (table["n_ok"] == 2).all() and (table["n_failed"] == 1).all() and (table["n_nonconverged"] == 1).all()
     # the non-converged fit (estimate 9.0) is not averaged in
@@ -99,7 +114,11 @@ def test_size_study_runs_the_reports_model_and_is_seeded():
 def test_committed_size_figures_are_for_the_reports_model():
     import json
 
-    data = json.loads((Path(__file__).resolve().parents[1] / "src" / "analysis" / "figures_data" / "size_sample.json").read_text("utf-8"))
+    data = json.loads(
+        (Path(__file__).resolve().parents[1] / "src" / "analysis" / "figures_data" / "size_sample.json").read_text(
+            "utf-8"
+        )
+    )
     assert "log_population + kaso" in data["model"] and "C(fiscal_year)" in data["model"]
     sample = data["sample"]
     assert sample["n_municipalities"] == 35 and abs(sample["mean_events"] - 6) < 0.5
@@ -109,9 +128,13 @@ def test_committed_size_figures_are_for_the_reports_model():
 
 
 def test_size_figures_for_picks_the_entry_that_applies():
-    figures = {"sample": {"n_municipalities": 35, "mean_events": 6.0, "reject_rate_lr": 0.04},
-               "grid": [{"n_municipalities": 35, "mean_events": 12.1, "reject_rate_lr": 0.05},
-                        {"n_municipalities": 1741, "mean_events": 280.0, "reject_rate_lr": 0.05}]}
+    figures = {
+        "sample": {"n_municipalities": 35, "mean_events": 6.0, "reject_rate_lr": 0.04},
+        "grid": [
+            {"n_municipalities": 35, "mean_events": 12.1, "reject_rate_lr": 0.05},
+            {"n_municipalities": 1741, "mean_events": 280.0, "reject_rate_lr": 0.05},
+        ],
+    }
     hit = recovery.size_figures_for(35, 6, figures)
     assert hit["applies"] and hit["mean_events"] == 6.0
     near = recovery.size_figures_for(35, 10, figures)

@@ -6,6 +6,7 @@ confounding" (articles/unmeasured-confounding.html) and the examples of ``evalue
 (reference/evalues.OR.html). They are printed to 7 significant digits, so they are checked at
 1e-6 relative (their rounding error is below 2.5e-7 relative).
 """
+
 import math
 
 import pandas as pd
@@ -117,8 +118,9 @@ def test_rare_threshold():
 
 
 def test_columns_for_a_table():
-    table = pd.DataFrame({"or": [3.9, 0.86, 1.8], "or_lower": [1.8, 0.75, 0.7], "or_upper": [8.7, 0.99, 4.6]},
-                         index=["a", "b", "c"])
+    table = pd.DataFrame(
+        {"or": [3.9, 0.86, 1.8], "or_lower": [1.8, 0.75, 0.7], "or_upper": [8.7, 0.99, 4.6]}, index=["a", "b", "c"]
+    )
     out = evalue_columns(table, rare=False)
     assert list(out.columns) == ["evalue", "evalue_ci"] and list(out.index) == ["a", "b", "c"]
     assert out.loc["b", "evalue"] == pytest.approx(1.3689529, rel=RTOL)

@@ -80,15 +80,20 @@ def reports(tmp_path) -> Path:
         manifest = _manifest(fy, status=status, finished=f"2026-11-28T0{fy - 2020}:00:00+00:00")
         names = ("t1_summary.csv", "支援 一覧&<x>.csv") if fy == 2021 else ("t2_jusou.csv", "t1_summary.csv")
         _write_report_dir(root / f"FY{fy}", None if fy == 2022 else manifest, csv_names=names)
-    _write_report_dir(
-        root / "trends", _manifest(None, finished="2026-11-29T03:40:00+00:00", notebook="trends_report")
-    )
+    _write_report_dir(root / "trends", _manifest(None, finished="2026-11-29T03:40:00+00:00", notebook="trends_report"))
     q = root / "quality" / "FY2025"
     q.mkdir(parents=True)
     (q / "report.html").write_text("<!DOCTYPE html><title>q</title>", encoding="utf-8")
     (q / "manifest.json").write_text(
-        json.dumps({"dataset": "sample", "notebook": "quality", "fiscal_year": 2025, "status": "ok",
-                    "finished": "2026-11-29T01:00:00+00:00"}),
+        json.dumps(
+            {
+                "dataset": "sample",
+                "notebook": "quality",
+                "fiscal_year": 2025,
+                "status": "ok",
+                "finished": "2026-11-29T01:00:00+00:00",
+            }
+        ),
         encoding="utf-8",
     )
     return root
@@ -207,8 +212,16 @@ def test_table_structure(reports):
     assert page.th_col >= 8  # 年度 … CSV + データ品質
     assert page.th_row == 5
     text = "".join(page.text)
-    headers = ("年度", "回答市町数", "重層的支援体制整備事業を実施済", "指針の主要項目を全て実施",
-               "レポート", "Excel", "CSV", "データ品質")
+    headers = (
+        "年度",
+        "回答市町数",
+        "重層的支援体制整備事業を実施済",
+        "指針の主要項目を全て実施",
+        "レポート",
+        "Excel",
+        "CSV",
+        "データ品質",
+    )
     for header in headers:
         assert header in text
 
@@ -401,8 +414,14 @@ def test_pdfs_and_one_page_summaries_are_linked_when_present(reports):
     (reports / "trends" / "report.pdf").write_bytes(b"%PDF-1.4")
     html = build_index(reports, DATASET).read_text(encoding="utf-8")
     page = _parse(html)
-    for href in ("FY2025/report.pdf", "FY2025/summary.html", "FY2025/summary.pdf", "FY2025/summary.png",
-                 "quality/FY2025/report.pdf", "trends/report.pdf"):
+    for href in (
+        "FY2025/report.pdf",
+        "FY2025/summary.html",
+        "FY2025/summary.pdf",
+        "FY2025/summary.png",
+        "quality/FY2025/report.pdf",
+        "trends/report.pdf",
+    ):
         assert href in page.links, href
     assert "FY2024/report.pdf" not in page.links and "FY2024/summary.html" not in page.links
     assert '<th scope="col">1枚の要約</th>' in html

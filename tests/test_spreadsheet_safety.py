@@ -6,6 +6,7 @@ hold): every generated workbook is opened with openpyxl (no cell of type "f", no
 the sheet XML) and every generated CSV is read with the csv module (no text cell that a
 spreadsheet would run as a formula). `validate --tidy-out/--issues-out` CSVs are checked too.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import make_project_copy, run_cli
 from openpyxl import Workbook, load_workbook
 
 from analysis import export
-from conftest import make_project_copy, run_cli
 
 HOSTILE_NAMES = ['=HYPERLINK("http://example.invalid/","青葉市")', "+1+1町", "-2+3村", "@SUM(1,1)市"]
 HOSTILE_NOTE = "=cmd|' /C calc'!A0"
@@ -81,12 +82,14 @@ def assert_csv_inert(path: Path) -> None:
 
 
 def _hostile_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "市町村名": ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tタブ", "\r改行", "普通の市"],
-        "差": [-1.5, 2.0, -0.25, 0.0, 3.0, -7.0, 1.0],  # numbers, negative ones too
-        "区間": ["-27.7〜30.2", "-3", "+4", "-1e-3", "5%", "-x", "1〜2"],
-        "件数": pd.array([1, -2, 3, None, 5, 6, 7], dtype="Int64"),
-    })
+    return pd.DataFrame(
+        {
+            "市町村名": ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "\tタブ", "\r改行", "普通の市"],
+            "差": [-1.5, 2.0, -0.25, 0.0, 3.0, -7.0, 1.0],  # numbers, negative ones too
+            "区間": ["-27.7〜30.2", "-3", "+4", "-1e-3", "5%", "-x", "1〜2"],
+            "件数": pd.array([1, -2, 3, None, 5, 6, 7], dtype="Int64"),
+        }
+    )
 
 
 def test_csv_neutralises_text_cells_and_keeps_numbers(tmp_path):
@@ -115,8 +118,7 @@ def test_csv_neutralises_index_labels_and_categoricals(tmp_path):
 
 def test_xlsx_text_is_never_a_formula(tmp_path):
     frame = _hostile_frame()
-    path = export.write_xlsx({"=sheet": frame}, tmp_path / "t.xlsx", titles={"=sheet": "=TITLE()"},
-                             note="@note")
+    path = export.write_xlsx({"=sheet": frame}, tmp_path / "t.xlsx", titles={"=sheet": "=TITLE()"}, note="@note")
     assert assert_no_formulas_in_workbook(path) > 0
     ws = load_workbook(path).worksheets[0]
     # values are kept exactly (no apostrophe in the text: Excel's quote prefix is a cell style)
@@ -215,13 +217,15 @@ def test_validate_outputs_are_neutralised(hostile_run, tmp_path):
     cell.data_type = "s"
     wb.save(bad)
     tidy, issues = tmp_path / "tidy.csv", tmp_path / "issues.csv"
-    ok = run_cli(project, "validate", str(survey), "--dataset", "hostile", "--fiscal-year", "2025",
-                 "--tidy-out", str(tidy))
+    ok = run_cli(
+        project, "validate", str(survey), "--dataset", "hostile", "--fiscal-year", "2025", "--tidy-out", str(tidy)
+    )
     assert ok.returncode == 0, ok.stderr
     assert {"'" + n for n in HOSTILE_NAMES} <= {row[2] for row in csv_cells(tidy)}
     assert_csv_inert(tidy)
-    proc = run_cli(project, "validate", str(bad), "--dataset", "hostile", "--fiscal-year", "2025",
-                   "--issues-out", str(issues))
+    proc = run_cli(
+        project, "validate", str(bad), "--dataset", "hostile", "--fiscal-year", "2025", "--issues-out", str(issues)
+    )
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert any("'=1+1" in row for row in csv_cells(issues))
     assert_csv_inert(issues)

@@ -1,6 +1,5 @@
 import json
 
-
 from analysis import codes
 from analysis.synthetic import write_sample
 

@@ -12,10 +12,17 @@ def panel(sample, book):
 
 def test_full_implementation_is_all_main_items(book):
     items = book.main_items
-    rows = [dict.fromkeys(items, True), {**dict.fromkeys(items, True), items[0]: False},
-            {**dict.fromkeys(items, True), items[1]: None}, {**dict.fromkeys(items, None), items[2]: False}]
-    frame = pd.DataFrame(rows).astype("boolean").assign(jusou_status=["implemented", None, "preparing", "not_implemented"])
+    rows = [
+        dict.fromkeys(items, True),
+        {**dict.fromkeys(items, True), items[0]: False},
+        {**dict.fromkeys(items, True), items[1]: None},
+        {**dict.fromkeys(items, None), items[2]: False},
+    ]
+    frame = (
+        pd.DataFrame(rows).astype("boolean").assign(jusou_status=["implemented", None, "preparing", "not_implemented"])
+    )
     out = add_outcome(frame, book)
+
     def as_list(s):
         return [None if pd.isna(v) else bool(v) for v in s]
 
@@ -25,12 +32,16 @@ def test_full_implementation_is_all_main_items(book):
 
 def test_status_table_matches_the_seed_layout(panel, book):
     t = tables.status_table(cross_section(panel, 2025), book)
-    counts = dict(zip(t["区分"], t["市町数"]))
+    counts = dict(zip(t["区分"], t["市町数"], strict=False))
     assert counts["重層的支援体制整備事業を実施済"] == 13
     assert counts["包括的な支援体制の整備に関する指針（厚労省）の主要項目を全て実施"] == 7
     assert counts["回答市町数"] == 35
-    assert counts["重層的支援体制整備事業を実施済"] + counts["重層的支援体制整備事業の移行準備中"] \
-        + counts["重層的支援体制整備事業は未実施"] == 35
+    assert (
+        counts["重層的支援体制整備事業を実施済"]
+        + counts["重層的支援体制整備事業の移行準備中"]
+        + counts["重層的支援体制整備事業は未実施"]
+        == 35
+    )
 
 
 def test_measure_tables_are_consistent(panel, book):
@@ -39,7 +50,7 @@ def test_measure_tables_are_consistent(panel, book):
     support = tables.support_table(year, book)
     assert (cross["活用あり(市町数)"].to_numpy() == support["活用市町数"].to_numpy()).all()
     assert ((cross["うち全項目実施(活用あり)"] + cross["うち全項目実施(活用なし)"]) == 7).all()
-    assert list(support["施策の視点"].unique())[0].startswith("包括的支援体制構築支援")
+    assert next(iter(support["施策の視点"].unique())).startswith("包括的支援体制構築支援")
     items = tables.main_items_table(year, book)
     assert (items["実施市町数"] >= 7).all() and len(items) == 8
 

@@ -1,4 +1,5 @@
 """Numeric targets of the prefecture's plan: parsing, progress, rating, projection, reports."""
+
 import math
 
 import pytest
@@ -6,8 +7,13 @@ import pytest
 from analysis import report, targets
 from analysis.panel import build_panel
 
-COUNTS = {2021: {"n_jusou": 2, "n_full": 1}, 2022: {"n_jusou": 4, "n_full": 3}, 2023: {"n_jusou": 7, "n_full": 5},
-          2024: {"n_jusou": 10, "n_full": 6}, 2025: {"n_jusou": 13, "n_full": 7}}
+COUNTS = {
+    2021: {"n_jusou": 2, "n_full": 1},
+    2022: {"n_jusou": 4, "n_full": 3},
+    2023: {"n_jusou": 7, "n_full": 5},
+    2024: {"n_jusou": 10, "n_full": 6},
+    2025: {"n_jusou": 13, "n_full": 7},
+}
 GOALS = [targets.Target("jusou", 2027, 20), targets.Target("full", 2027, 15)]
 
 
@@ -35,13 +41,16 @@ def test_codebook_thresholds_accept_fractions(book):
     assert targets.rate(2 / 3, thresholds) == "概ね順調"  # exactly two thirds is 概ね順調
 
 
-@pytest.mark.parametrize("raw,fragment", [
-    ({"indicator": "jusou"}, "一覧"),
-    ([{"indicator": "other", "target_year": 2027, "value": 3}], "指標"),
-    ([{"indicator": "jusou", "target_year": "令和9", "value": 3}], "目標年度"),
-    ([{"indicator": "jusou", "target_year": 2027, "value": 0}], "目標値"),
-    ([{"indicator": "jusou", "target_year": 2027, "value": 3}] * 2, "2つ"),
-])
+@pytest.mark.parametrize(
+    "raw,fragment",
+    [
+        ({"indicator": "jusou"}, "一覧"),
+        ([{"indicator": "other", "target_year": 2027, "value": 3}], "指標"),
+        ([{"indicator": "jusou", "target_year": "令和9", "value": 3}], "目標年度"),
+        ([{"indicator": "jusou", "target_year": 2027, "value": 0}], "目標値"),
+        ([{"indicator": "jusou", "target_year": 2027, "value": 3}] * 2, "2つ"),
+    ],
+)
 def test_bad_targets_are_named(raw, fragment):
     with pytest.raises(targets.TargetError) as err:
         targets.parse_targets(raw)

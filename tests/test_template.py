@@ -5,6 +5,7 @@ its own drop-down lists reads back, through the project's reader, as exactly tho
 answer outside the codebook is refused by the workbook's validation rule (checked in the file)
 and reported by the reader with its cell.
 """
+
 from __future__ import annotations
 
 import random
@@ -12,15 +13,15 @@ from datetime import date
 
 import pandas as pd
 import pytest
+import template_fill as tf
+from conftest import make_project_copy
 from openpyxl import load_workbook
 
-import template_fill as tf
 from analysis import survey_template as st
 from analysis.cli import main
 from analysis.codebook import answer_key
 from analysis.io import read_survey
 from analysis.schema import allowed_values
-from conftest import make_project_copy
 
 FY = 2026
 
@@ -52,6 +53,7 @@ def read(path, book, master, fiscal_year=FY):
 
 
 # --- round trip ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_valid_answers_read_back_exactly(tmp_path, template, book, master, seed):
@@ -86,8 +88,9 @@ def test_blank_template_reads_as_all_missing(template, book, master):
 
 
 @pytest.mark.parametrize("variable,bad", [("item_hub", "△"), ("jusou_status", "検討中"), ("sup_advisor", "有る")])
-def test_invalid_answer_is_refused_by_the_rule_and_reported_by_the_reader(tmp_path, template, book, master,
-                                                                          variable, bad):
+def test_invalid_answer_is_refused_by_the_rule_and_reported_by_the_reader(
+    tmp_path, template, book, master, variable, bad
+):
     path = tmp_path / "bad.xlsx"
     tf.fill(template, book, FY, random.Random(11), out=path, p_blank=0)
     cell = tf.set_cell(path, variable, book, bad, row=st.FIRST_DATA_ROW + 3)
@@ -108,6 +111,7 @@ def test_invalid_answer_is_refused_by_the_rule_and_reported_by_the_reader(tmp_pa
 
 
 # --- what the workbook holds ----------------------------------------------------------------------
+
 
 def test_drop_down_lists_offer_exactly_the_codebook_answers(template, book):
     ws = load_workbook(template)[st.ANSWER_SHEET]
@@ -147,7 +151,7 @@ def test_headers_protection_and_highlights(template, book, master):
     assert ws.protection.sheet and ws.protection.insertRows and ws.protection.deleteColumns
     assert ws.freeze_panes == "C6"
     rows = master.sort_values("code")
-    for i, (code, name) in enumerate(zip(rows["code"], rows["name"]), start=st.FIRST_DATA_ROW):
+    for i, (code, name) in enumerate(zip(rows["code"], rows["name"], strict=False), start=st.FIRST_DATA_ROW):
         a, b = ws.cell(row=i, column=1), ws.cell(row=i, column=2)
         assert (a.value, b.value) == (code, name) and a.data_type == "s"
         assert a.protection.locked and b.protection.locked
@@ -177,8 +181,11 @@ def test_cover_sheet(template, book):
     assert contact.value == st.CONTACT_PLACEHOLDER and not contact.protection.locked
     assert any("黄色の設問は必須" in t for t in texts)
     assert any("▼の一覧から選んで" in t for t in texts)
-    assert any("○ は「実施している" in t and "『重層的支援体制整備事業の実施状況』は 実施 / 移行準備 / 未実施 から選びます"
-               in t for t in texts)
+    assert any(
+        "○ は「実施している" in t
+        and "『重層的支援体制整備事業の実施状況』は 実施 / 移行準備 / 未実施 から選びます" in t
+        for t in texts
+    )
     assert ws.protection.sheet
     # the question table: every question with its answers and 必須/任意
     for q in book.questions:
@@ -196,9 +203,8 @@ def test_written_bytes_are_reproducible(project, tmp_path):
 
 
 def test_text_that_looks_like_a_formula_stays_text(tmp_path, book, master):
-    answers = read_survey(tf_fill_all(tmp_path, book, master), book, master, fiscal_year=FY,
-                          prefecture_code="99").tidy
-    answers.loc[0, "notes"] = "=HYPERLINK(\"http://example.invalid\")"
+    answers = read_survey(tf_fill_all(tmp_path, book, master), book, master, fiscal_year=FY, prefecture_code="99").tidy
+    answers.loc[0, "notes"] = '=HYPERLINK("http://example.invalid")'
     answers.loc[1, "notes"] = "@SUM(1)"
     wb = st.build_workbook(book, master, FY, answers=answers)
     from analysis.export import save_workbook
@@ -224,10 +230,22 @@ def tf_fill_all(tmp_path, book, master):
 
 # --- per-municipality files and the command line ----------------------------------------------------
 
+
 def test_per_municipality_files(project, tmp_path, book, capsys):
     out = tmp_path / "send"
-    code = main(["template", "--dataset", "sample", "--fiscal-year", str(FY), "--per-municipality", str(out),
-                 "--deadline", "2026-10-30"])
+    code = main(
+        [
+            "template",
+            "--dataset",
+            "sample",
+            "--fiscal-year",
+            str(FY),
+            "--per-municipality",
+            str(out),
+            "--deadline",
+            "2026-10-30",
+        ]
+    )
     assert code == 0
     files = sorted(out.iterdir())
     assert len(files) == 35 and files[0].name == "992011_青葉市_FY2026.xlsx"
@@ -268,8 +286,9 @@ def test_existing_files_are_not_overwritten_without_replace(project, tmp_path, c
     assert [p.name for p in send.iterdir()] == ["995096_岬町_FY2026.xlsx"]
 
 
-@pytest.mark.parametrize("where", ["data/raw/sample/survey_FY2026.xlsx", "data/raw/new.xlsx",
-                                   "data/external/t.xlsx", "data/codebook/t.xlsx"])
+@pytest.mark.parametrize(
+    "where", ["data/raw/sample/survey_FY2026.xlsx", "data/raw/new.xlsx", "data/external/t.xlsx", "data/codebook/t.xlsx"]
+)
 def test_inputs_are_never_written(project, capsys, where):
     target = project / where
     before = sorted(p for p in (project / "data").rglob("*"))
@@ -278,21 +297,36 @@ def test_inputs_are_never_written(project, capsys, where):
     err = capsys.readouterr().err
     assert "入力データの置き場" in err and "holds inputs" in err
     assert sorted(p for p in (project / "data").rglob("*")) == before
-    assert main(["template", "--dataset", "sample", "--fiscal-year", str(FY),
-                 "--per-municipality", str(project / "data/raw/sample/send")]) == 2
+    assert (
+        main(
+            [
+                "template",
+                "--dataset",
+                "sample",
+                "--fiscal-year",
+                str(FY),
+                "--per-municipality",
+                str(project / "data/raw/sample/send"),
+            ]
+        )
+        == 2
+    )
     assert not (project / "data/raw/sample/send").exists()
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--deadline", "2026-13-01"], "日付として読めません"),
-    (["--fiscal-year", "1900"], "年度『1900』が不正です"),
-    (["--dataset", "nosuch"], "nosuch"),
-    (["--out", "t.csv"], ".xlsx にしてください"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--deadline", "2026-13-01"], "日付として読めません"),
+        (["--fiscal-year", "1900"], "年度『1900』が不正です"),
+        (["--dataset", "nosuch"], "nosuch"),
+        (["--out", "t.csv"], ".xlsx にしてください"),
+    ],
+)
 def test_bad_arguments_are_explained(project, tmp_path, capsys, monkeypatch, args, needle):
     monkeypatch.chdir(tmp_path)
     base = {"--dataset": "sample", "--fiscal-year": str(FY)}
-    for k, v in zip(args[::2], args[1::2]):
+    for k, v in zip(args[::2], args[1::2], strict=False):
         base[k] = v
     argv = ["template"] + [x for kv in base.items() for x in kv]
     assert main(argv) == 2

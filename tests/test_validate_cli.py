@@ -4,6 +4,7 @@ Exit 0 when valid, 1 when the file has errors, 2 when it cannot be used at all. 
 each problem's file, sheet, row, column, value and reason in Japanese and English. Input files
 (the survey and the dataset's files) are never written.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -11,8 +12,8 @@ import sys
 
 import pandas as pd
 import pytest
-
 import survey_fixtures as sf
+
 from analysis.cli import main
 from analysis.io import read_survey
 
@@ -40,8 +41,7 @@ def run(capsys, *args):
 
 def test_valid_file_exits_0_and_writes_the_tidy_table(tmp_path, capsys, sample, book, ref, dataset_hashes):
     out = tmp_path / "tidy.csv"
-    code, stdout, _ = run(capsys, sample.survey_path(FY), "--dataset", "sample", "--fiscal-year", FY,
-                          "--tidy-out", out)
+    code, stdout, _ = run(capsys, sample.survey_path(FY), "--dataset", "sample", "--fiscal-year", FY, "--tidy-out", out)
     assert code == 0
     assert "有効 / valid" in stdout and "年度 / fiscal year: 2025" in stdout and "35 / 35" in stdout
     tidy = pd.read_csv(out, dtype={"code": str}, encoding="utf-8-sig")
@@ -54,9 +54,17 @@ def test_valid_file_exits_0_and_writes_the_tidy_table(tmp_path, capsys, sample, 
 
 
 def test_messy_file_gives_the_same_tidy_table(tmp_path, capsys, book, ref, dataset_hashes):
-    layout = sf.Layout(header_rows=3, cover_sheet=True, code_style=["str5", "int6", "name"],
-                       yes=["○", "有", 1, True], no=["×", "無", 0, False], missing=["―", None],
-                       total_rows=["県計"], extra_columns=["担当課"], blank_every=5)
+    layout = sf.Layout(
+        header_rows=3,
+        cover_sheet=True,
+        code_style=["str5", "int6", "name"],
+        yes=["○", "有", 1, True],
+        no=["×", "無", 0, False],
+        missing=["―", None],
+        total_rows=["県計"],
+        extra_columns=["担当課"],
+        blank_every=5,
+    )
     src = sf.write_survey(ref, book, tmp_path / "messy.xlsx", layout)
     before = sf.sha256(src)
     out = tmp_path / "tidy.csv"
@@ -86,8 +94,16 @@ def test_invalid_file_exits_1_and_reports_every_problem(tmp_path, capsys, sample
     # 4 cell errors, plus the two municipalities whose rows could not be read are missing (response rate)
     assert "無効 / invalid" in stdout and "エラー 5 件" in stdout and "回答率 33/35" in stdout
     line = next(ln for ln in stdout.splitlines() if "たぶん" in ln)
-    for part in ("[エラー/error]", "ファイル『bad.xlsx』", "シート『回答一覧』", f"{grid.excel_row(codes_[0])}行",
-                 "列『地域住民が交流できる拠点の整備』", "値『たぶん』", "解釈できません", "unmappable answer"):
+    for part in (
+        "[エラー/error]",
+        "ファイル『bad.xlsx』",
+        "シート『回答一覧』",
+        f"{grid.excel_row(codes_[0])}行",
+        "列『地域住民が交流できる拠点の整備』",
+        "値『たぶん』",
+        "解釈できません",
+        "unmappable answer",
+    ):
         assert part in line, (part, line)
     assert "wrong check digit" in stdout and "another prefecture" in stdout and "duplicate municipality" in stdout
     assert "書き出していません" in stdout and not out.exists()
@@ -98,11 +114,14 @@ def test_fiscal_year_contradiction_exits_1(capsys, sample, dataset_hashes):
     assert code == 1 and "FY2025 but FY2024" in stdout and "令和7年度" in stdout
 
 
-@pytest.mark.parametrize("maker, message", [
-    (lambda d: sf.empty(d / "empty.xlsx"), "空です"),
-    (lambda d: sf.encrypted_ooxml(d / "locked.xlsx"), "パスワード"),
-    (lambda d: sf.pdf(d / "survey.pdf"), "対応していないファイル形式"),
-])
+@pytest.mark.parametrize(
+    "maker, message",
+    [
+        (lambda d: sf.empty(d / "empty.xlsx"), "空です"),
+        (lambda d: sf.encrypted_ooxml(d / "locked.xlsx"), "パスワード"),
+        (lambda d: sf.pdf(d / "survey.pdf"), "対応していないファイル形式"),
+    ],
+)
 def test_unusable_file_exits_2_with_a_report(tmp_path, capsys, maker, message, dataset_hashes):
     path = maker(tmp_path)
     out = tmp_path / "tidy.csv"
@@ -121,13 +140,13 @@ def test_header_only_csv_exits_2(tmp_path, capsys, book, ref):
 
 def test_issues_out_and_refusing_to_overwrite_an_input(tmp_path, capsys, sample, dataset_hashes):
     issues = tmp_path / "issues.csv"
-    code, _, _ = run(capsys, sample.survey_path(FY), "--dataset", "sample", "--fiscal-year", 2024,
-                     "--issues-out", issues)
+    code, _, _ = run(
+        capsys, sample.survey_path(FY), "--dataset", "sample", "--fiscal-year", 2024, "--issues-out", issues
+    )
     assert code == 1
     frame = pd.read_csv(issues, encoding="utf-8-sig")
     assert {"file", "sheet", "row", "column", "value", "severity", "reason_ja", "reason_en"} <= set(frame.columns)
-    code, _, stderr = run(capsys, sample.survey_path(FY), "--dataset", "sample",
-                          "--tidy-out", sample.survey_path(FY))
+    code, _, stderr = run(capsys, sample.survey_path(FY), "--dataset", "sample", "--tidy-out", sample.survey_path(FY))
     assert code == 2 and "入力ファイル" in stderr
 
 
@@ -138,20 +157,35 @@ def test_unknown_dataset_exits_2(capsys, sample):
 
 def test_module_entry_point(tmp_path, root, sample, dataset_hashes):
     out = tmp_path / "tidy.csv"
-    proc = subprocess.run([sys.executable, "-m", "analysis", "validate", str(sample.survey_path(2023)),
-                           "--dataset", "sample", "--tidy-out", str(out)],
-                          cwd=root, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "validate",
+            str(sample.survey_path(2023)),
+            "--dataset",
+            "sample",
+            "--tidy-out",
+            str(out),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "有効 / valid" in proc.stdout and out.exists()
 
 
 def test_report_says_what_to_do(tmp_path):
+    import contextlib
+    import io as _io
+
     from openpyxl import load_workbook
 
     from analysis.cli import main
     from analysis.datasets import load_dataset
-    import contextlib
-    import io as _io
 
     wb = load_workbook(load_dataset("sample").survey_path(2025))
     wb.active.cell(row=8, column=4, value="たぶん")

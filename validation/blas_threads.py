@@ -15,6 +15,7 @@ This script runs the same replications (a) as before the fix, with the estimator
 limit replaced by 1 and by 2 threads, and (b) with the fix, under an outer limit of 1 and of 2
 threads, and n_jobs=1 vs n_jobs=2. It exits 1 if (b) is not bit-identical.
 """
+
 from __future__ import annotations
 
 import sys
@@ -59,7 +60,9 @@ def main() -> int:
         finally:
             models.single_blas_thread = fixed_limit
     before = max_difference(runs[1], runs[2])
-    print(f"without the fix, 1 vs 2 BLAS threads: {'identical' if runs[1].equals(runs[2]) else f'differ, max {before:.3g}'}")
+    print(
+        f"without the fix, 1 vs 2 BLAS threads: {'identical' if runs[1].equals(runs[2]) else f'differ, max {before:.3g}'}"
+    )
 
     # (b) with the fix
     out = {}

@@ -6,6 +6,7 @@ Runs three scenarios of `analysis.recovery` (national size without and with unob
 confounding, prefecture size without) and writes a Markdown table of bias, 95 % CI coverage and
 rejection rates per estimator, with the command and the run's settings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ SCENARIOS = [
 
 def markdown_table(frame) -> str:
     """Plain Markdown table (avoids a tabulate dependency for one table)."""
+
     def cell(v):
         return f"{v:.3f}" if isinstance(v, float) else str(v)
+
     head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
     return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
 
@@ -64,22 +67,25 @@ def main() -> None:
         reps = recovery.run(args.reps, size, confounded, n_jobs=args.jobs, n_boot=args.boot, progress=True)
         truth = recovery.Truth() if confounded else recovery.truth_without_confounding()
         table = recovery.summarise(reps, truth)
-        parts.append(f"\n## {label}\n\n95 % interval: {ci_kind}. {args.reps} replications, "
-                     f"{time.perf_counter() - t0:.0f} s.\n\n")
+        parts.append(
+            f"\n## {label}\n\n95 % interval: {ci_kind}. {args.reps} replications, {time.perf_counter() - t0:.0f} s.\n\n"
+        )
         parts.append(markdown_table(table) + "\n")
         print(label)
         print(table.to_string(index=False))
-    parts.append("\nReading: without unobserved confounding the national-size estimates are close to the truth "
-                 "and the intervals cover it at about the nominal rate; with the default DGP the unobserved "
-                 "capacity biases every estimate, which is why the reports call them associations. At prefecture "
-                 "size the estimates are very noisy (a handful of events), the intervals are wide or unbounded, "
-                 "power is low, and the wild bootstrap over-rejects a null measure while the LR test does not "
-                 "in this six-measure model; the size of the trends report's own one-measure model is measured "
-                 "below (`validation/size_study.py`).\n")
+    parts.append(
+        "\nReading: without unobserved confounding the national-size estimates are close to the truth "
+        "and the intervals cover it at about the nominal rate; with the default DGP the unobserved "
+        "capacity biases every estimate, which is why the reports call them associations. At prefecture "
+        "size the estimates are very noisy (a handful of events), the intervals are wide or unbounded, "
+        "power is low, and the wild bootstrap over-rejects a null measure while the LR test does not "
+        "in this six-measure model; the size of the trends report's own one-measure model is measured "
+        "below (`validation/size_study.py`).\n"
+    )
     # keep the size-study section that validation/size_study.py maintains in the same file
     old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
     if SIZE_START in old and SIZE_END in old:
-        parts.append("\n" + old[old.index(SIZE_START):old.index(SIZE_END) + len(SIZE_END)] + "\n")
+        parts.append("\n" + old[old.index(SIZE_START) : old.index(SIZE_END) + len(SIZE_END)] + "\n")
     args.out.write_text("".join(parts), encoding="utf-8")
     print(f"written: {args.out}")
 

@@ -13,6 +13,7 @@ reassigning its yearly profiles among municipalities) for the bundled sample (35
 for national size, and writes src/analysis/figures_data/size_sample.json, read by the report instead of
 recomputing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,9 @@ GRID = [
 
 def run(spec: dict, reps: int, jobs: int, n_boot: int) -> dict:
     t0 = time.perf_counter()
-    out = recovery.size_study(spec["n_municipalities"], reps, n_boot=n_boot, n_jobs=jobs,
-                              target_events=spec["target_events"])
+    out = recovery.size_study(
+        spec["n_municipalities"], reps, n_boot=n_boot, n_jobs=jobs, target_events=spec["target_events"]
+    )
     summary = recovery.size_summary(out)
     summary["target_events"] = spec["target_events"]
     summary["seconds"] = round(time.perf_counter() - t0)
@@ -75,20 +77,29 @@ def write_docs(result: dict, path: Path) -> None:
     ]
     for label, s in rows:
         name = f"{s['n_municipalities']}" + (f" ({label})" if label else "")
-        lines.append(f"| {name} | {s['mean_events']:.1f} | {s['mean_person_years']:.0f} | {s['n_used']} of {s['n_rep']} "
-                     f"| {100 * s['reject_rate_lr']:.1f} % (SE {100 * s['mc_se_lr']:.1f}) "
-                     f"| {100 * s['reject_rate_wild']:.1f} % (SE {100 * s['mc_se_wild']:.1f}) |")
+        lines.append(
+            f"| {name} | {s['mean_events']:.1f} | {s['mean_person_years']:.0f} | {s['n_used']} of {s['n_rep']} "
+            f"| {100 * s['reject_rate_lr']:.1f} % (SE {100 * s['mc_se_lr']:.1f}) "
+            f"| {100 * s['reject_rate_wild']:.1f} % (SE {100 * s['mc_se_wild']:.1f}) |"
+        )
     smp = result["sample"]
-    lines += ["", (f"Reading: at the sample's size ({smp['n_municipalities']} municipalities, about "
-                   f"{smp['mean_events']:.0f} events) the LR test rejects a measure with no association in "
-                   f"{100 * smp['reject_rate_lr']:.1f} % of replications and the wild bootstrap in "
-                   f"{100 * smp['reject_rate_wild']:.1f} % (nominal 5 %): the LR test keeps its size, the "
-                   "bootstrap does not, in the report's own model. The other rows show how this changes with "
-                   "the number of events and at national size."), "", SIZE_END]
+    lines += [
+        "",
+        (
+            f"Reading: at the sample's size ({smp['n_municipalities']} municipalities, about "
+            f"{smp['mean_events']:.0f} events) the LR test rejects a measure with no association in "
+            f"{100 * smp['reject_rate_lr']:.1f} % of replications and the wild bootstrap in "
+            f"{100 * smp['reject_rate_wild']:.1f} % (nominal 5 %): the LR test keeps its size, the "
+            "bootstrap does not, in the report's own model. The other rows show how this changes with "
+            "the number of events and at national size."
+        ),
+        "",
+        SIZE_END,
+    ]
     block = "\n".join(lines)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     if SIZE_START in text and SIZE_END in text:
-        text = text[:text.index(SIZE_START)] + block + text[text.index(SIZE_END) + len(SIZE_END):]
+        text = text[: text.index(SIZE_START)] + block + text[text.index(SIZE_END) + len(SIZE_END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text, encoding="utf-8")
@@ -102,16 +113,22 @@ def main() -> None:
     ap.add_argument("--boot", type=int, default=1999)
     ap.add_argument("--grid", action="store_true", help="also other event counts and national size")
     ap.add_argument("--out", type=Path, default=ROOT / "src" / "analysis" / "figures_data" / "size_sample.json")
-    ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "recovery.md",
-                    help="Markdown file whose size-study section is replaced (none: --docs '')")
+    ap.add_argument(
+        "--docs",
+        type=Path,
+        default=ROOT / "docs" / "recovery.md",
+        help="Markdown file whose size-study section is replaced (none: --docs '')",
+    )
     args = ap.parse_args()
     result = {
         "what": "rejection rates at alpha = 0.05 of the trends report's tests for a measure with no association",
         "model": f"event ~ C(fiscal_year) + <measure>_lag1 + {' + '.join(load_codebook().model_covariates)} (Firth; clusters = municipalities)",
-        "tests": {"lr": "Firth penalised likelihood-ratio test",
-                  "wild": f"wild cluster restricted score bootstrap, {args.boot} Rademacher draws"},
+        "tests": {
+            "lr": "Firth penalised likelihood-ratio test",
+            "wild": f"wild cluster restricted score bootstrap, {args.boot} Rademacher draws",
+        },
         "command": f"python validation/size_study.py --reps {args.reps} --jobs {args.jobs} --boot {args.boot}"
-                   + (f" --grid --grid-reps {args.grid_reps}" if args.grid else ""),
+        + (f" --grid --grid-reps {args.grid_reps}" if args.grid else ""),
         "date": datetime.date.today().isoformat(),
         "python": platform.python_version(),
         "sample": run(SAMPLE, args.reps, args.jobs, args.boot),

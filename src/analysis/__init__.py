@@ -2,12 +2,12 @@
 
 The names a researcher uses; everything else lives in the submodules.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["describe_panel", "discrete_time_hazard", "firth_logit", "fiscal_year_report", "load_panel",
-           "trends_report"]
+__all__ = ["describe_panel", "discrete_time_hazard", "firth_logit", "fiscal_year_report", "load_panel", "trends_report"]
 
 
 def __getattr__(name: str):

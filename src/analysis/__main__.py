@@ -1,4 +1,5 @@
 """Command line: python -m analysis {sample,run,site,validate} ..."""
+
 from .cli import main
 
 if __name__ == "__main__":

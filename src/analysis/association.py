@@ -13,10 +13,12 @@ Every estimate is an association, not an effect (docs/assumptions.md).
 Tables here are numeric (English column names, then Japanese headers in the `*_ja` functions);
 formatting happens only at display (`analysis.display`).
 """
+
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +30,6 @@ from .display import captioned_table
 from .models import discrete_time_hazard, firth_logit, person_period
 from .panel import OUTCOME
 
-from typing import Sequence
 SEED = 20251001
 N_BOOT = 1999
 
@@ -64,8 +65,10 @@ def _model_frame(year: pd.DataFrame, measures: list[str], covariates: Sequence[s
     return add_terms(out, year, covariates)
 
 
-COLLINEAR_NOTE_JA = ("活用の有無が人口・過疎地域指定や年度と完全に重なっている（多重共線性）ため、"
-                     "調整したオッズ比とp値は推定できません。")
+COLLINEAR_NOTE_JA = (
+    "活用の有無が人口・過疎地域指定や年度と完全に重なっている（多重共線性）ため、"
+    "調整したオッズ比とp値は推定できません。"
+)
 
 
 def adjust_keeping_family(p: pd.Series, methods=("holm", "fdr_bh")) -> pd.DataFrame:
@@ -96,8 +99,24 @@ def association_table(year: pd.DataFrame, book: Codebook, covariates: Sequence[s
         method = crosstab.ci_method_for(tab.n_exposed, tab.n_unexposed)
         c = crosstab.measure_association_table(frame, [m], "y", ci_method=method, adjust=()).iloc[0]
         rec = {"measure": m, "label": book.label(m), "viewpoint": book.viewpoint_of(m), "ci_method": method}
-        rec.update({k: c[k] for k in ("n_exposed", "n_unexposed", "n_dropped", "events_exposed", "events_unexposed",
-                                      "rate_exposed", "rate_unexposed", "rd", "rd_lower", "rd_upper", "p_fisher")})
+        rec.update(
+            {
+                k: c[k]
+                for k in (
+                    "n_exposed",
+                    "n_unexposed",
+                    "n_dropped",
+                    "events_exposed",
+                    "events_unexposed",
+                    "rate_exposed",
+                    "rate_unexposed",
+                    "rd",
+                    "rd_lower",
+                    "rd_upper",
+                    "p_fisher",
+                )
+            }
+        )
         rec.update(_firth(frame, m, book, covariates))
         n1, n0 = int(c["n_exposed"]), int(c["n_unexposed"])
         if not (n1 and n0):
@@ -146,27 +165,43 @@ def unbounded_side(lower: float, upper: float, direction: int) -> tuple[float, f
     return lower, upper
 
 
-def separation_note_ja(directions: dict[str, int], measure: str, label: str,
-                       covariate_labels: dict[str, str] | None = None) -> str:
+def separation_note_ja(
+    directions: dict[str, int], measure: str, label: str, covariate_labels: dict[str, str] | None = None
+) -> str:
     """Which terms are separated, in which direction, said in words with Japanese labels."""
     parts = []
     d = directions.get(measure, 0)
     if d:
         towards = "無限大" if d > 0 else "0"
-        parts.append(f"「{label}」では活用の有無で全項目実施がほぼ完全に分かれており（データの分離）、"
-                     f"通常の最尤推定ではオッズ比が{towards}になります。Firth法で有限の推定値を求めましたが、不確実性は大きいです。")
+        parts.append(
+            f"「{label}」では活用の有無で全項目実施がほぼ完全に分かれており（データの分離）、"
+            f"通常の最尤推定ではオッズ比が{towards}になります。Firth法で有限の推定値を求めましたが、不確実性は大きいです。"
+        )
     covs = [lab for t, lab in (covariate_labels or {}).items() if directions.get(t, 0)]
     if covs:
-        parts.append(f"共変量（{'、'.join(covs)}）でもデータが分離しており、通常の最尤推定ではその係数が発散します（Firth法で推定）。")
+        parts.append(
+            f"共変量（{'、'.join(covs)}）でもデータが分離しており、通常の最尤推定ではその係数が発散します（Firth法で推定）。"
+        )
     return "".join(parts)
 
 
 def _firth(frame: pd.DataFrame, measure: str, book: Codebook, covariates: Sequence[str]) -> dict:
     data = frame[["y", measure, *covariates]].dropna()
-    nan = {"or": math.nan, "or_lower": math.nan, "or_upper": math.nan, "p_lr": math.nan, "separation": "",
-           "separation_direction": 0, "converged": math.nan, "note": ""}
+    nan = {
+        "or": math.nan,
+        "or_lower": math.nan,
+        "or_upper": math.nan,
+        "p_lr": math.nan,
+        "separation": "",
+        "separation_direction": 0,
+        "converged": math.nan,
+        "note": "",
+    }
     if data[measure].nunique() < 2 or data["y"].nunique() < 2:
-        return {**nan, "note": "活用あり・なしの一方、または全項目実施の有無の一方しかないため、オッズ比とp値は計算できません。"}
+        return {
+            **nan,
+            "note": "活用あり・なしの一方、または全項目実施の有無の一方しかないため、オッズ比とp値は計算できません。",
+        }
     try:
         with warnings.catch_warnings():  # non-convergence is said in the note below
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -184,9 +219,16 @@ def _firth(frame: pd.DataFrame, measure: str, book: Codebook, covariates: Sequen
         note += "尤度比検定のp値は計算できませんでした（制約付きの推定が収束しませんでした）。"
     if math.isnan(lo) or math.isnan(hi):
         note += "信頼区間の一方の端は計算できませんでした（プロファイル尤度の探索が収束しませんでした）。"
-    return {"or": float(np.exp(res.params[measure])), "or_lower": lo, "or_upper": hi, "p_lr": p,
-            "separation": ",".join(t for t, d in directions.items() if d),
-            "separation_direction": directions.get(measure, 0), "converged": bool(res.converged), "note": note}
+    return {
+        "or": float(np.exp(res.params[measure])),
+        "or_lower": lo,
+        "or_upper": hi,
+        "p_lr": p,
+        "separation": ",".join(t for t, d in directions.items() if d),
+        "separation_direction": directions.get(measure, 0),
+        "converged": bool(res.converged),
+        "note": note,
+    }
 
 
 def association_table_ja(table: pd.DataFrame, book: Codebook) -> pd.DataFrame:
@@ -194,65 +236,83 @@ def association_table_ja(table: pd.DataFrame, book: Codebook) -> pd.DataFrame:
 
     Intervals are two columns (・下限 / ・上限); `analysis.display` merges them for HTML.
     """
-    pts = lambda col: (table[col].astype(float) * 100)  # noqa: E731
-    return pd.DataFrame({
-        "施策の視点": table["viewpoint"],
-        "支援施策": table["label"],
-        "活用あり(市町数)": table["n_exposed"].astype(int),
-        "全項目実施率・あり(%)": pts("rate_exposed"),
-        "活用なし(市町数)": table["n_unexposed"].astype(int),
-        "全項目実施率・なし(%)": pts("rate_unexposed"),
-        "差(ポイント)": pts("rd"),
-        "差・下限(ポイント)": pts("rd_lower"),
-        "差・上限(ポイント)": pts("rd_upper"),
-        "Fisher正確検定p値": table["p_fisher"].astype(float),
-        "調整オッズ比(Firth)": table["or"].astype(float),
-        "調整オッズ比・下限": table["or_lower"].astype(float),
-        "調整オッズ比・上限": table["or_upper"].astype(float),
-        "尤度比検定p値": table["p_lr"].astype(float),
-        "Holm調整p値": table["p_holm"].astype(float),
-        "BH調整p値": table["p_bh"].astype(float),
-        "E値(推定値)": table["evalue"].astype(float),
-        "E値(信頼限界)": table["evalue_ci"].astype(float),
-        "検出できる最小の差(ポイント)": pts("mdd"),
-        "注記": table["note"].fillna(""),
-    })
+    pts = lambda col: table[col].astype(float) * 100  # noqa: E731
+    return pd.DataFrame(
+        {
+            "施策の視点": table["viewpoint"],
+            "支援施策": table["label"],
+            "活用あり(市町数)": table["n_exposed"].astype(int),
+            "全項目実施率・あり(%)": pts("rate_exposed"),
+            "活用なし(市町数)": table["n_unexposed"].astype(int),
+            "全項目実施率・なし(%)": pts("rate_unexposed"),
+            "差(ポイント)": pts("rd"),
+            "差・下限(ポイント)": pts("rd_lower"),
+            "差・上限(ポイント)": pts("rd_upper"),
+            "Fisher正確検定p値": table["p_fisher"].astype(float),
+            "調整オッズ比(Firth)": table["or"].astype(float),
+            "調整オッズ比・下限": table["or_lower"].astype(float),
+            "調整オッズ比・上限": table["or_upper"].astype(float),
+            "尤度比検定p値": table["p_lr"].astype(float),
+            "Holm調整p値": table["p_holm"].astype(float),
+            "BH調整p値": table["p_bh"].astype(float),
+            "E値(推定値)": table["evalue"].astype(float),
+            "E値(信頼限界)": table["evalue_ci"].astype(float),
+            "検出できる最小の差(ポイント)": pts("mdd"),
+            "注記": table["note"].fillna(""),
+        }
+    )
 
 
-def association_narrative_ja(table: pd.DataFrame, n_total: int, timing_ja: str = "同じ年度",
-                             covariates_ja: str = "人口（対数）・過疎地域指定") -> str:
+def association_narrative_ja(
+    table: pd.DataFrame, n_total: int, timing_ja: str = "同じ年度", covariates_ja: str = "人口（対数）・過疎地域指定"
+) -> str:
     """Plain-Japanese reading of the table: what the data show and what they cannot rule out."""
-    lines = [f"対象は{n_total}市町です。支援施策ごとに、{timing_ja}に活用した市町と活用しなかった市町の"
-             "「主要項目を全て実施」の割合を比べました。"]
+    lines = [
+        f"対象は{n_total}市町です。支援施策ごとに、{timing_ja}に活用した市町と活用しなかった市町の"
+        "「主要項目を全て実施」の割合を比べました。"
+    ]
     dropped = [r for r in table.itertuples() if r.n_dropped]
     if dropped:
-        lines.append("回答が欠けている市町は、その施策の比較から除きました（"
-                     + "、".join(f"「{r.label}」{int(r.n_dropped)}市町" for r in dropped) + "）。")
+        lines.append(
+            "回答が欠けている市町は、その施策の比較から除きました（"
+            + "、".join(f"「{r.label}」{int(r.n_dropped)}市町" for r in dropped)
+            + "）。"
+        )
     adjusted_sig = [r for r in table.itertuples() if not math.isnan(r.p_holm) and r.p_holm < 0.05]
     if adjusted_sig:
         names = "、".join(f"「{r.label}」" for r in adjusted_sig)
-        lines.append(f"複数の施策を同時に検定したことを補正（Holm法）しても、{names}の活用と全項目実施の間に統計的に有意な関連がありました。"
-                     "ただし、これは関連であり、施策の効果を示すものではありません。")
+        lines.append(
+            f"複数の施策を同時に検定したことを補正（Holm法）しても、{names}の活用と全項目実施の間に統計的に有意な関連がありました。"
+            "ただし、これは関連であり、施策の効果を示すものではありません。"
+        )
     else:
-        lines.append("複数の施策を同時に検定したことを補正（Holm法）すると、どの施策についても統計的に有意な関連は認められませんでした。"
-                     "これは「関連がない」ことを意味しません。この市町数で検出できる差には限りがあります。")
+        lines.append(
+            "複数の施策を同時に検定したことを補正（Holm法）すると、どの施策についても統計的に有意な関連は認められませんでした。"
+            "これは「関連がない」ことを意味しません。この市町数で検出できる差には限りがあります。"
+        )
     missing_p = [r for r in table.itertuples() if math.isnan(r.p_lr)]
     if missing_p:
         names = "、".join(f"「{r.label}」" for r in missing_p)
-        lines.append(f"{names}は尤度比検定のp値を計算できませんでした。Holm法・BH法の補正では、検定した施策の数"
-                     f"（{len(table)}）を変えないよう、これらのp値を1として扱いました（他の施策の補正は控えめになります）。")
+        lines.append(
+            f"{names}は尤度比検定のp値を計算できませんでした。Holm法・BH法の補正では、検定した施策の数"
+            f"（{len(table)}）を変えないよう、これらのp値を1として扱いました（他の施策の補正は控えめになります）。"
+        )
     mdds = [r.mdd for r in table.itertuples() if not math.isnan(r.mdd)]
     if mdds:
-        lines.append(f"この市町数では、施策により約{min(mdds) * 100:.0f}〜{max(mdds) * 100:.0f}ポイントより小さい差は、"
-                     "実際にあっても見つけられる確率（検出力）が80%未満です（Fisherの正確検定、有意水準5%）。"
-                     "有意でない結果は、それより小さな差を否定するものではありません。")
+        lines.append(
+            f"この市町数では、施策により約{min(mdds) * 100:.0f}〜{max(mdds) * 100:.0f}ポイントより小さい差は、"
+            "実際にあっても見つけられる確率（検出力）が80%未満です（Fisherの正確検定、有意水準5%）。"
+            "有意でない結果は、それより小さな差を否定するものではありません。"
+        )
     lines.append(evalue_explanation_ja(table))
     for r in table.itertuples():
         if r.note:
             lines.append(r.note if r.note.startswith("「") else f"「{r.label}」: {r.note}")
-    lines.append("これらはすべて関連であり、支援施策の効果を示すものではありません。"
-                 "支援を活用する市町と活用しない市町は、人口規模や体制などがもともと異なります。"
-                 f"調整オッズ比は{covariates_ja}を考慮していますが、それ以外の違いは残ります。")
+    lines.append(
+        "これらはすべて関連であり、支援施策の効果を示すものではありません。"
+        "支援を活用する市町と活用しない市町は、人口規模や体制などがもともと異なります。"
+        f"調整オッズ比は{covariates_ja}を考慮していますが、それ以外の違いは残ります。"
+    )
     return "\n\n".join(lines)
 
 
@@ -261,8 +321,9 @@ def association_narrative_ja(table: pd.DataFrame, n_total: int, timing_ja: str =
 MIN_HAZARD_YEARS = 3  # one year defines the risk set, the next ones give lagged support and events
 
 
-def hazard_frame(panel: pd.DataFrame, book: Codebook, counts: dict | None = None,
-                 covariates: Sequence[str] | None = None) -> pd.DataFrame:
+def hazard_frame(
+    panel: pd.DataFrame, book: Codebook, counts: dict | None = None, covariates: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Person-period data for first reaching full implementation, with last year's support.
 
     * Municipalities already fully implementing in the first observed year are left-censored
@@ -289,8 +350,14 @@ def hazard_frame(panel: pd.DataFrame, book: Codebook, counts: dict | None = None
     censored = set(p.loc[p["_missing"] & ~reached_before & ~p["code"].isin(left | unknown_start), "code"])
     keep = ~p["code"].isin(left | unknown_start) & ~seen_missing & (p["fiscal_year"] > first)
     if counts is not None:
-        counts.update({"left_censored": len(left), "missing_first_year": len(unknown_start),
-                       "censored_missing": len(censored), "first_year": first})
+        counts.update(
+            {
+                "left_censored": len(left),
+                "missing_first_year": len(unknown_start),
+                "censored_missing": len(censored),
+                "first_year": first,
+            }
+        )
     p = p[keep].drop(columns="_missing")
     pp = person_period(p, "code", "fiscal_year", "event")
     pp["fiscal_year"] = pp["fiscal_year"].astype(int)
@@ -304,8 +371,14 @@ def hazard_frame(panel: pd.DataFrame, book: Codebook, counts: dict | None = None
 FEW_EVENTS = 50  # below this many events the Firth LR test is the primary test (docs/recovery.md)
 
 
-def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: int = N_BOOT,
-                 pp: pd.DataFrame | None = None, covariates: Sequence[str] | None = None) -> pd.DataFrame:
+def hazard_table(
+    panel: pd.DataFrame,
+    book: Codebook,
+    seed: int = SEED,
+    n_boot: int = N_BOOT,
+    pp: pd.DataFrame | None = None,
+    covariates: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """One Firth logit hazard model per measure: OR of last year's support and two tests.
 
     The penalised likelihood-ratio test is model-based; the wild cluster restricted score
@@ -323,14 +396,30 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
         data = pp.dropna(subset=[term])
         treated = data.groupby("code")[term].max()
         n_events = int(data["event"].sum())
-        rec = {"measure": m, "label": book.label(m), "n_person_years": len(data), "n_events": n_events,
-               "n_clusters": int(data["code"].nunique()), "n_clusters_supported": int((treated > 0).sum()),
-               "or": math.nan, "or_lower": math.nan, "or_upper": math.nan, "p_lr": math.nan, "p_wild": math.nan, "p_cr1": math.nan,
-               "primary": "lr" if n_events < FEW_EVENTS else "wild", "separation": "", "converged": math.nan,
-               "note": ""}
+        rec = {
+            "measure": m,
+            "label": book.label(m),
+            "n_person_years": len(data),
+            "n_events": n_events,
+            "n_clusters": int(data["code"].nunique()),
+            "n_clusters_supported": int((treated > 0).sum()),
+            "or": math.nan,
+            "or_lower": math.nan,
+            "or_upper": math.nan,
+            "p_lr": math.nan,
+            "p_wild": math.nan,
+            "p_cr1": math.nan,
+            "primary": "lr" if n_events < FEW_EVENTS else "wild",
+            "separation": "",
+            "converged": math.nan,
+            "note": "",
+        }
         if n_events == 0 or n_events == len(data):
-            rec["note"] = ("全項目実施に初めて到達した市町がないため、推定できません。" if n_events == 0 else
-                           "対象の市町・年度がすべて到達しているため、推定できません。")
+            rec["note"] = (
+                "全項目実施に初めて到達した市町がないため、推定できません。"
+                if n_events == 0
+                else "対象の市町・年度がすべて到達しているため、推定できません。"
+            )
         elif data[term].nunique() < 2:
             rec["note"] = "前年度に活用した市町・年度（または活用しなかった市町・年度）がないため、推定できません。"
         else:
@@ -338,19 +427,36 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
             try:
                 fit = firth_logit(formula, data)
                 p_lr = float(fit.pvalues[term])
-                res = discrete_time_hazard(formula, data, cluster_col="code", method="firth",
-                                           inference="wild_bootstrap", n_boot=n_boot, seed=seed + i, test_terms=[term])
+                res = discrete_time_hazard(
+                    formula,
+                    data,
+                    cluster_col="code",
+                    method="firth",
+                    inference="wild_bootstrap",
+                    n_boot=n_boot,
+                    seed=seed + i,
+                    test_terms=[term],
+                )
             except np.linalg.LinAlgError:
                 rec["note"] = COLLINEAR_NOTE_JA
                 rec["p_primary"] = math.nan
                 rows.append(rec)
                 continue
             ors = res.odds_ratios(0.05, [term]).loc[term]
-            lo, hi = unbounded_side(float(ors["lower"]), float(ors["upper"]),
-                                    int(fit.separation_directions.get(term, 0)))
-            rec.update({"or": float(ors["odds_ratio"]), "or_lower": lo, "or_upper": hi, "p_lr": p_lr, "p_wild": float(res.pvalues[term]),
-                        "p_cr1": float(res.cr1.loc[term, "p_cr1"]) if term in res.cr1.index else math.nan,
-                        "separation": term if term in res.separation else ""})
+            lo, hi = unbounded_side(
+                float(ors["lower"]), float(ors["upper"]), int(fit.separation_directions.get(term, 0))
+            )
+            rec.update(
+                {
+                    "or": float(ors["odds_ratio"]),
+                    "or_lower": lo,
+                    "or_upper": hi,
+                    "p_lr": p_lr,
+                    "p_wild": float(res.pvalues[term]),
+                    "p_cr1": float(res.cr1.loc[term, "p_cr1"]) if term in res.cr1.index else math.nan,
+                    "separation": term if term in res.separation else "",
+                }
+            )
             directions = {t: int(d) for t, d in fit.separation_directions.items()}
             rec["converged"] = bool(fit.converged and res.converged)
             rec["note"] = separation_note_ja(directions, term, book.label(m), labels)
@@ -367,44 +473,54 @@ def hazard_table(panel: pd.DataFrame, book: Codebook, seed: int = SEED, n_boot: 
 
 def hazard_table_ja(table: pd.DataFrame) -> pd.DataFrame:
     """The trends report's hazard table: Japanese headers, numbers as numbers."""
-    return pd.DataFrame({
-        "支援施策（前年度の活用）": table["label"],
-        "市町・年度の数": table["n_person_years"].astype(int),
-        "全項目実施に到達した数": table["n_events"].astype(int),
-        "市町数": table["n_clusters"].astype(int),
-        "うち前年度に活用した市町": table["n_clusters_supported"].astype(int),
-        "オッズ比(Firth)": table["or"].astype(float),
-        "オッズ比・下限": table["or_lower"].astype(float),
-        "オッズ比・上限": table["or_upper"].astype(float),
-        "E値(推定値)": table["evalue"].astype(float),
-        "E値(信頼限界)": table["evalue_ci"].astype(float),
-        "p値(尤度比検定)": table["p_lr"].astype(float),
-        "p値(ワイルド・クラスター・ブートストラップ)": table["p_wild"].astype(float),
-        "主たる検定": ["尤度比検定" if p == "lr" else "ブートストラップ" for p in table["primary"]],
-        "Holm調整p値(主たる検定)": table["p_holm"].astype(float),
-        "注記": table["note"].fillna(""),
-    })
+    return pd.DataFrame(
+        {
+            "支援施策（前年度の活用）": table["label"],
+            "市町・年度の数": table["n_person_years"].astype(int),
+            "全項目実施に到達した数": table["n_events"].astype(int),
+            "市町数": table["n_clusters"].astype(int),
+            "うち前年度に活用した市町": table["n_clusters_supported"].astype(int),
+            "オッズ比(Firth)": table["or"].astype(float),
+            "オッズ比・下限": table["or_lower"].astype(float),
+            "オッズ比・上限": table["or_upper"].astype(float),
+            "E値(推定値)": table["evalue"].astype(float),
+            "E値(信頼限界)": table["evalue_ci"].astype(float),
+            "p値(尤度比検定)": table["p_lr"].astype(float),
+            "p値(ワイルド・クラスター・ブートストラップ)": table["p_wild"].astype(float),
+            "主たる検定": ["尤度比検定" if p == "lr" else "ブートストラップ" for p in table["primary"]],
+            "Holm調整p値(主たる検定)": table["p_holm"].astype(float),
+            "注記": table["note"].fillna(""),
+        }
+    )
 
 
 def hazard_sample_ja(counts: dict, n_years: int) -> str:
     """Who is in the hazard model: left-censored and censored municipalities, said in words."""
     lines = []
     if counts.get("left_censored"):
-        lines.append(f"最初の調査年度（FY{counts['first_year']}）に既に全項目を実施していた{counts['left_censored']}市町は、"
-                     "いつ到達したかが分からないため、このモデルの対象から除いています（左側打ち切り）。")
+        lines.append(
+            f"最初の調査年度（FY{counts['first_year']}）に既に全項目を実施していた{counts['left_censored']}市町は、"
+            "いつ到達したかが分からないため、このモデルの対象から除いています（左側打ち切り）。"
+        )
     if counts.get("missing_first_year"):
-        lines.append(f"最初の調査年度に全項目実施かどうかが無回答のため分からない{counts['missing_first_year']}市町も除いています。")
+        lines.append(
+            f"最初の調査年度に全項目実施かどうかが無回答のため分からない{counts['missing_first_year']}市町も除いています。"
+        )
     if counts.get("censored_missing"):
-        lines.append(f"途中の年度で全項目実施かどうかが無回答だった{counts['censored_missing']}市町は、"
-                     "その年度以降を対象から外しています（到達の有無が分からないため、「未到達」とは数えません）。")
+        lines.append(
+            f"途中の年度で全項目実施かどうかが無回答だった{counts['censored_missing']}市町は、"
+            "その年度以降を対象から外しています（到達の有無が分からないため、「未到達」とは数えません）。"
+        )
     return "\n\n".join(lines)
 
 
 def hazard_unavailable_ja(n_years: int, n_events: int | None = None) -> str | None:
     """Why the hazard section is empty, or None when the model can be fitted."""
     if n_years < MIN_HAZARD_YEARS:
-        return (f"調査年度が{n_years}年度分しかないため、年度をまたぐ分析（離散時間ハザードモデル）は行いません。"
-                f"対象を決める最初の年度と、前年度の支援・到達を見る年度が必要で、{MIN_HAZARD_YEARS}年度分以上の調査が必要です。")
+        return (
+            f"調査年度が{n_years}年度分しかないため、年度をまたぐ分析（離散時間ハザードモデル）は行いません。"
+            f"対象を決める最初の年度と、前年度の支援・到達を見る年度が必要で、{MIN_HAZARD_YEARS}年度分以上の調査が必要です。"
+        )
     if n_events == 0:
         return "対象期間中に全項目実施に初めて到達した市町がないため、支援との関連は推定できません。"
     return None
@@ -414,8 +530,10 @@ def evalue_explanation_ja(table: pd.DataFrame, exposure: str = "支援の活用"
     """One plain sentence on what the E-values mean, with the largest one as the example."""
     from .sensitivity import evalue_or, evalue_sentence_ja
 
-    text = ("表の「E値」は、まだ考慮していない要因（未測定の交絡）がどれほど強ければ関連を説明し尽くせるかの目安です"
-            "（値が大きいほど、未測定の要因だけでは説明しにくい関連です）。")
+    text = (
+        "表の「E値」は、まだ考慮していない要因（未測定の交絡）がどれほど強ければ関連を説明し尽くせるかの目安です"
+        "（値が大きいほど、未測定の要因だけでは説明しにくい関連です）。"
+    )
     rows = table.dropna(subset=["evalue"])
     if rows.empty:
         return text
@@ -425,6 +543,7 @@ def evalue_explanation_ja(table: pd.DataFrame, exposure: str = "支援の活用"
 
 
 # --- result objects, for researchers and the analyst appendix --------------------------------
+
 
 @dataclass(frozen=True)
 class Analysis:
@@ -443,16 +562,39 @@ class Analysis:
 
     def summary(self) -> str:
         lines = [f"{self.kind}"] + [f"  {k}: {v}" for k, v in {**self.spec, **self.facts}.items()]
-        cols = [c for c in ("measure", "n_exposed", "n_unexposed", "n_person_years", "n_events", "rd", "rd_lower",
-                            "rd_upper", "or", "or_lower", "or_upper", "p_fisher", "p_lr", "p_wild", "p_holm",
-                            "evalue", "evalue_ci", "separation", "converged") if c in self.table.columns]
+        cols = [
+            c
+            for c in (
+                "measure",
+                "n_exposed",
+                "n_unexposed",
+                "n_person_years",
+                "n_events",
+                "rd",
+                "rd_lower",
+                "rd_upper",
+                "or",
+                "or_lower",
+                "or_upper",
+                "p_fisher",
+                "p_lr",
+                "p_wild",
+                "p_holm",
+                "evalue",
+                "evalue_ci",
+                "separation",
+                "converged",
+            )
+            if c in self.table.columns
+        ]
         return "\n".join(lines) + "\n\n" + self.table[cols].round(4).to_string(index=False)
 
     def _repr_html_(self) -> str:
         import html as _html
 
-        items = "".join(f"<li>{_html.escape(str(k))}: {_html.escape(str(v))}</li>"
-                        for k, v in {**self.spec, **self.facts}.items())
+        items = "".join(
+            f"<li>{_html.escape(str(k))}: {_html.escape(str(v))}</li>" for k, v in {**self.spec, **self.facts}.items()
+        )
         # one column per measure, one row per field: the full numeric table has ~30 fields, which
         # fit no page as columns but read well as rows (and print on A4 portrait)
         shown = self.table.round(4)
@@ -463,44 +605,59 @@ class Analysis:
         return f"<p><strong>{_html.escape(self.kind)}</strong></p><ul>{items}</ul>{table}"
 
 
-def analyse_year(year: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None,
-                 exposure_lag: int = 0) -> Analysis:
+def analyse_year(
+    year: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None, exposure_lag: int = 0
+) -> Analysis:
     """The per-year association analysis as a result object (the report formats it at display)."""
     covariates = covariates_of(book, covariates)
     table = association_table(year, book, covariates)
-    spec = {"covariates": list(covariates), "exposure_lag": exposure_lag,
-            "risk difference interval": "Chan-Zhang exact unconditional (Newcombe when both groups > "
-                                        f"{power.LARGE_GROUP})",
-            "odds ratio": "Firth logistic regression, profile penalised-likelihood CI, penalised LR test",
-            "multiplicity": "Holm and Benjamini-Hochberg over all measures (missing p counted as 1)",
-            "detectable difference": "Fisher exact test, alpha 0.05, power 0.8, exact enumeration",
-            "e-values": "VanderWeele & Ding 2017; OR as RR when the outcome is rare (<15 %), else sqrt(OR)"}
-    facts = {"municipalities": len(year), "fully implementing": int(year[OUTCOME].astype("boolean").sum()),
-             "separated": ", ".join(f"{m}: {sep}" for m, sep in zip(table["measure"], table["separation"]) if sep)
-             or "none",
-             "not converged": ", ".join(table.loc[table["converged"] == False, "measure"]) or "none"}  # noqa: E712
+    spec = {
+        "covariates": list(covariates),
+        "exposure_lag": exposure_lag,
+        "risk difference interval": f"Chan-Zhang exact unconditional (Newcombe when both groups > {power.LARGE_GROUP})",
+        "odds ratio": "Firth logistic regression, profile penalised-likelihood CI, penalised LR test",
+        "multiplicity": "Holm and Benjamini-Hochberg over all measures (missing p counted as 1)",
+        "detectable difference": "Fisher exact test, alpha 0.05, power 0.8, exact enumeration",
+        "e-values": "VanderWeele & Ding 2017; OR as RR when the outcome is rare (<15 %), else sqrt(OR)",
+    }
+    facts = {
+        "municipalities": len(year),
+        "fully implementing": int(year[OUTCOME].astype("boolean").sum()),
+        "separated": ", ".join(
+            f"{m}: {sep}" for m, sep in zip(table["measure"], table["separation"], strict=False) if sep
+        )
+        or "none",
+        "not converged": ", ".join(table.loc[table["converged"].eq(False), "measure"]) or "none",
+    }
     return Analysis("per-year association (support measure vs full implementation)", table, spec, facts)
 
 
-def analyse_hazard(panel: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None,
-                   n_boot: int = N_BOOT, seed: int = SEED) -> Analysis:
+def analyse_hazard(
+    panel: pd.DataFrame, book: Codebook, covariates: Sequence[str] | None = None, n_boot: int = N_BOOT, seed: int = SEED
+) -> Analysis:
     """The cross-year hazard analysis as a result object, with who is in the risk set."""
     covariates = covariates_of(book, covariates)
     counts: dict = {}
     pp = hazard_frame(panel, book, counts=counts, covariates=covariates)
     table = hazard_table(panel, book, seed=seed, n_boot=n_boot, pp=pp, covariates=covariates)
     events = pp.groupby("fiscal_year")["event"].agg(["size", "sum"])
-    spec = {"covariates": list(covariates), "model": "Firth logit discrete-time hazard, fiscal-year effects, "
-            "one lagged measure at a time", "bootstrap": f"wild cluster restricted score, {n_boot} Rademacher draws, "
-            f"seeds {seed}..{seed + len(table) - 1}", "primary test": f"LR below {FEW_EVENTS} events, else bootstrap"}
-    facts = {"risk set": counts, "events per year": {int(y): f"{int(r['sum'])} of {int(r['size'])}"
-                                                     for y, r in events.iterrows()},
-             "separated": ", ".join(s for s in table["separation"] if s) or "none",
-             "not converged": ", ".join(table.loc[table["converged"] == False, "measure"]) or "none"}  # noqa: E712
+    spec = {
+        "covariates": list(covariates),
+        "model": "Firth logit discrete-time hazard, fiscal-year effects, one lagged measure at a time",
+        "bootstrap": f"wild cluster restricted score, {n_boot} Rademacher draws, seeds {seed}..{seed + len(table) - 1}",
+        "primary test": f"LR below {FEW_EVENTS} events, else bootstrap",
+    }
+    facts = {
+        "risk set": counts,
+        "events per year": {int(y): f"{int(r['sum'])} of {int(r['size'])}" for y, r in events.iterrows()},
+        "separated": ", ".join(s for s in table["separation"] if s) or "none",
+        "not converged": ", ".join(table.loc[table["converged"].eq(False), "measure"]) or "none",
+    }
     return Analysis("cross-year discrete-time hazard (first reaching full implementation)", table, spec, facts)
 
 
 # --- results in words ------------------------------------------------------------------------
+
 
 def _pct_text(rate: float) -> str:
     return f"{rate * 100:.0f}%"
@@ -521,8 +678,10 @@ def measure_sentence_ja(row, timing_ja: str = "同じ年度") -> str:
     if not row["n_exposed"] or not row["n_unexposed"]:
         who = "すべての市町が活用した" if row["n_unexposed"] == 0 else "活用した市町がない"
         return f"「{label}」は、{who}ため、活用の有無による比較はできません。"
-    text = (f"「{label}」を{when}活用した市町の{_pct_text(row['rate_exposed'])}、活用しなかった市町の"
-            f"{_pct_text(row['rate_unexposed'])}が全項目を実施していました（差は{_pts(row['rd'])}ポイント")
+    text = (
+        f"「{label}」を{when}活用した市町の{_pct_text(row['rate_exposed'])}、活用しなかった市町の"
+        f"{_pct_text(row['rate_unexposed'])}が全項目を実施していました（差は{_pts(row['rd'])}ポイント"
+    )
     lo, hi = row["rd_lower"], row["rd_upper"]
     if math.isnan(lo) or math.isnan(hi):
         return text + "。信頼区間は計算できませんでした）。"
@@ -543,8 +702,10 @@ def hazard_sentence_ja(row) -> str:
     label = row["label"]
     if math.isnan(row["or"]):
         return f"「{label}」: {row['note'] or '推定できませんでした。'}"
-    text = (f"前年度に「{label}」を活用した市町は、活用しなかった市町に比べ、翌年度に初めて全項目実施に到達する"
-            f"オッズが{row['or']:.2f}倍でした")
+    text = (
+        f"前年度に「{label}」を活用した市町は、活用しなかった市町に比べ、翌年度に初めて全項目実施に到達する"
+        f"オッズが{row['or']:.2f}倍でした"
+    )
     lo, hi = row.get("or_lower", math.nan), row.get("or_upper", math.nan)
     if not (pd.isna(lo) or pd.isna(hi)):
         upper = "上限なし" if math.isinf(hi) else f"{hi:.2f}"
@@ -562,12 +723,15 @@ def hazard_sentence_ja(row) -> str:
 # --- methods, for readers and for specialists ---------------------------------------------------
 # Method facts are generated from the constants the code uses, so the text cannot drift from it.
 
+
 def methods_plain_ja(covs: str) -> str:
     """How the per-year comparison works, for a reader who is not a statistician."""
-    return ("市町の数が少ないと、偶然によるばらつきが大きくなります。そこで、少ない数でも信頼できる計算方法を使い、"
-            "結果には必ず「95%信頼区間」（真の値がこの範囲にあると考えてよい幅）を付けています。"
-            f"市町の規模などの違いを考えるため、{covs}をそろえた比較（調整オッズ比）も示します。"
-            "複数の施策を同時に調べると偶然の「有意」が出やすくなるため、その分を補正したp値も示します。")
+    return (
+        "市町の数が少ないと、偶然によるばらつきが大きくなります。そこで、少ない数でも信頼できる計算方法を使い、"
+        "結果には必ず「95%信頼区間」（真の値がこの範囲にあると考えてよい幅）を付けています。"
+        f"市町の規模などの違いを考えるため、{covs}をそろえた比較（調整オッズ比）も示します。"
+        "複数の施策を同時に調べると偶然の「有意」が出やすくなるため、その分を補正したp値も示します。"
+    )
 
 
 def methods_detail_ja(n_measures: int, covs: str) -> list[str]:
@@ -587,8 +751,10 @@ def methods_detail_ja(n_measures: int, covs: str) -> list[str]:
 
 
 def hazard_methods_plain_ja(covs: str) -> str:
-    return ("まだ全項目を実施していない市町が、翌年度に初めて全項目実施に到達するかどうかと、前年度の支援施策の活用との関連を、"
-            f"年度の違いと{covs}をそろえて調べました（離散時間ハザードモデル）。")
+    return (
+        "まだ全項目を実施していない市町が、翌年度に初めて全項目実施に到達するかどうかと、前年度の支援施策の活用との関連を、"
+        f"年度の違いと{covs}をそろえて調べました（離散時間ハザードモデル）。"
+    )
 
 
 def hazard_methods_detail_ja(covs: str, n_municipalities: int | None = None, n_events: int | None = None) -> list[str]:
@@ -612,8 +778,13 @@ def _size_sentence(n_municipalities: int | None, n_events: int | None) -> list[s
     from .recovery import size_figures_for
 
     f = size_figures_for(n_municipalities, n_events)
-    where = ("この県と同じ規模" if f["applies"] else
-             f"この県に最も近い規模（{f['n_municipalities']:,}市町、到達 平均{f['mean_events']:.0f}件）")
-    return [f"このモデル（施策1つ＋年度＋共変量）で効果のない施策を{f['n_rep']:,}回シミュレーションしたところ、{where}で"
-            f"「有意」（5%水準）になった割合は尤度比検定で{100 * f['reject_rate_lr']:.1f}%、ブートストラップで"
-            f"{100 * f['reject_rate_wild']:.1f}%でした（名目5%）。主たる検定の選び方はこの結果に基づきます。"]
+    where = (
+        "この県と同じ規模"
+        if f["applies"]
+        else f"この県に最も近い規模（{f['n_municipalities']:,}市町、到達 平均{f['mean_events']:.0f}件）"
+    )
+    return [
+        f"このモデル（施策1つ＋年度＋共変量）で効果のない施策を{f['n_rep']:,}回シミュレーションしたところ、{where}で"
+        f"「有意」（5%水準）になった割合は尤度比検定で{100 * f['reject_rate_lr']:.1f}%、ブートストラップで"
+        f"{100 * f['reject_rate_wild']:.1f}%でした（名目5%）。主たる検定の選び方はこの結果に基づきます。"
+    ]

@@ -1,4 +1,5 @@
 """`python -m analysis ...`: argument parsing and messages only; the work is in other modules."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,14 +9,16 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m analysis",
-                                description="包括的な支援体制の整備に関する市町支援の評価 / evaluation pipeline")
+    p = argparse.ArgumentParser(
+        prog="python -m analysis", description="包括的な支援体制の整備に関する市町支援の評価 / evaluation pipeline"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sample", help="架空県のサンプルデータを生成 / write the fictional sample data")
     s.add_argument("--out", type=Path, default=None, help="出力先（既定: data/raw/sample）")
-    s.add_argument("--national", action="store_true",
-                   help="全国1,741市町村の合成データ（data/raw/national-synthetic）を生成")
+    s.add_argument(
+        "--national", action="store_true", help="全国1,741市町村の合成データ（data/raw/national-synthetic）を生成"
+    )
 
     r = sub.add_parser("run", help="全年度のレポートを作成 / run the reports")
     r.add_argument("--dataset", default="sample")
@@ -24,10 +27,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="変更がなくても作り直す")
     r.add_argument("--exposure-lag", type=int, choices=(0, 1), default=0, help="支援の時点（0: 同年度, 1: 前年度）")
     r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--memory-limit-mb", type=int, default=None,
-                   help="各ノートブックのメモリ上限（MB, アドレス空間。既定: 8192、0 で無制限）/ memory limit per kernel")
-    r.add_argument("--wait", action="store_true",
-                   help="同じデータセットの別の実行が終わるのを待つ（既定: すぐに終了）/ wait for a concurrent run")
+    r.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        default=None,
+        help="各ノートブックのメモリ上限（MB, アドレス空間。既定: 8192、0 で無制限）/ memory limit per kernel",
+    )
+    r.add_argument(
+        "--wait",
+        action="store_true",
+        help="同じデータセットの別の実行が終わるのを待つ（既定: すぐに終了）/ wait for a concurrent run",
+    )
 
     st = sub.add_parser("site", help="レポート一覧（index.html）だけを作り直す / rebuild the index")
     st.add_argument("--dataset", default="sample")
@@ -38,34 +48,64 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("file", type=Path)
     v.add_argument("--dataset", required=True)
     v.add_argument("--fiscal-year", type=int, default=None)
-    v.add_argument("--tidy-out", type=Path, default=None,
-                   help="整形済みの表（CSV）の出力先。エラーがなければ書き出す / write the tidy table (CSV) when valid")
-    v.add_argument("--issues-out", type=Path, default=None,
-                   help="問題の一覧（CSV）の出力先 / write the issues table (CSV)")
+    v.add_argument(
+        "--tidy-out",
+        type=Path,
+        default=None,
+        help="整形済みの表（CSV）の出力先。エラーがなければ書き出す / write the tidy table (CSV) when valid",
+    )
+    v.add_argument(
+        "--issues-out", type=Path, default=None, help="問題の一覧（CSV）の出力先 / write the issues table (CSV)"
+    )
 
-    m = sub.add_parser("master", help="実在の県の市町村マスタ（municipalities.xlsx）を作成 / write a municipality master")
+    m = sub.add_parser(
+        "master", help="実在の県の市町村マスタ（municipalities.xlsx）を作成 / write a municipality master"
+    )
     m.add_argument("--prefecture", required=True, help="都道府県コード（例: 22）または都道府県名")
-    m.add_argument("--out", type=Path, default=Path("municipalities.xlsx"),
-                   help="出力先（.xlsx または .csv、既定: ./municipalities.xlsx）")
-    m.add_argument("--fiscal-year", type=int, default=None,
-                   help="財政力指数をこの年度以前の最新の公表値にする（既定: 同梱の最新年度）")
+    m.add_argument(
+        "--out",
+        type=Path,
+        default=Path("municipalities.xlsx"),
+        help="出力先（.xlsx または .csv、既定: ./municipalities.xlsx）",
+    )
+    m.add_argument(
+        "--fiscal-year",
+        type=int,
+        default=None,
+        help="財政力指数をこの年度以前の最新の公表値にする（既定: 同梱の最新年度）",
+    )
     m.add_argument("--replace", action="store_true", help="既にあるファイルを上書きする")
 
-    tp = sub.add_parser("template", help="コードブックから次年度の調査票（Excel）を作成 / write next year's questionnaire")
+    tp = sub.add_parser(
+        "template", help="コードブックから次年度の調査票（Excel）を作成 / write next year's questionnaire"
+    )
     tp.add_argument("--dataset", required=True)
     tp.add_argument("--fiscal-year", type=int, required=True, help="調査の対象年度（例: 2026）")
-    tp.add_argument("--out", type=Path, default=None, help="全市町の調査票の出力先（既定: ./survey_FY<年度>_template.xlsx）")
-    tp.add_argument("--per-municipality", type=Path, default=None, metavar="DIR",
-                    help="市町ごとの調査票（<コード>_<市町名>_FY<年度>.xlsx）を書き出すフォルダ")
+    tp.add_argument(
+        "--out", type=Path, default=None, help="全市町の調査票の出力先（既定: ./survey_FY<年度>_template.xlsx）"
+    )
+    tp.add_argument(
+        "--per-municipality",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="市町ごとの調査票（<コード>_<市町名>_FY<年度>.xlsx）を書き出すフォルダ",
+    )
     tp.add_argument("--deadline", default=None, help="提出期限（例: 2026-10-31）")
     tp.add_argument("--replace", action="store_true", help="既にあるファイルを上書きする")
 
-    co = sub.add_parser("collect", help="返送された調査票をまとめて年度の調査ファイルにする / merge returned questionnaires")
+    co = sub.add_parser(
+        "collect", help="返送された調査票をまとめて年度の調査ファイルにする / merge returned questionnaires"
+    )
     co.add_argument("folder", type=Path, metavar="DIR", help="返送されたファイルを置いたフォルダ")
     co.add_argument("--dataset", required=True)
     co.add_argument("--fiscal-year", type=int, required=True)
-    co.add_argument("--out", type=Path, default=None,
-                    help="出力先（既定: data/raw/<データセット>/survey_FY<年度>.xlsx に書き、dataset.yaml に登録）")
+    co.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="出力先（既定: data/raw/<データセット>/survey_FY<年度>.xlsx に書き、dataset.yaml に登録）",
+    )
     co.add_argument("--replace", action="store_true", help="既にある調査ファイル・dataset.yaml の登録を置き換える")
     co.add_argument("--allow-missing", action="store_true", help="未回答の市町があっても書き出す")
     return p
@@ -78,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     from .datasets import DatasetError
     from .errors import AnalysisError
     from .export import WRITE_ERRNOS, write_error_text
-    from .survey import SurveyError
     from .runner import Interrupted, RunLocked
+    from .survey import SurveyError
 
     try:
         return _dispatch(args)
@@ -125,9 +165,16 @@ def _dispatch(args) -> int:
         from .runner import DEFAULT_MEMORY_LIMIT_MB, run, summary_table
 
         limit = DEFAULT_MEMORY_LIMIT_MB if args.memory_limit_mb is None else args.memory_limit_mb
-        results = run(args.dataset, args.years, jobs=args.jobs, force=args.force,
-                      exposure_lag=args.exposure_lag, progress=not args.no_progress,
-                      memory_limit_mb=limit, wait=args.wait)
+        results = run(
+            args.dataset,
+            args.years,
+            jobs=args.jobs,
+            force=args.force,
+            exposure_lag=args.exposure_lag,
+            progress=not args.no_progress,
+            memory_limit_mb=limit,
+            wait=args.wait,
+        )
         print(summary_table(results))
         for warning in getattr(results, "warnings", []):
             print(f"注意 / warning: {warning}", file=sys.stderr)
@@ -136,8 +183,11 @@ def _dispatch(args) -> int:
 
         print(f"レポート一覧 / index: {reports_dir(args.dataset) / 'index.html'}")
         if failed:
-            print(f"{len(failed)} 件のレポートが失敗しました（以前のレポートはそのまま残しています）/ "
-                  f"{len(failed)} report(s) failed; earlier reports were left in place", file=sys.stderr)
+            print(
+                f"{len(failed)} 件のレポートが失敗しました（以前のレポートはそのまま残しています）/ "
+                f"{len(failed)} report(s) failed; earlier reports were left in place",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if args.command == "site":
@@ -186,8 +236,11 @@ def _validate(args) -> int:
     if len(outs) == 2 and Path(outs[0]).resolve() == Path(outs[1]).resolve():
         from .runner import OutputError
 
-        raise OutputError("--tidy-out と --issues-out に同じファイルは指定できません",
-                          "--tidy-out and --issues-out must be different files", where=str(outs[0]))
+        raise OutputError(
+            "--tidy-out と --issues-out に同じファイルは指定できません",
+            "--tidy-out and --issues-out must be different files",
+            where=str(outs[0]),
+        )
     try:
         result = ds.read_file(args.file, load_codebook(), fiscal_year=args.fiscal_year)
     except SurveyError as exc:
@@ -205,14 +258,18 @@ def _validate(args) -> int:
             write_csv(result.tidy, args.tidy_out)
             print(f"整形済みの表を書き出しました / tidy table written: {args.tidy_out}")
         else:
-            print(f"エラーがあるため整形済みの表は書き出していません / tidy table not written because of errors: "
-                  f"{args.tidy_out}")
+            print(
+                f"エラーがあるため整形済みの表は書き出していません / tidy table not written because of errors: "
+                f"{args.tidy_out}"
+            )
     return 0 if result.ok else 1
 
 
 #: Folders under reports/<dataset>/ that the runner owns (an explicit out-path may not go there).
-_RUNNER_OWNED = re.compile(r"^(FY\d{4}|trends|quality|\.staging|\.failed|\.logs|\.old-.*|index\.html|"
-                           r"assumptions\.html|\.run\.lock)$")
+_RUNNER_OWNED = re.compile(
+    r"^(FY\d{4}|trends|quality|\.staging|\.failed|\.logs|\.old-.*|index\.html|"
+    r"assumptions\.html|\.run\.lock)$"
+)
 
 
 def check_output_path(path: Path | str, dataset: str, protected: set[Path] = frozenset()) -> Path:
@@ -230,24 +287,36 @@ def check_output_path(path: Path | str, dataset: str, protected: set[Path] = fro
     data, reports = root / "data", root / "reports"
     where = str(path)
     if target in protected:
-        raise OutputError("入力ファイルには書き出せません。別の出力先を指定してください",
-                          "refusing to overwrite an input file; choose another output path", where=where)
+        raise OutputError(
+            "入力ファイルには書き出せません。別の出力先を指定してください",
+            "refusing to overwrite an input file; choose another output path",
+            where=where,
+        )
     if target.is_relative_to(data) and not target.is_relative_to(data / "processed"):
-        raise OutputError(f"data/ の中（調査ファイル・市町一覧・コードブック）には書き出せません（{target}）。"
-                          "data/ の外か data/processed/ を指定してください",
-                          f"refusing to write inside data/ ({target}); choose a path outside data/ or in data/processed/",
-                          where=where)
+        raise OutputError(
+            f"data/ の中（調査ファイル・市町一覧・コードブック）には書き出せません（{target}）。"
+            "data/ の外か data/processed/ を指定してください",
+            f"refusing to write inside data/ ({target}); choose a path outside data/ or in data/processed/",
+            where=where,
+        )
     if target.is_relative_to(reports) and target != reports:
         parts = target.relative_to(reports).parts
         if parts[0] != dataset:
-            raise OutputError(f"別のデータセット『{parts[0]}』のレポートの中には書き出せません（{target}）",
-                              f"refusing to write into the reports of another dataset ({parts[0]!r})", where=where)
+            raise OutputError(
+                f"別のデータセット『{parts[0]}』のレポートの中には書き出せません（{target}）",
+                f"refusing to write into the reports of another dataset ({parts[0]!r})",
+                where=where,
+            )
         if len(parts) < 2 or _RUNNER_OWNED.match(parts[1]):
-            raise OutputError(f"レポートのフォルダ（run が作るもの）の中には書き出せません（{target}）",
-                              f"refusing to write into a report folder managed by `run` ({target})", where=where)
+            raise OutputError(
+                f"レポートのフォルダ（run が作るもの）の中には書き出せません（{target}）",
+                f"refusing to write into a report folder managed by `run` ({target})",
+                where=where,
+            )
     if target.is_dir():
-        raise OutputError("フォルダです。ファイル名を指定してください", "refusing to write to a folder; give a file name",
-                          where=where)
+        raise OutputError(
+            "フォルダです。ファイル名を指定してください", "refusing to write to a folder; give a file name", where=where
+        )
     return target
 
 
@@ -265,6 +334,8 @@ def _check_sample_out(out: Path) -> None:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         meta = None
     if not (isinstance(meta, dict) and meta.get("synthetic") is True):
-        raise OutputError("このフォルダには合成データではないデータセットがあります。上書きしません。別の --out を指定してください",
-                          "this folder holds a dataset that is not synthetic; refusing to overwrite it",
-                          where=str(out))
+        raise OutputError(
+            "このフォルダには合成データではないデータセットがあります。上書きしません。別の --out を指定してください",
+            "this folder holds a dataset that is not synthetic; refusing to overwrite it",
+            where=str(out),
+        )

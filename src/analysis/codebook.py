@@ -4,6 +4,7 @@ Nothing here touches survey data; `io` uses it to recognise columns and map answ
 analysis uses its lists (main items, support measures, challenges) so that a prefecture can change
 the definition of "full implementation" in YAML rather than in code.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -159,7 +160,7 @@ class Codebook:
         return [k for k, v in self.answer_maps[answers].items() if v == value and k != ""]
 
 
-def check_covariate_terms(terms, book: "Codebook") -> None:
+def check_covariate_terms(terms, book: Codebook) -> None:
     """Every term names a codebook covariate, or log_ of one (JA+EN error otherwise)."""
     known = {c["variable"] for c in book.covariates}
     allowed = sorted(known | {f"log_{v}" for v in known})
@@ -167,9 +168,11 @@ def check_covariate_terms(terms, book: "Codebook") -> None:
     if bad or len(set(terms)) != len(terms):
         from .errors import AnalysisError
 
-        raise AnalysisError(f"共変量 {bad or terms} は使えません（使えるもの: {', '.join(allowed)}。重複も不可）",
-                            f"unknown or duplicate covariate terms {bad or terms}; use {', '.join(allowed)}",
-                            where=str(book.path))
+        raise AnalysisError(
+            f"共変量 {bad or terms} は使えません（使えるもの: {', '.join(allowed)}。重複も不可）",
+            f"unknown or duplicate covariate terms {bad or terms}; use {', '.join(allowed)}",
+            where=str(book.path),
+        )
 
 
 def load_codebook(path: Path | str | None = None) -> Codebook:
@@ -181,6 +184,8 @@ def load_codebook(path: Path | str | None = None) -> Codebook:
     known = set(book.variables)
     for name in (*book.main_items, *book.support_measures, *book.challenges):
         if name not in known:
-            raise ValueError(f"{path}: 定義リストの変数 {name!r} が questions にありません / "
-                             f"variable {name!r} is listed but not defined under questions")
+            raise ValueError(
+                f"{path}: 定義リストの変数 {name!r} が questions にありません / "
+                f"variable {name!r} is listed but not defined under questions"
+            )
     return book

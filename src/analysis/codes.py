@@ -4,6 +4,7 @@ A municipality code has five digits (2 prefecture + 3 municipality) plus a check
 Survey files carry it in many shapes: 6 digits, 5 digits without the check digit, a number that
 lost its leading zero in Excel (1002 for 01002), full-width digits, with hyphens or spaces.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -24,18 +25,13 @@ def check_digit(code5: str) -> int:
     """Check digit of a 5-digit code: (11 - sum(d_i * w_i) mod 11) mod 10, w = 6,5,4,3,2."""
     if len(code5) != 5 or not code5.isdigit():
         raise CodeError("5桁の数字ではありません", f"not 5 digits: {code5!r}")
-    total = sum(int(d) * w for d, w in zip(code5, WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(code5, WEIGHTS, strict=False))
     return (11 - total % 11) % 10
 
 
 def is_valid(code6: str) -> bool:
     """True when `code6` is 6 digits whose last digit is the check digit of the first five."""
-    return (
-        isinstance(code6, str)
-        and len(code6) == 6
-        and code6.isdigit()
-        and check_digit(code6[:5]) == int(code6[5])
-    )
+    return isinstance(code6, str) and len(code6) == 6 and code6.isdigit() and check_digit(code6[:5]) == int(code6[5])
 
 
 def _digits(value) -> str:
@@ -65,8 +61,10 @@ def candidates(value) -> list[str]:
     if len(text) == 6:
         if not is_valid(text):
             expected = check_digit(text[:5])
-            raise CodeError(f"検査数字が誤っています（正しくは {text[:5]}{expected}）",
-                            f"wrong check digit in {text} (expected {text[:5]}{expected})")
+            raise CodeError(
+                f"検査数字が誤っています（正しくは {text[:5]}{expected}）",
+                f"wrong check digit in {text} (expected {text[:5]}{expected})",
+            )
         return [text]
     if len(text) == 5:
         found = [text + str(check_digit(text))]

@@ -24,6 +24,7 @@ with `--replace` (the previous file is never deleted). dataset.yaml is rewritten
 library: keys and values are kept, the comment lines at the top of the file are kept, other
 comments are lost.
 """
+
 from __future__ import annotations
 
 import sys
@@ -48,10 +49,10 @@ class CollectError(AnalysisError):
 
 @dataclass(frozen=True)
 class Message:
-    severity: str          # error, warning, info
+    severity: str  # error, warning, info
     ja: str
     en: str
-    file: str = ""         # file (relative to the folder) the message is about
+    file: str = ""  # file (relative to the folder) the message is about
 
     def text(self) -> str:
         where = f"{self.file}: " if self.file else ""
@@ -65,9 +66,9 @@ class Collection:
     dataset: str
     fiscal_year: int
     folder: Path
-    tidy: pd.DataFrame                                   # one row per municipality found, by code
-    sources: dict[str, list[str]]                        # code -> files holding it (first is used)
-    missing: list[str]                                   # master codes without a file
+    tidy: pd.DataFrame  # one row per municipality found, by code
+    sources: dict[str, list[str]]  # code -> files holding it (first is used)
+    missing: list[str]  # master codes without a file
     messages: list[Message] = field(default_factory=list)
 
     @property
@@ -112,12 +113,17 @@ def _issue_message(rec: dict, rel: str) -> Message:
         where_en.append(f"value {rec['value']!r}")
     ja = " ".join(where_ja)
     en = ", ".join(where_en)
-    return Message(rec["severity"], f"{ja}: {rec['reason_ja']}" if ja else rec["reason_ja"],
-                   f"{en}: {rec['reason_en']}" if en else rec["reason_en"], rel)
+    return Message(
+        rec["severity"],
+        f"{ja}: {rec['reason_ja']}" if ja else rec["reason_ja"],
+        f"{en}: {rec['reason_en']}" if en else rec["reason_en"],
+        rel,
+    )
 
 
-def collect(dataset: str, fiscal_year: int, folder: Path | str, *, allow_missing: bool = False,
-            book: Codebook | None = None) -> Collection:
+def collect(
+    dataset: str, fiscal_year: int, folder: Path | str, *, allow_missing: bool = False, book: Codebook | None = None
+) -> Collection:
     """Read and check every returned file in `folder`; writes nothing.
 
     A missing municipality is an error message unless `allow_missing` (then a warning).
@@ -127,12 +133,13 @@ def collect(dataset: str, fiscal_year: int, folder: Path | str, *, allow_missing
 
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
-        raise CollectError("回収したファイルのフォルダがありません", "the folder of returned files does not exist",
-                           where=str(folder))
+        raise CollectError(
+            "回収したファイルのフォルダがありません", "the folder of returned files does not exist", where=str(folder)
+        )
     ds = load_dataset(dataset)
     book = book or load_codebook()
     master = ds.master()
-    names = dict(zip(master["code"].astype(str), master["name"]))
+    names = dict(zip(master["code"].astype(str), master["name"], strict=False))
     variables = book.variables
     required = [q for q in book.questions if q.required]
     msgs: list[Message] = []
@@ -141,29 +148,51 @@ def collect(dataset: str, fiscal_year: int, folder: Path | str, *, allow_missing
     for path in _files(folder):
         rel = path.relative_to(folder).as_posix()
         if path.name.startswith("~$"):
-            msgs.append(Message("info", "Excel の一時ファイルのため読み込みませんでした", "Excel lock file skipped", rel))
+            msgs.append(
+                Message("info", "Excel の一時ファイルのため読み込みませんでした", "Excel lock file skipped", rel)
+            )
             continue
         if path.suffix.lower() not in XLSX_SUFFIXES:
-            msgs.append(Message("warning", "Excel (.xlsx) ではないため読み込みませんでした（回答なら .xlsx で送り直してもらってください）",
-                                "not an .xlsx workbook; ignored (if it is an answer, ask for it again as .xlsx)", rel))
+            msgs.append(
+                Message(
+                    "warning",
+                    "Excel (.xlsx) ではないため読み込みませんでした（回答なら .xlsx で送り直してもらってください）",
+                    "not an .xlsx workbook; ignored (if it is an answer, ask for it again as .xlsx)",
+                    rel,
+                )
+            )
             continue
         try:
-            result = read_survey(path, book, master, fiscal_year=fiscal_year,
-                                 prefecture_code=ds.meta.get("prefecture_code"))
+            result = read_survey(
+                path, book, master, fiscal_year=fiscal_year, prefecture_code=ds.meta.get("prefecture_code")
+            )
         except SurveyError as exc:
             reasons = " ".join(exc.issues["reason_en"].astype(str))
             if any(k in reasons for k in _NOT_A_SURVEY):
-                msgs.append(Message("warning", "調査票の回答表が見つからないため、調査票ではないファイルとして読み飛ばしました",
-                                    "no survey table found; ignored as not a questionnaire", rel))
+                msgs.append(
+                    Message(
+                        "warning",
+                        "調査票の回答表が見つからないため、調査票ではないファイルとして読み飛ばしました",
+                        "no survey table found; ignored as not a questionnaire",
+                        rel,
+                    )
+                )
             elif not exc.issues.empty:
-                msgs.extend(_issue_message(rec, rel) for rec in exc.issues.to_dict("records")
-                            if rec["severity"] == "error")
+                msgs.extend(
+                    _issue_message(rec, rel) for rec in exc.issues.to_dict("records") if rec["severity"] == "error"
+                )
             else:
                 msgs.append(Message("error", f"ファイルを読めません（{exc}）", f"cannot read the file: {exc}", rel))
             continue
         if not set(result.info.get("columns", {})) & set(variables):
-            msgs.append(Message("warning", "市町村の列はありますが設問の列がないため、調査票ではないファイルとして読み飛ばしました",
-                                "a municipality column but no question column; ignored as not a questionnaire", rel))
+            msgs.append(
+                Message(
+                    "warning",
+                    "市町村の列はありますが設問の列がないため、調査票ではないファイルとして読み飛ばしました",
+                    "a municipality column but no question column; ignored as not a questionnaire",
+                    rel,
+                )
+            )
             continue
         issues = result.issues[~result.issues["reason_en"].astype(str).str.startswith(_NO_ANSWER)]
         kept = issues[issues["severity"].isin(["error", "warning"])]
@@ -174,14 +203,26 @@ def collect(dataset: str, fiscal_year: int, folder: Path | str, *, allow_missing
             code = str(rec["code"])
             label = f"{code} {names.get(code, '')}"
             if all(_blank(rec.get(v)) for v in variables):
-                msgs.append(Message("warning", f"{label}: 回答が1つも記入されていないため、未回答として扱います",
-                                    f"{code}: no answer filled in; treated as not answered", rel))
+                msgs.append(
+                    Message(
+                        "warning",
+                        f"{label}: 回答が1つも記入されていないため、未回答として扱います",
+                        f"{code}: no answer filled in; treated as not answered",
+                        rel,
+                    )
+                )
                 continue
             blank = [q.header_ja for q in required if _blank(rec.get(q.variable))]
             if blank:
                 shown = "』『".join(blank[:3]) + (f"』ほか{len(blank) - 3}問" if len(blank) > 3 else "』")
-                msgs.append(Message("warning", f"{label}: 必須の設問 {len(blank)} 問が未回答です（『{shown}）",
-                                    f"{code}: {len(blank)} required question(s) left blank", rel))
+                msgs.append(
+                    Message(
+                        "warning",
+                        f"{label}: 必須の設問 {len(blank)} 問が未回答です（『{shown}）",
+                        f"{code}: {len(blank)} required question(s) left blank",
+                        rel,
+                    )
+                )
             if code not in records:
                 records[code], sources[code] = rec, [rel]
                 continue
@@ -190,32 +231,57 @@ def collect(dataset: str, fiscal_year: int, folder: Path | str, *, allow_missing
             diff = _differs(records[code], rec, variables)
             if diff:
                 heads = "』『".join(book.question(v).header_ja for v in diff)
-                msgs.append(Message(
-                    "error",
-                    f"{label} の回答が複数のファイルにあり、内容が違います（『{first}』と『{rel}』、違う設問: 『{heads}』）。"
-                    "どちらが正しいか市町に確認し、不要な方をフォルダから除いてください",
-                    f"{code} answered in two files with different answers ({first} and {rel}; differing: "
-                    f"{', '.join(diff)}); ask the municipality which is right and remove the other file", rel))
+                msgs.append(
+                    Message(
+                        "error",
+                        f"{label} の回答が複数のファイルにあり、内容が違います（『{first}』と『{rel}』、違う設問: 『{heads}』）。"
+                        "どちらが正しいか市町に確認し、不要な方をフォルダから除いてください",
+                        f"{code} answered in two files with different answers ({first} and {rel}; differing: "
+                        f"{', '.join(diff)}); ask the municipality which is right and remove the other file",
+                        rel,
+                    )
+                )
             else:
-                msgs.append(Message(
-                    "warning",
-                    f"{label} の回答が複数のファイルにあります（『{first}』と『{rel}』、内容は同じ）。『{first}』を使います",
-                    f"{code} answered in two files with identical answers ({first} and {rel}); using {first}", rel))
+                msgs.append(
+                    Message(
+                        "warning",
+                        f"{label} の回答が複数のファイルにあります（『{first}』と『{rel}』、内容は同じ）。『{first}』を使います",
+                        f"{code} answered in two files with identical answers ({first} and {rel}); using {first}",
+                        rel,
+                    )
+                )
     missing = sorted(set(names) - set(records))
     if missing:
         listed = "、".join(f"{c} {names[c]}" for c in missing)
-        what = ("未回答のまま書き出します（--allow-missing）" if allow_missing else
-                "回答を待つか、未回答のまま書き出すときは --allow-missing を付けてください")
-        what_en = ("written without them (--allow-missing)" if allow_missing else
-                   "wait for them, or pass --allow-missing to write the file without them")
-        msgs.append(Message("warning" if allow_missing else "error",
-                            f"回答（ファイル）のない市町が {len(missing)} あります: {listed}。{what}",
-                            f"no file from {len(missing)} municipalit{'y' if len(missing) == 1 else 'ies'}: "
-                            f"{', '.join(missing)}; {what_en}"))
+        what = (
+            "未回答のまま書き出します（--allow-missing）"
+            if allow_missing
+            else "回答を待つか、未回答のまま書き出すときは --allow-missing を付けてください"
+        )
+        what_en = (
+            "written without them (--allow-missing)"
+            if allow_missing
+            else "wait for them, or pass --allow-missing to write the file without them"
+        )
+        msgs.append(
+            Message(
+                "warning" if allow_missing else "error",
+                f"回答（ファイル）のない市町が {len(missing)} あります: {listed}。{what}",
+                f"no file from {len(missing)} municipalit{'y' if len(missing) == 1 else 'ies'}: "
+                f"{', '.join(missing)}; {what_en}",
+            )
+        )
     columns = ["fiscal_year", "code", "name", *variables]
     frame = pd.DataFrame([records[c] for c in sorted(records)], columns=columns)
-    return Collection(dataset=ds.name, fiscal_year=fiscal_year, folder=folder, tidy=frame, sources=sources,
-                      missing=missing, messages=msgs)
+    return Collection(
+        dataset=ds.name,
+        fiscal_year=fiscal_year,
+        folder=folder,
+        tidy=frame,
+        sources=sources,
+        missing=missing,
+        messages=msgs,
+    )
 
 
 def _differs(a: dict, b: dict, variables: list[str]) -> list[str]:
@@ -232,12 +298,19 @@ def _differs(a: dict, b: dict, variables: list[str]) -> list[str]:
 
 # --- writing ---------------------------------------------------------------------------------------
 
+
 def survey_file_name(fiscal_year: int) -> str:
     return f"survey_FY{fiscal_year}.xlsx"
 
 
-def write_collection(coll: Collection, *, out: Path | str | None = None, replace: bool = False,
-                     allow_missing: bool = False, book: Codebook | None = None) -> Path:
+def write_collection(
+    coll: Collection,
+    *,
+    out: Path | str | None = None,
+    replace: bool = False,
+    allow_missing: bool = False,
+    book: Codebook | None = None,
+) -> Path:
     """Write the combined survey file (default: into the dataset, registered in dataset.yaml).
 
     Refuses (CollectError) when the collection has problems, when the file or the `surveys`
@@ -263,25 +336,35 @@ def write_collection(coll: Collection, *, out: Path | str | None = None, replace
     if out is None:
         target = (ds.root / survey_file_name(fy)).resolve()
         if fy in surveys and not replace:
-            raise CollectError(f"dataset.yaml に{fy}年度の調査ファイル（{surveys[fy]}）が既に登録されています。"
-                               "置き換えるときは --replace を付けてください",
-                               f"dataset.yaml already lists a survey for FY{fy} ({surveys[fy]}); pass --replace",
-                               where=str(meta_path))
+            raise CollectError(
+                f"dataset.yaml に{fy}年度の調査ファイル（{surveys[fy]}）が既に登録されています。"
+                "置き換えるときは --replace を付けてください",
+                f"dataset.yaml already lists a survey for FY{fy} ({surveys[fy]}); pass --replace",
+                where=str(meta_path),
+            )
     else:
         target = Path(out).expanduser().resolve()
         if target.suffix.lower() != ".xlsx":
-            raise CollectError("出力ファイルの拡張子は .xlsx にしてください", "the output file must end in .xlsx",
-                               where=str(target))
+            raise CollectError(
+                "出力ファイルの拡張子は .xlsx にしてください", "the output file must end in .xlsx", where=str(target)
+            )
         if target.is_relative_to(data_dir().resolve()):
-            raise CollectError("--out に data/ の中は指定できません（データセットに入れるときは --out を付けずに実行）",
-                               "--out cannot be inside data/ (omit --out to write into the dataset)", where=str(target))
+            raise CollectError(
+                "--out に data/ の中は指定できません（データセットに入れるときは --out を付けずに実行）",
+                "--out cannot be inside data/ (omit --out to write into the dataset)",
+                where=str(target),
+            )
     if target.is_dir():
         raise CollectError("出力先がフォルダです", "the output path is a folder", where=str(target))
     if target.exists() and not replace:
-        raise CollectError("調査ファイルが既にあります。置き換えるときは --replace を付けてください",
-                           "the survey file exists; pass --replace to overwrite it", where=str(target))
-    wb = build_workbook(book, ds.master(), fy, answers=coll.tidy, synthetic=ds.synthetic,
-                        prefecture=ds.meta.get("prefecture_ja"))
+        raise CollectError(
+            "調査ファイルが既にあります。置き換えるときは --replace を付けてください",
+            "the survey file exists; pass --replace to overwrite it",
+            where=str(target),
+        )
+    wb = build_workbook(
+        book, ds.master(), fy, answers=coll.tidy, synthetic=ds.synthetic, prefecture=ds.meta.get("prefecture_ja")
+    )
     buf = io.BytesIO()
     wb.save(buf)
     data = reproducible_zip(buf.getvalue())
@@ -306,16 +389,19 @@ def _check_written(path: Path, coll: Collection, ds, book: Codebook) -> None:
     """The file as written must read back as exactly the collected answers, without errors."""
     from .survey import read_survey
 
-    result = read_survey(path, book, ds.master(), fiscal_year=coll.fiscal_year,
-                         prefecture_code=ds.meta.get("prefecture_code"))
+    result = read_survey(
+        path, book, ds.master(), fiscal_year=coll.fiscal_year, prefecture_code=ds.meta.get("prefecture_code")
+    )
     expected = coll.tidy.copy()
     expected["fiscal_year"] = coll.fiscal_year
     got = result.tidy
     expected = expected.astype(got.dtypes.to_dict())[list(got.columns)].reset_index(drop=True)
     if not result.ok or not got.equals(expected):
-        raise CollectError("書き出した調査ファイルを読み直すと回収した回答と一致しません（書き出しを取り消しました）",
-                           "the written survey file does not read back as the collected answers (not written)",
-                           where=str(path))
+        raise CollectError(
+            "書き出した調査ファイルを読み直すと回収した回答と一致しません（書き出しを取り消しました）",
+            "the written survey file does not read back as the collected answers (not written)",
+            where=str(path),
+        )
 
 
 def _update_dataset_yaml(meta_path: Path, surveys: dict[int, str]) -> None:
@@ -339,6 +425,7 @@ def _update_dataset_yaml(meta_path: Path, surveys: dict[int, str]) -> None:
 
 # --- command line ------------------------------------------------------------------------------------
 
+
 def run_cli(args) -> int:
     """Handler of `python -m analysis collect`: 0 written, 1 problems (all messages in ja / en)."""
     from .datasets import DatasetError
@@ -354,9 +441,11 @@ def run_cli(args) -> int:
         if m.severity != "info":
             print(m.text(), file=sys.stderr if m.severity == "error" else sys.stdout)
     n_files = len({f for fs in coll.sources.values() for f in fs})
-    print(f"{coll.fiscal_year}年度: {n_files} ファイルから {len(coll.tidy)} 市町の回答、未回答 {len(coll.missing)} 市町 / "
-          f"FY{coll.fiscal_year}: answers of {len(coll.tidy)} municipalities from {n_files} file(s), "
-          f"{len(coll.missing)} missing")
+    print(
+        f"{coll.fiscal_year}年度: {n_files} ファイルから {len(coll.tidy)} 市町の回答、未回答 {len(coll.missing)} 市町 / "
+        f"FY{coll.fiscal_year}: answers of {len(coll.tidy)} municipalities from {n_files} file(s), "
+        f"{len(coll.missing)} missing"
+    )
     if coll.problems(allow_missing):
         n = len(coll.errors)
         print(f"問題 {n} 件のため、調査ファイルは書き出していません / {n} problem(s); nothing written", file=sys.stderr)
@@ -368,8 +457,10 @@ def run_cli(args) -> int:
         return 1
     print(f"調査ファイルを書き出しました / survey file written: {target}")
     if args.out is None:
-        print(f"dataset.yaml に{coll.fiscal_year}年度を登録しました（先頭以外のコメント行は失われます）/ "
-              f"FY{coll.fiscal_year} added to dataset.yaml (comments other than the leading ones are not kept)")
+        print(
+            f"dataset.yaml に{coll.fiscal_year}年度を登録しました（先頭以外のコメント行は失われます）/ "
+            f"FY{coll.fiscal_year} added to dataset.yaml (comments other than the leading ones are not kept)"
+        )
     return 0
 
 

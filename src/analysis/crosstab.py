@@ -38,15 +38,15 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
 
 __all__ = [
-    "TwoByTwo",
     "RiskDifference",
-    "two_by_two",
-    "risk_difference",
+    "TwoByTwo",
+    "adjust_pvalues",
+    "boschloo_exact_p",
     "ci_method_for",
     "fisher_exact_p",
-    "boschloo_exact_p",
-    "adjust_pvalues",
     "measure_association_table",
+    "risk_difference",
+    "two_by_two",
 ]
 
 # Methods accepted by ``adjust_pvalues`` -> column suffix used in the table.
@@ -124,8 +124,13 @@ def _as_binary(values: Iterable, name: str) -> tuple[np.ndarray, np.ndarray]:
     series = pd.Series(list(values) if not isinstance(values, (pd.Series, np.ndarray)) else values)
     missing = series.isna().to_numpy()
     present = series[~missing]
-    ok = present.map(lambda v: isinstance(v, (bool, np.bool_, int, np.integer, float, np.floating))
-                     and not isinstance(v, str) and v in (0, 1))
+    ok = present.map(
+        lambda v: (
+            isinstance(v, (bool, np.bool_, int, np.integer, float, np.floating))
+            and not isinstance(v, str)
+            and v in (0, 1)
+        )
+    )
     if not bool(ok.all()):
         bad = sorted({repr(v) for v in present[~ok.to_numpy()]})[:5]
         raise ValueError(f"{name} must be boolean or 0/1 (missing allowed); found {', '.join(bad)}")
@@ -256,8 +261,12 @@ def _restricted_p0(x1, n1, x0, n0, delta) -> np.ndarray:
         q1 = mid + delta
         with np.errstate(divide="ignore", invalid="ignore"):
             # zero counts contribute nothing (0 * log 0 = 0)
-            g = (np.where(x1 > 0, x1 / q1, 0.0) - np.where(y1 > 0, y1 / (1 - q1), 0.0)
-                 + np.where(x0 > 0, x0 / mid, 0.0) - np.where(y0 > 0, y0 / (1 - mid), 0.0))
+            g = (
+                np.where(x1 > 0, x1 / q1, 0.0)
+                - np.where(y1 > 0, y1 / (1 - q1), 0.0)
+                + np.where(x0 > 0, x0 / mid, 0.0)
+                - np.where(y0 > 0, y0 / (1 - mid), 0.0)
+            )
         up = g > 0
         lo = np.where(up, mid, lo)
         hi = np.where(up, hi, mid)
@@ -331,12 +340,12 @@ class _ChanZhang:
         step = max(1, _CZ_BUDGET // (4 * self.n_tables))
         out = np.empty((len(deltas), self.n_tables), dtype=bool)
         for i in range(0, len(deltas), step):
-            d = deltas[i:i + step, None]
+            d = deltas[i : i + step, None]
             t = _score_statistic(self.k1[None, :], self.n1, self.k0[None, :], self.n0, d, fast=fast)
             t_obs = t[:, [self.obs]]
             with np.errstate(invalid="ignore"):
                 tol = np.where(np.isfinite(t_obs), 1e-9 * np.maximum(1.0, np.abs(t_obs)), 0.0)
-            out[i:i + step] = (t <= t_obs + tol) if lower else (t >= t_obs - tol)
+            out[i : i + step] = (t <= t_obs + tol) if lower else (t >= t_obs - tol)
         return out
 
     def prob(self, delta: float, region: np.ndarray) -> float:
@@ -380,7 +389,7 @@ class _ChanZhang:
         fast = self.regions(deltas, lower, fast=True)
         cand = np.flatnonzero(np.any(fast[1:] != fast[:-1], axis=1))
         ends = np.unique(np.concatenate([[0], cand, cand + 1]))
-        exact = dict(zip(ends, self.regions(deltas[ends], lower)))
+        exact = dict(zip(ends, self.regions(deltas[ends], lower), strict=False))
         cells = np.array([g for g in cand if not np.array_equal(exact[g], exact[g + 1])], dtype=int)
         inside, outside = deltas[cells].copy(), deltas[cells + 1].copy()
         target = np.array([exact[g + 1] for g in cells]).reshape(len(cells), self.n_tables)
@@ -398,19 +407,19 @@ class _ChanZhang:
             if not fast_step or not len(cells):
                 break
             # keep the fast result where the exact region agrees at both sides of the change
-            ok = (np.all(self.regions(outside, lower) == target, axis=1)
-                  & ~np.all(self.regions(inside, lower) == target, axis=1))
+            ok = np.all(self.regions(outside, lower) == target, axis=1) & ~np.all(
+                self.regions(inside, lower) == target, axis=1
+            )
             if ok.all():
                 break
             inside, outside = np.where(ok, inside, lo0), np.where(ok, outside, hi0)
         starts = np.concatenate([[est], outside])
         ends = np.concatenate([outside, [edge]])
         regions = [member0, *target]
-        return list(zip(starts, ends, regions))
+        return list(zip(starts, ends, regions, strict=False))
 
 
-def _chan_zhang_interval(x1: int, n1: int, x0: int, n0: int, alpha: float,
-                         n_grid: int = 400) -> tuple[float, float]:
+def _chan_zhang_interval(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid: int = 400) -> tuple[float, float]:
     """Chan & Zhang (1999) exact unconditional interval for p1 - p0.
 
     Each limit inverts a one-sided exact test at alpha/2. The set of differences a test does
@@ -583,9 +592,20 @@ def measure_association_table(
             row["p_boschloo"] = boschloo_exact_p(tab)
         rows.append(row)
 
-    columns = ["measure", "n_exposed", "n_unexposed", "n_dropped", "events_exposed",
-               "events_unexposed", "rate_exposed", "rate_unexposed", "rd", "rd_lower",
-               "rd_upper", "p_fisher"]
+    columns = [
+        "measure",
+        "n_exposed",
+        "n_unexposed",
+        "n_dropped",
+        "events_exposed",
+        "events_unexposed",
+        "rate_exposed",
+        "rate_unexposed",
+        "rd",
+        "rd_lower",
+        "rd_upper",
+        "p_fisher",
+    ]
     table = pd.DataFrame(rows, columns=columns + (["p_boschloo"] if boschloo else []))
     if adjust:
         adjusted = adjust_pvalues(table["p_fisher"].to_numpy(), methods=adjust)

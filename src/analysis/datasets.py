@@ -5,6 +5,7 @@ key by key with Japanese and English messages, and every file it names must reso
 followed) to a regular file inside the dataset's own folder — never an absolute path, a `..`
 escape or a link to /dev/zero. Outputs given on the command line may not point into data/raw/.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,11 +28,19 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 FY_RANGE = (1989, 2100)
 # key -> (type(s), required, description ja)
 KEYS = {
-    "name": (str, False), "label_ja": (str, False), "label_en": (str, False), "synthetic": (bool, False),
-    "prefecture_code": ((str, int, type(None)), False), "prefecture_ja": (str, False),
-    "description_ja": (str, False), "description_en": (str, False),
-    "municipalities": (str, True), "surveys": (dict, True),
-    "min_response_rate": ((int, float), False), "non_responding": (dict, False), "limits": (dict, False),
+    "name": (str, False),
+    "label_ja": (str, False),
+    "label_en": (str, False),
+    "synthetic": (bool, False),
+    "prefecture_code": ((str, int, type(None)), False),
+    "prefecture_ja": (str, False),
+    "description_ja": (str, False),
+    "description_en": (str, False),
+    "municipalities": (str, True),
+    "surveys": (dict, True),
+    "min_response_rate": ((int, float), False),
+    "non_responding": (dict, False),
+    "limits": (dict, False),
     "targets": (list, False),
 }
 _TYPE_JA = {str: "文字列", bool: "true/false", dict: "対応表（キー: 値）", int: "整数", float: "数値", type(None): "空"}
@@ -66,15 +75,18 @@ class Dataset:
     @property
     def response_policy(self) -> ResponsePolicy:
         """Minimum response rate (default: every municipality answers or is listed as non-responding)."""
-        return ResponsePolicy(float(self.meta.get("min_response_rate", 1.0)),
-                              {int(y): frozenset(c) for y, c in self.meta.get("non_responding", {}).items()})
+        return ResponsePolicy(
+            float(self.meta.get("min_response_rate", 1.0)),
+            {int(y): frozenset(c) for y, c in self.meta.get("non_responding", {}).items()},
+        )
 
     def survey_path(self, year: int) -> Path:
         surveys = {int(k): v for k, v in self.meta["surveys"].items()}
         if year not in surveys:
             raise DatasetError(
                 f"データセット『{self.name}』に{year}年度の調査ファイルはありません（あるのは {_years_text(self.years)}）",
-                f"dataset {self.name!r} has no survey for FY{year} (available: {_years_text(self.years)})")
+                f"dataset {self.name!r} has no survey for FY{year} (available: {_years_text(self.years)})",
+            )
         return self._inside(surveys[year], f"surveys: {year}")
 
     @property
@@ -96,9 +108,15 @@ class Dataset:
 
     def read_file(self, path: Path | str, book: Codebook | None = None, fiscal_year: int | None = None) -> SurveyResult:
         """Read any survey file (e.g. one being validated) as a survey of this dataset."""
-        return read_survey(path, book or load_codebook(), self.master(), fiscal_year=fiscal_year,
-                           prefecture_code=self.meta.get("prefecture_code"), limits=self.limits,
-                           response=self.response_policy)
+        return read_survey(
+            path,
+            book or load_codebook(),
+            self.master(),
+            fiscal_year=fiscal_year,
+            prefecture_code=self.meta.get("prefecture_code"),
+            limits=self.limits,
+            response=self.response_policy,
+        )
 
     def report_years(self, fiscal_year: int, exposure_lag: int = 0) -> list[int]:
         """The survey years a fiscal-year report reads (and the runner hashes).
@@ -124,7 +142,8 @@ def check_name(name: str) -> str:
         raise DatasetError(
             f"データセット名『{name}』は使えません。半角英数字・_・- だけの名前（64文字まで、先頭は英数字）にしてください",
             f"invalid dataset name {name!r}: use letters, digits, '_' and '-' only (up to 64, starting with a "
-            "letter or digit)")
+            "letter or digit)",
+        )
     return name
 
 
@@ -142,10 +161,13 @@ def load_dataset(name: str) -> Dataset:
     if not meta_path.is_file():
         raise DatasetError(
             f"データセット『{name}』が見つかりません（{meta_path} がありません）。利用できるもの: {', '.join(available()) or 'なし'}",
-            f"unknown dataset {name!r}; available: {', '.join(available()) or 'none'}")
+            f"unknown dataset {name!r}; available: {', '.join(available()) or 'none'}",
+        )
     meta = validate_meta(_load_yaml(meta_path), meta_path)
-    for key, rel in [("municipalities", meta["municipalities"]),
-                     *((f"surveys: {y}", p) for y, p in meta["surveys"].items())]:
+    for key, rel in [
+        ("municipalities", meta["municipalities"]),
+        *((f"surveys: {y}", p) for y, p in meta["surveys"].items()),
+    ]:
         _confine(root, rel, key, meta_path)
     return Dataset(name=name, root=root, meta=meta)
 
@@ -154,9 +176,12 @@ def _load_yaml(path: Path):
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
-        raise DatasetError(f"UTF-8 で読めません（{line}行目）。UTF-8 で保存してください",
-                           f"not valid UTF-8 (line {line}); save it as UTF-8", where=str(path)) from None
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DatasetError(
+            f"UTF-8 で読めません（{line}行目）。UTF-8 で保存してください",
+            f"not valid UTF-8 (line {line}); save it as UTF-8",
+            where=str(path),
+        ) from None
     except OSError as exc:
         raise DatasetError(f"読めません（{exc.strerror or exc}）", f"cannot read: {exc}", where=str(path)) from None
     try:
@@ -166,33 +191,47 @@ def _load_yaml(path: Path):
         line = f"{mark.line + 1}行目" if mark is not None else ""
         line_en = f" on line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DatasetError(f"YAML の書式が正しくありません（{line}: {problem}）。字下げやコロン（:）の後の空白を確認してください",
-                           f"invalid YAML{line_en}: {problem}", where=str(path)) from None
+        raise DatasetError(
+            f"YAML の書式が正しくありません（{line}: {problem}）。字下げやコロン（:）の後の空白を確認してください",
+            f"invalid YAML{line_en}: {problem}",
+            where=str(path),
+        ) from None
 
 
 def validate_meta(meta, path: Path) -> dict:
     """dataset.yaml checked key by key; returns it with fiscal-year keys as int, codes as 6-digit str."""
     problems: list[tuple[str, str]] = []
     if meta is None:
-        raise DatasetError("ファイルが空です（municipalities と surveys が必要です）",
-                           "the file is empty (municipalities and surveys are required)", where=str(path))
+        raise DatasetError(
+            "ファイルが空です（municipalities と surveys が必要です）",
+            "the file is empty (municipalities and surveys are required)",
+            where=str(path),
+        )
     if not isinstance(meta, dict):
-        raise DatasetError("「キー: 値」の形の YAML ではありません", "not a YAML mapping of keys to values", where=str(path))
+        raise DatasetError(
+            "「キー: 値」の形の YAML ではありません", "not a YAML mapping of keys to values", where=str(path)
+        )
     meta = dict(meta)
     for key, value in meta.items():
         if key not in KEYS:
             import difflib
 
             close = difflib.get_close_matches(str(key), list(KEYS), n=1)
-            hint_ja, hint_en = (f"（もしかして『{close[0]}』）", f" (did you mean {close[0]!r}?)") if close else ("", "")
+            hint_ja, hint_en = (
+                (f"（もしかして『{close[0]}』）", f" (did you mean {close[0]!r}?)") if close else ("", "")
+            )
             problems.append((f"知らない項目『{key}』があります{hint_ja}", f"unknown key {key!r}{hint_en}"))
             continue
         types, _ = KEYS[key]
         types = types if isinstance(types, tuple) else (types,)
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             want = "、".join(_TYPE_JA.get(t, t.__name__) for t in types)
-            problems.append((f"項目『{key}』は{want}で書いてください（今は『{value}』）",
-                             f"{key!r} must be {' or '.join(t.__name__ for t in types)}, not {type(value).__name__}"))
+            problems.append(
+                (
+                    f"項目『{key}』は{want}で書いてください（今は『{value}』）",
+                    f"{key!r} must be {' or '.join(t.__name__ for t in types)}, not {type(value).__name__}",
+                )
+            )
     for key, (_, required) in KEYS.items():
         if required and key not in meta:
             problems.append((f"項目『{key}』がありません", f"missing key {key!r}"))
@@ -203,8 +242,12 @@ def validate_meta(meta, path: Path) -> dict:
         for y, p in meta["surveys"].items():
             fy = _fiscal_year_key(y, "surveys", problems)
             if not isinstance(p, str) or not p.strip():
-                problems.append((f"surveys の {y} のファイル名が文字列ではありません（今は『{p}』）",
-                                 f"surveys: {y}: the file name must be a string, not {p!r}"))
+                problems.append(
+                    (
+                        f"surveys の {y} のファイル名が文字列ではありません（今は『{p}』）",
+                        f"surveys: {y}: the file name must be a string, not {p!r}",
+                    )
+                )
             elif fy is not None:
                 surveys[fy] = p
         if not meta["surveys"]:
@@ -214,14 +257,22 @@ def validate_meta(meta, path: Path) -> dict:
     if pc is not None and isinstance(pc, (str, int)) and not isinstance(pc, bool):
         text = f"{pc:02d}" if isinstance(pc, int) else pc.strip()
         if not re.fullmatch(r"\d{2}", text) or not 1 <= int(text) <= 99:
-            problems.append((f"prefecture_code は2桁の都道府県コードで書いてください（今は『{pc}』）",
-                             f"prefecture_code must be a 2-digit prefecture code, not {pc!r}"))
+            problems.append(
+                (
+                    f"prefecture_code は2桁の都道府県コードで書いてください（今は『{pc}』）",
+                    f"prefecture_code must be a 2-digit prefecture code, not {pc!r}",
+                )
+            )
         else:
             meta["prefecture_code"] = text
     rate = meta.get("min_response_rate")
     if isinstance(rate, (int, float)) and not isinstance(rate, bool) and not 0 <= rate <= 1:
-        problems.append((f"min_response_rate は 0 から 1 の数で書いてください（今は {rate}。0.9 なら 90%）",
-                         f"min_response_rate must be between 0 and 1, not {rate}"))
+        problems.append(
+            (
+                f"min_response_rate は 0 から 1 の数で書いてください（今は {rate}。0.9 なら 90%）",
+                f"min_response_rate must be between 0 and 1, not {rate}",
+            )
+        )
     if isinstance(meta.get("non_responding"), dict):
         meta["non_responding"] = _non_responding(meta["non_responding"], problems)
     if isinstance(meta.get("limits"), dict):
@@ -234,7 +285,7 @@ def validate_meta(meta, path: Path) -> dict:
         except TargetError as err:
             problems.append((err.ja, err.en))
     if problems:
-        ja = "dataset.yaml に問題が {} 件あります: ".format(len(problems)) + "／".join(p[0] for p in problems)
+        ja = f"dataset.yaml に問題が {len(problems)} 件あります: " + "／".join(p[0] for p in problems)
         en = f"{len(problems)} problem(s) in dataset.yaml: " + "; ".join(p[1] for p in problems)
         raise DatasetError(ja, en, where=str(path))
     return meta
@@ -243,14 +294,18 @@ def validate_meta(meta, path: Path) -> dict:
 def _fiscal_year_key(y, key: str, problems: list) -> int | None:
     """A fiscal-year key (2025 or '2025'); 令和7 and the like get the western year suggested."""
     text = str(y).strip()
-    if isinstance(y, int) and not isinstance(y, bool) or re.fullmatch(r"\d{4}", text):
+    if (isinstance(y, int) and not isinstance(y, bool)) or re.fullmatch(r"\d{4}", text):
         fy = int(text)
         if FY_RANGE[0] <= fy <= FY_RANGE[1]:
             return fy
     guess = parse_fy(text)
     hint_ja, hint_en = (f"（『{y}』なら {guess}）", f" ({y!r} is {guess})") if guess else ("", "")
-    problems.append((f"{key} の年度『{y}』は西暦4桁（例: 2025）で書いてください{hint_ja}",
-                     f"{key}: fiscal year {y!r} must be a 4-digit western year such as 2025{hint_en}"))
+    problems.append(
+        (
+            f"{key} の年度『{y}』は西暦4桁（例: 2025）で書いてください{hint_ja}",
+            f"{key}: fiscal year {y!r} must be a 4-digit western year such as 2025{hint_en}",
+        )
+    )
     return None
 
 
@@ -259,21 +314,33 @@ def _non_responding(value: dict, problems: list) -> dict[int, list[str]]:
     for y, listed in value.items():
         fy = _fiscal_year_key(y, "non_responding", problems)
         if not isinstance(listed, list):
-            problems.append((f"non_responding の {y} はコードの一覧（[992011, ...]）で書いてください",
-                             f"non_responding: {y} must be a list of codes"))
+            problems.append(
+                (
+                    f"non_responding の {y} はコードの一覧（[992011, ...]）で書いてください",
+                    f"non_responding: {y} must be a list of codes",
+                )
+            )
             continue
         found = []
         for c in listed:
             try:
                 cands = codes.candidates(c)
             except codes.CodeError as exc:
-                problems.append((f"non_responding の {y} のコード『{c}』が不正です（{exc.ja}）",
-                                 f"non_responding: {y}: invalid code {c!r} ({exc.en})"))
+                problems.append(
+                    (
+                        f"non_responding の {y} のコード『{c}』が不正です（{exc.ja}）",
+                        f"non_responding: {y}: invalid code {c!r} ({exc.en})",
+                    )
+                )
                 continue
             if len(cands) > 1 and not isinstance(c, str):
-                problems.append((f"non_responding の {y} のコード『{c}』は曖昧です（{'/'.join(cands)}）。"
-                                 "6桁のコードを引用符で囲んで書いてください（例: '011002'）",
-                                 f"non_responding: {y}: ambiguous code {c!r} ({'/'.join(cands)}); quote the 6-digit code"))
+                problems.append(
+                    (
+                        f"non_responding の {y} のコード『{c}』は曖昧です（{'/'.join(cands)}）。"
+                        "6桁のコードを引用符で囲んで書いてください（例: '011002'）",
+                        f"non_responding: {y}: ambiguous code {c!r} ({'/'.join(cands)}); quote the 6-digit code",
+                    )
+                )
                 continue
             found.append(cands[0])
         if fy is not None:
@@ -285,11 +352,19 @@ def _limits(value: dict, problems: list) -> dict[str, int]:
     out = {}
     for k, v in value.items():
         if k not in Limits.names():
-            problems.append((f"limits の『{k}』は知らない項目です（使えるもの: {', '.join(Limits.names())}）",
-                             f"limits: unknown limit {k!r} (known: {', '.join(Limits.names())})"))
+            problems.append(
+                (
+                    f"limits の『{k}』は知らない項目です（使えるもの: {', '.join(Limits.names())}）",
+                    f"limits: unknown limit {k!r} (known: {', '.join(Limits.names())})",
+                )
+            )
         elif not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            problems.append((f"limits の『{k}』は正の整数で書いてください（今は『{v}』）",
-                             f"limits: {k} must be a positive integer, not {v!r}"))
+            problems.append(
+                (
+                    f"limits の『{k}』は正の整数で書いてください（今は『{v}』）",
+                    f"limits: {k} must be a positive integer, not {v!r}",
+                )
+            )
         else:
             out[k] = v
     return out
@@ -297,6 +372,7 @@ def _limits(value: dict, problems: list) -> dict[str, int]:
 
 def _confine(root: Path, rel, key: str, meta_path: Path) -> None:
     """`rel` (from dataset.yaml) must name a regular file (if it exists) inside `root`, links resolved."""
+
     def fail(ja, en):
         raise DatasetError(f"項目『{key}』のパス『{rel}』: {ja}", f"{key}: path {rel!r}: {en}", where=str(meta_path))
 
@@ -304,17 +380,24 @@ def _confine(root: Path, rel, key: str, meta_path: Path) -> None:
         fail("ファイル名が空か不正です", "empty or invalid file name")
     p = Path(rel)
     if p.is_absolute() or p.drive or rel.startswith(("~", "\\")):
-        fail("絶対パスは使えません。データセットのフォルダ（dataset.yaml と同じ場所）からの相対パスで書いてください",
-             "absolute paths are not allowed; give a path relative to the dataset folder")
+        fail(
+            "絶対パスは使えません。データセットのフォルダ（dataset.yaml と同じ場所）からの相対パスで書いてください",
+            "absolute paths are not allowed; give a path relative to the dataset folder",
+        )
     base = root.resolve()
     target = (root / p).resolve()
     if target != base and base not in target.parents:
-        fail(f"データセットのフォルダ（{root}）の外を指しています（リンクをたどると {target}）。ファイルをフォルダの中に置いてください",
-             f"points outside the dataset folder {root} (resolves to {target}); put the file inside the folder")
+        fail(
+            f"データセットのフォルダ（{root}）の外を指しています（リンクをたどると {target}）。ファイルをフォルダの中に置いてください",
+            f"points outside the dataset folder {root} (resolves to {target}); put the file inside the folder",
+        )
     if target.exists():
         mode = target.stat().st_mode
         if not stat.S_ISREG(mode):
-            fail("通常のファイルではありません（フォルダ、デバイス、パイプなど）", "not a regular file (folder, device, pipe…)")
+            fail(
+                "通常のファイルではありません（フォルダ、デバイス、パイプなど）",
+                "not a regular file (folder, device, pipe…)",
+            )
 
 
 def sha256(path: Path) -> str:
@@ -325,5 +408,13 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["Dataset", "DatasetError", "SurveyError", "available", "check_name", "load_dataset",
-           "sha256", "validate_meta"]
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "SurveyError",
+    "available",
+    "check_name",
+    "load_dataset",
+    "sha256",
+    "validate_meta",
+]

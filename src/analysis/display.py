@@ -13,12 +13,12 @@ header, by one rule set used by every renderer (HTML here, Excel number formats 
 
 A missing p-value is 「計算できず」, any other missing number 「—」: never a silent blank.
 """
+
 from __future__ import annotations
 
 import math
 import re
 
-import numpy as np
 import pandas as pd
 
 LOWER, UPPER = "・下限", "・上限"
@@ -122,7 +122,7 @@ def display_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[bool]]:
         kind = column_kind(str(c), frame[c].dtype)
         if c in pairs:
             upper, header = pairs[c]
-            data[header] = [format_interval(lo, hi, kind) for lo, hi in zip(frame[c], frame[upper])]
+            data[header] = [format_interval(lo, hi, kind) for lo, hi in zip(frame[c], frame[upper], strict=False)]
             numeric.append(True)
         else:
             data[str(c)] = [format_value(v, kind) for v in frame[c]]
@@ -138,4 +138,12 @@ def captioned_table(table_html: str, caption: str) -> str:
     return f"{table_html[:cut]}<caption>{html.escape(caption)}</caption>{table_html[cut:]}"
 
 
-__all__ = ["EXCEL_FORMATS", "captioned_table", "column_kind", "display_frame", "format_interval", "format_value", "interval_pairs"]
+__all__ = [
+    "EXCEL_FORMATS",
+    "captioned_table",
+    "column_kind",
+    "display_frame",
+    "format_interval",
+    "format_value",
+    "interval_pairs",
+]

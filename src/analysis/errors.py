@@ -4,6 +4,7 @@ A prefectural analyst reads the Japanese text, a researcher or a log the English
 kept as separate attributes so that nothing has to split a "ja / en" string again. ``str(err)``
 gives both, Japanese first, which is what the command line prints.
 """
+
 from __future__ import annotations
 
 

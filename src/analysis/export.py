@@ -9,6 +9,7 @@ a formula (starting with = + - @ tab or CR; OWASP "CSV injection") is stored as 
 with Excel's quote prefix in XLSX, and gets a leading apostrophe in CSV (OWASP's neutralisation).
 Numbers stay numbers. A failed write names the file it was writing (OSError.filename).
 """
+
 from __future__ import annotations
 
 import errno
@@ -17,9 +18,9 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import pandas as pd
 
@@ -31,8 +32,10 @@ _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Text that starts like a formula but cannot be one: a plain number ("-1.5", "+3", "1e-3") or a
 # displayed interval with a wave dash ("-27.7〜30.2"; 〜/～ is no spreadsheet operator).
-_INERT_TEXT = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?%?"
-                         r"|-?\d+(\.\d+)?\s?[〜～]\s?-?\d+(\.\d+)?")
+_INERT_TEXT = re.compile(
+    r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?%?"
+    r"|-?\d+(\.\d+)?\s?[〜～]\s?-?\d+(\.\d+)?"
+)
 #: errno values of a write that failed because of the disk or the permissions, not the program.
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
@@ -44,8 +47,7 @@ def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]
     tmp_path = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix,
-                                   dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=target.parent)
         os.close(fd)
         tmp_path = Path(tmp)
         yield tmp_path
@@ -53,8 +55,9 @@ def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]
         os.replace(tmp_path, target)
     except OSError as exc:
         # a full disk reports no file name ("[Errno 28] No space left on device"): name the target
-        if exc.errno in WRITE_ERRNOS and (exc.filename is None or tmp_path is None
-                                             or str(exc.filename) == str(tmp_path)):
+        if exc.errno in WRITE_ERRNOS and (
+            exc.filename is None or tmp_path is None or str(exc.filename) == str(tmp_path)
+        ):
             raise OSError(exc.errno, os.strerror(exc.errno), str(target)) from exc
         raise
     finally:
@@ -66,8 +69,7 @@ def write_error_text(err: int | None, path: str | os.PathLike | None) -> tuple[s
     """(ja, en) for a write that failed for lack of space or permission; None for other errors."""
     where = f": {path}" if path else ""
     if err in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return (f"ディスクの空き容量が足りないため書き込めませんでした{where}",
-                f"no space left on device{where}")
+        return (f"ディスクの空き容量が足りないため書き込めませんでした{where}", f"no space left on device{where}")
     if err == errno.EROFS:
         return (f"読み取り専用の場所のため書き込めませんでした{where}", f"read-only file system{where}")
     if err in (errno.EACCES, errno.EPERM):
@@ -190,8 +192,12 @@ def sheet_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def write_xlsx(tables: Mapping[str, pd.DataFrame], target: Path | str,
-               titles: Mapping[str, str] | None = None, note: str | None = None) -> Path:
+def write_xlsx(
+    tables: Mapping[str, pd.DataFrame],
+    target: Path | str,
+    titles: Mapping[str, str] | None = None,
+    note: str | None = None,
+) -> Path:
     """One sheet per table, ready for Excel users and for print.
 
     Layout of each sheet: row 1 title, row 2 note (e.g. 架空データ), row 4 header, data below.
@@ -220,7 +226,7 @@ def write_xlsx(tables: Mapping[str, pd.DataFrame], target: Path | str,
             _put(ws, 2, 1, note).font = Font(bold=True, color="C00000")
         frame = frame.reset_index() if _has_named_index(frame) else frame
         kinds = [column_kind(str(c), frame[c].dtype) for c in frame.columns]
-        for j, (col, kind) in enumerate(zip(frame.columns, kinds), start=1):
+        for j, (col, kind) in enumerate(zip(frame.columns, kinds, strict=False), start=1):
             c = _put(ws, 4, j, str(col))
             c.font = Font(bold=True)
             c.fill = header_fill
@@ -230,7 +236,7 @@ def write_xlsx(tables: Mapping[str, pd.DataFrame], target: Path | str,
             width = max([min(header_width, 24)] + [_display_width(v) for v in shown])
             ws.column_dimensions[get_column_letter(j)].width = min(max(width + 2, 6), 60)
         for i, row in enumerate(frame.itertuples(index=False), start=5):
-            for j, (value, kind) in enumerate(zip(row, kinds), start=1):
+            for j, (value, kind) in enumerate(zip(row, kinds, strict=False), start=1):
                 cell = _put(ws, i, j, _excel_value(value))
                 if kind != "text":
                     cell.number_format = EXCEL_FORMATS[kind]

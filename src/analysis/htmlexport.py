@@ -50,11 +50,11 @@ from nbformat import NotebookNode
 
 __all__ = [
     "FICTIONAL_DATA_BANNER_JA",
-    "OfflineHTMLError",
+    "PRINT_BANNER_JA",
     "TEMPLATE_DIR",
     "TEMPLATE_NAME",
-    "PRINT_BANNER_JA",
     "WIDE_TABLE_COLUMNS",
+    "OfflineHTMLError",
     "css_string",
     "find_offline_violations",
     "notebook_to_html",
@@ -70,8 +70,7 @@ TEMPLATE_NAME = "analysis_ja_report"
 
 #: Standard banner text for reports built from synthetic (fictional) data.
 FICTIONAL_DATA_BANNER_JA = (
-    "架空データ：このレポートは架空の県のデータから作成したもので、"
-    "実在の自治体とは関係ありません。"
+    "架空データ：このレポートは架空の県のデータから作成したもので、実在の自治体とは関係ありません。"
 )
 
 #: Short form of the banner printed at the top of every printed page of synthetic-data reports.
@@ -110,9 +109,7 @@ class OfflineHTMLError(ValueError):
         self.violations = list(violations)
         shown = "\n  ".join(self.violations[:20])
         more = "" if len(self.violations) <= 20 else f"\n  … and {len(self.violations) - 20} more"
-        super().__init__(
-            "report HTML is not self-contained / script-free:\n  " + shown + more
-        )
+        super().__init__("report HTML is not self-contained / script-free:\n  " + shown + more)
 
 
 # ---------------------------------------------------------------------------
@@ -182,8 +179,10 @@ def _wrapper_open(table_html: str) -> str:
     cap = _CAPTION_RE.search(table_html)
     caption = " ".join(html_unescape(_TAG_RE.sub("", cap.group(1))).split()) if cap else ""
     label = f"表「{caption}」（横にスクロールできます）" if caption else "表（横にスクロールできます）"
-    return (f'<div class="{cls}" role="region" tabindex="0" aria-label="{html_escape(label, quote=True)}"'
-            f' data-columns="{columns}">')
+    return (
+        f'<div class="{cls}" role="region" tabindex="0" aria-label="{html_escape(label, quote=True)}"'
+        f' data-columns="{columns}">'
+    )
 
 
 def wrap_tables(html: str) -> str:
@@ -201,8 +200,8 @@ def wrap_tables(html: str) -> str:
     pos = 0
     for m in _TABLE_OPEN_RE.finditer(html):
         end = _TABLE_CLOSE_RE.search(html, m.end())
-        out.append(html[pos:m.start()])
-        out.append(_wrapper_open(html[m.start():end.end() if end else len(html)]))
+        out.append(html[pos : m.start()])
+        out.append(_wrapper_open(html[m.start() : end.end() if end else len(html)]))
         pos = m.start()
     out.append(html[pos:])
     return _TABLE_CLOSE_RE.sub(lambda m: m.group(0) + "</div>", "".join(out))
@@ -216,8 +215,9 @@ def css_string(text: str) -> str:
     """
     out = []
     for ch in str(text):
-        safe = (ch.isascii() and ch.isalnum()) or ch == " " or (ord(ch) > 0x7F and ch.isprintable()
-                                                                  and not ch.isspace())
+        safe = (
+            (ch.isascii() and ch.isalnum()) or ch == " " or (ord(ch) > 0x7F and ch.isprintable() and not ch.isspace())
+        )
         out.append(ch if safe else f"\\{ord(ch):x} ")
     return '"' + "".join(out) + '"'
 
@@ -231,13 +231,17 @@ def print_page_css(title: str, synthetic: bool = False) -> str:
     """
     note = ""
     if synthetic:
-        note = (f"  @top-right {{ content: {css_string(PRINT_BANNER_JA)}; color: #A63D00; font-weight: bold;"
-                " font-size: 8pt; }\n")
-    return ("@page {\n"
-            f"  @top-left {{ content: {css_string(title)}; font-size: 8pt; color: #333; }}\n"
-            f"{note}"
-            "  @bottom-center { content: counter(page) \" / \" counter(pages); font-size: 8pt; color: #333; }\n"
-            "}\n")
+        note = (
+            f"  @top-right {{ content: {css_string(PRINT_BANNER_JA)}; color: #A63D00; font-weight: bold;"
+            " font-size: 8pt; }\n"
+        )
+    return (
+        "@page {\n"
+        f"  @top-left {{ content: {css_string(title)}; font-size: 8pt; color: #333; }}\n"
+        f"{note}"
+        '  @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; color: #333; }\n'
+        "}\n"
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ the reader module itself (not a copy), so names such as `read_survey`, `SurveyEr
 `ISSUE_COLUMNS`, `report_text` and `what_to_do` keep working, and so does patching a step of the
 reader through `analysis.io` in a test.
 """
+
 import sys
 
 from .survey import _reader

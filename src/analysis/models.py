@@ -22,11 +22,13 @@ What lives here and why:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -36,9 +38,6 @@ import scipy.stats
 import statsmodels.api as sm
 from firthmodels import FirthLogisticRegression, detect_separation
 
-from .display import captioned_table
-from threadpoolctl import ThreadpoolController
-
 # The public firthmodels API does not return the coefficient vector of a fit
 # with some coefficients held at zero (it only uses it internally for the
 # LRT).  The score bootstrap and logistf's global LR test need exactly that
@@ -47,6 +46,9 @@ from threadpoolctl import ThreadpoolController
 # tests/test_models.py checks this path against the public lrt() output.
 from firthmodels._solvers import newton_raphson
 from firthmodels.logistic import _Workspace, compute_logistic_quantities
+from threadpoolctl import ThreadpoolController
+
+from .display import captioned_table
 
 __all__ = [
     "FirthResult",
@@ -115,9 +117,12 @@ def _one_blas_thread(func):
 
 def _plain_dtypes(data: pd.DataFrame) -> pd.DataFrame:
     """Nullable numeric/boolean columns as float64 (NA -> NaN); other columns untouched."""
-    nullable = [c for c, t in data.dtypes.items()
-                if isinstance(t, pd.api.extensions.ExtensionDtype) and (
-                    pd.api.types.is_bool_dtype(t) or pd.api.types.is_numeric_dtype(t))]
+    nullable = [
+        c
+        for c, t in data.dtypes.items()
+        if isinstance(t, pd.api.extensions.ExtensionDtype)
+        and (pd.api.types.is_bool_dtype(t) or pd.api.types.is_numeric_dtype(t))
+    ]
     if not nullable:
         return data
     out = data.copy()
@@ -126,9 +131,7 @@ def _plain_dtypes(data: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _design(
-    formula: str, data: pd.DataFrame
-) -> tuple[pd.Series, pd.DataFrame, patsy.DesignInfo]:
+def _design(formula: str, data: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame, patsy.DesignInfo]:
     """Build (y, X, design info) with patsy; rows with NAs are dropped (like R).
 
     pandas' nullable columns (boolean, Int64, Float64: what the survey reader returns, with
@@ -137,10 +140,7 @@ def _design(
     y, X = patsy.dmatrices(formula, _plain_dtypes(data), return_type="dataframe", NA_action="drop")
     info = X.design_info
     if y.shape[1] != 1:
-        raise ValueError(
-            f"The outcome of {formula!r} must be a single 0/1 column, "
-            f"got columns {list(y.columns)}."
-        )
+        raise ValueError(f"The outcome of {formula!r} must be a single 0/1 column, got columns {list(y.columns)}.")
     y = y.iloc[:, 0]
     values = set(np.unique(y.to_numpy()))
     if not values <= {0.0, 1.0}:
@@ -249,9 +249,7 @@ def _constrained_fit(
     )
 
 
-def _fit_firthmodels(
-    X: pd.DataFrame, y: pd.Series, penalty_weight: float
-) -> FirthLogisticRegression:
+def _fit_firthmodels(X: pd.DataFrame, y: pd.Series, penalty_weight: float) -> FirthLogisticRegression:
     """Unconstrained fit through the public firthmodels estimator."""
     for tol in _TOLS:
         model = FirthLogisticRegression(
@@ -293,15 +291,9 @@ def separation_message_ja(terms: Sequence[str]) -> str:
     """Plain Japanese sentence on (quasi-)complete separation, for reports."""
     terms = list(terms)
     if not terms:
-        return (
-            "データの完全分離は検出されませんでした"
-            "（通常の最尤推定でも有限の推定値が得られます）。"
-        )
+        return "データの完全分離は検出されませんでした（通常の最尤推定でも有限の推定値が得られます）。"
     joined = "、".join(f"「{t}」" for t in terms)
-    return (
-        f"{joined}ではデータが完全に分離しており、"
-        "通常の最尤推定ではオッズ比が無限大になります（Firth法で推定）。"
-    )
+    return f"{joined}ではデータが完全に分離しており、通常の最尤推定ではオッズ比が無限大になります（Firth法で推定）。"
 
 
 # ---------------------------------------------------------------------------
@@ -357,8 +349,7 @@ class FirthResult:
             # tolerance; redo those with our constrained fit and its tolerance ladder.
             for k, name in enumerate(self.exog_names):
                 if math.isnan(pvals[name]):
-                    fit0 = _constrained_fit(self.exog.to_numpy(float), self.endog.to_numpy(float),
-                                            [k], _FIRTH_PENALTY)
+                    fit0 = _constrained_fit(self.exog.to_numpy(float), self.endog.to_numpy(float), [k], _FIRTH_PENALTY)
                     if fit0.converged:
                         stat = max(2.0 * (self.loglik - fit0.loglik), 0.0)
                         pvals[name] = float(scipy.stats.chi2.sf(stat, 1))
@@ -373,9 +364,7 @@ class FirthResult:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ci = self._model.conf_int(alpha=key, method="pl", tol=_PL_TOL)
-            self._ci[key] = pd.DataFrame(
-                np.asarray(ci), index=self.exog_names, columns=["lower", "upper"]
-            )
+            self._ci[key] = pd.DataFrame(np.asarray(ci), index=self.exog_names, columns=["lower", "upper"])
         return self._ci[key].copy()
 
     def odds_ratios(self, alpha: float = 0.05) -> pd.DataFrame:
@@ -411,20 +400,24 @@ class FirthResult:
     def summary(self, alpha: float = 0.05) -> str:
         """Plain-text summary like statsmodels': model, data, convergence, separation, the table."""
         chi2, df, p = self.lr_test()
-        head = [f"Firth logistic regression (penalised likelihood, as R logistf): {self.formula}",
-                f"observations: {self.nobs}   events: {int(self.endog.sum())}   converged: {self.converged}",
-                f"penalised log-likelihood: {self.loglik:.4f}   global LR test: chi2 = {chi2:.3f}, df = {df}, p = {p:.4g}",
-                "separated terms (plain ML infinite): " + (", ".join(self.separation) or "none"),
-                f"profile penalised-likelihood {100 * (1 - alpha):.0f} % intervals; LR p-values"]
+        head = [
+            f"Firth logistic regression (penalised likelihood, as R logistf): {self.formula}",
+            f"observations: {self.nobs}   events: {int(self.endog.sum())}   converged: {self.converged}",
+            f"penalised log-likelihood: {self.loglik:.4f}   global LR test: chi2 = {chi2:.3f}, df = {df}, p = {p:.4g}",
+            "separated terms (plain ML infinite): " + (", ".join(self.separation) or "none"),
+            f"profile penalised-likelihood {100 * (1 - alpha):.0f} % intervals; LR p-values",
+        ]
         return "\n".join(head) + "\n\n" + self.summary_frame(alpha).round(4).to_string()
 
     def _repr_html_(self) -> str:
         import html as _html
 
-        return (f"<p><strong>Firth logistic regression</strong>: {_html.escape(self.formula)} — n = {self.nobs}, "
-                f"events = {int(self.endog.sum())}, converged = {self.converged}, separated: "
-                f"{_html.escape(', '.join(self.separation) or 'none')}</p>" + captioned_table(self.summary_frame().round(4).to_html(),
-                                                                      f"Firth logit: {self.formula}"))
+        return (
+            f"<p><strong>Firth logistic regression</strong>: {_html.escape(self.formula)} — n = {self.nobs}, "
+            f"events = {int(self.endog.sum())}, converged = {self.converged}, separated: "
+            f"{_html.escape(', '.join(self.separation) or 'none')}</p>"
+            + captioned_table(self.summary_frame().round(4).to_html(), f"Firth logit: {self.formula}")
+        )
 
     def lr_test(self) -> tuple[float, int, float]:
         """Global penalised LR test against the intercept-only model.
@@ -435,9 +428,7 @@ class FirthResult:
         names = self.exog_names
         free = [names.index(INTERCEPT)] if INTERCEPT in names else []
         fixed = [i for i in range(len(names)) if i not in free]
-        null = _constrained_fit(
-            self.exog.to_numpy(), self.endog.to_numpy(), fixed, _FIRTH_PENALTY
-        )
+        null = _constrained_fit(self.exog.to_numpy(), self.endog.to_numpy(), fixed, _FIRTH_PENALTY)
         chi2 = max(0.0, 2.0 * (self.loglik - null.loglik))
         df = len(fixed)
         return chi2, df, float(scipy.stats.chi2.sf(chi2, df))
@@ -479,9 +470,7 @@ def firth_logit(formula: str, data: pd.DataFrame) -> FirthResult:
 # ---------------------------------------------------------------------------
 
 
-def person_period(
-    frame: pd.DataFrame, id_col: str, time_col: str, event_col: str
-) -> pd.DataFrame:
+def person_period(frame: pd.DataFrame, id_col: str, time_col: str, event_col: str) -> pd.DataFrame:
     """Turn a unit x period panel into a person-period (risk-set) data set.
 
     ``frame`` has one row per unit and period; ``event_col`` is 1 in the
@@ -578,8 +567,9 @@ class HazardResult:
         if todo:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # an unreached bound is reported as NaN
-                ci = np.asarray(self._model.conf_int(alpha=key, method="pl", tol=_PL_TOL,
-                                                     features=[names.index(t) for t in todo]))
+                ci = np.asarray(
+                    self._model.conf_int(alpha=key, method="pl", tol=_PL_TOL, features=[names.index(t) for t in todo])
+                )
             for t in todo:
                 cached[t] = (float(ci[names.index(t), 0]), float(ci[names.index(t), 1]))
         return pd.DataFrame([cached[t] for t in terms], index=terms, columns=["lower", "upper"])
@@ -590,8 +580,10 @@ class HazardResult:
         Columns ``odds_ratio``, ``lower``, ``upper``, one row per term (default: tested terms).
         """
         ci = self.conf_int(alpha, terms)
-        return pd.DataFrame({"odds_ratio": np.exp(self.params[ci.index]), "lower": np.exp(ci["lower"]),
-                             "upper": np.exp(ci["upper"])}, index=ci.index)
+        return pd.DataFrame(
+            {"odds_ratio": np.exp(self.params[ci.index]), "lower": np.exp(ci["lower"]), "upper": np.exp(ci["upper"])},
+            index=ci.index,
+        )
 
     def summary_frame(self) -> pd.DataFrame:
         """Estimates, odds ratios, honest p-values and CR1 comparison columns."""
@@ -609,26 +601,28 @@ class HazardResult:
 
     def summary(self) -> str:
         """Plain-text summary: model, clusters, events, inference, separation, the table."""
-        head = [f"Discrete-time hazard ({self.method}): {self.formula}",
-                f"person-periods: {self.nobs}   events: {self.n_events}   clusters: {self.n_clusters}   "
-                f"converged: {self.converged}",
-                f"p-values: {self.inference} ({self.n_boot} draws, {self.weight_type} weights, seed {self.seed}); "
-                "CR1 columns for comparison only",
-                "separated terms (plain ML infinite): " + (", ".join(self.separation) or "none")]
+        head = [
+            f"Discrete-time hazard ({self.method}): {self.formula}",
+            f"person-periods: {self.nobs}   events: {self.n_events}   clusters: {self.n_clusters}   "
+            f"converged: {self.converged}",
+            f"p-values: {self.inference} ({self.n_boot} draws, {self.weight_type} weights, seed {self.seed}); "
+            "CR1 columns for comparison only",
+            "separated terms (plain ML infinite): " + (", ".join(self.separation) or "none"),
+        ]
         return "\n".join(head) + "\n\n" + self.summary_frame().round(4).to_string()
 
     def _repr_html_(self) -> str:
         import html as _html
 
-        return (f"<p><strong>Discrete-time hazard ({_html.escape(self.method)})</strong>: {_html.escape(self.formula)} — "
-                f"{self.nobs} person-periods, {self.n_events} events, {self.n_clusters} clusters, p-values by "
-                f"{_html.escape(self.inference)} ({self.n_boot} draws, seed {self.seed})</p>"
-                + captioned_table(self.summary_frame().round(4).to_html(), f"Discrete-time hazard: {self.formula}"))
+        return (
+            f"<p><strong>Discrete-time hazard ({_html.escape(self.method)})</strong>: {_html.escape(self.formula)} — "
+            f"{self.nobs} person-periods, {self.n_events} events, {self.n_clusters} clusters, p-values by "
+            f"{_html.escape(self.inference)} ({self.n_boot} draws, seed {self.seed})</p>"
+            + captioned_table(self.summary_frame().round(4).to_html(), f"Discrete-time hazard: {self.formula}")
+        )
 
 
-def _cluster_score_stat(
-    X: np.ndarray, fit: _ConstrainedFit, codes: np.ndarray, n_clusters: int, k: int
-) -> np.ndarray:
+def _cluster_score_stat(X: np.ndarray, fit: _ConstrainedFit, codes: np.ndarray, n_clusters: int, k: int) -> np.ndarray:
     """Per-cluster efficient scores u_g for coefficient k at the restricted fit.
 
     u_g = S_gk - H_{k,-k} H_{-k,-k}^{-1} S_{g,-k}, where S_g sums the score
@@ -708,7 +702,7 @@ def _pvalue(t_obs: float, t_star: np.ndarray) -> float:
 def _chunks(n: int, n_jobs: int) -> list[slice]:
     n_chunks = max(1, min(n, 4 * max(1, n_jobs if n_jobs > 0 else 2)))
     edges = np.linspace(0, n, n_chunks + 1).astype(int)
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [slice(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 @_one_blas_thread
@@ -726,9 +720,7 @@ def _cr1_table(y: pd.Series, X: pd.DataFrame, codes: np.ndarray, n_clusters: int
     with np.errstate(invalid="ignore", divide="ignore"):
         z = est / se
     p = 2 * scipy.stats.t.sf(np.abs(z), df=max(n_clusters - 1, 1))
-    return pd.DataFrame(
-        {"estimate_ml": est, "se_cr1": se, "z_cr1": z, "p_cr1": p}, index=X.columns
-    )
+    return pd.DataFrame({"estimate_ml": est, "se_cr1": se, "z_cr1": z, "p_cr1": p}, index=X.columns)
 
 
 def _period_columns(info: patsy.DesignInfo, period_col: str | None) -> list[str]:
@@ -816,9 +808,7 @@ def discrete_time_hazard(
     if method not in ("firth", "ml"):
         raise ValueError(f"method must be 'firth' or 'ml', got {method!r}.")
     if inference not in ("wild_bootstrap", "permutation"):
-        raise ValueError(
-            f"inference must be 'wild_bootstrap' or 'permutation', got {inference!r}."
-        )
+        raise ValueError(f"inference must be 'wild_bootstrap' or 'permutation', got {inference!r}.")
     if n_boot < 1:
         raise ValueError("n_boot must be positive.")
     if cluster_col not in person_period_frame.columns:
@@ -857,8 +847,7 @@ def discrete_time_hazard(
         separation = []
     if method == "ml" and separation:
         warnings.warn(
-            "Plain ML estimates are infinite for " + ", ".join(separation)
-            + "; use method='firth'.",
+            "Plain ML estimates are infinite for " + ", ".join(separation) + "; use method='firth'.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -888,9 +877,7 @@ def discrete_time_hazard(
         u = _cluster_score_stat(Xa, fit0, codes, n_clusters, k)
         t_obs = _studentised(u) if fit0.converged else math.nan
         if inference == "wild_bootstrap":
-            parts = parallel(
-                delayed(_boot_chunk)(weights[sl], u) for sl in _chunks(n_boot, n_jobs)
-            )
+            parts = parallel(delayed(_boot_chunk)(weights[sl], u) for sl in _chunks(n_boot, n_jobs))
         else:
             if _constant_within(Xa[:, k], codes):
                 # cluster-level (time-invariant) column: one value per cluster
@@ -899,9 +886,7 @@ def discrete_time_hazard(
                 tc, n_t = tcodes, len(t_labels)
             profile = _cluster_profile(Xa[:, k], codes, tc, n_clusters, n_t, term)
             parts = parallel(
-                delayed(_perm_chunk)(
-                    perms[sl], Xa, ya, k, profile, codes, tc, n_clusters, penalty, fit0.beta
-                )
+                delayed(_perm_chunk)(perms[sl], Xa, ya, k, profile, codes, tc, n_clusters, penalty, fit0.beta)
                 for sl in _chunks(n_boot, n_jobs)
             )
         t_star = np.concatenate(parts)
@@ -956,7 +941,7 @@ def _cluster_profile(
     """G x T table of the tested column; it must be constant within each cell."""
     profile = np.full((n_clusters, n_periods), np.nan)
     seen = np.zeros((n_clusters, n_periods), dtype=bool)
-    for g, t, v in zip(codes, tcodes, x):
+    for g, t, v in zip(codes, tcodes, x, strict=False):
         if seen[g, t]:
             if profile[g, t] != v:
                 raise ValueError(

@@ -16,14 +16,15 @@ Public functions:
   before it, with the vintage used (:class:`FiscalStrength`)
 - :func:`data_dictionary` the columns in Japanese and English with their source
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -56,25 +57,71 @@ _HEADER_SEARCH_ROWS = 20
 
 _DICTIONARY = [
     # column, label_ja, label_en, unit, note_ja, note_en
-    ("code", "団体コード", "Municipality code", "",
-     "全国地方公共団体コード（6桁、検査数字付き）", "6-digit local government code with check digit"),
+    (
+        "code",
+        "団体コード",
+        "Municipality code",
+        "",
+        "全国地方公共団体コード（6桁、検査数字付き）",
+        "6-digit local government code with check digit",
+    ),
     ("prefecture", "都道府県名", "Prefecture", "", "", ""),
-    ("name", "団体名", "Municipality", "", "公表どおり（ヶ/ケ などの表記はコード表と異なることがある）",
-     "as published (may spell ヶ/ケ differently from the code master)"),
-    ("fiscal_year", "年度（決算）", "Fiscal year (settlement)", "年度",
-     "決算の年度。表題（和暦）とファイル名から読み取る", "fiscal year of the accounts, read from the title (和暦) and file name"),
-    ("fiscal_strength", "財政力指数", "Fiscal strength index", "",
-     "基準財政収入額÷基準財政需要額の過去3年度平均。1を超えると普通交付税の不交付団体の水準",
-     "standard fiscal revenue / standard fiscal need, 3-year average; above 1 no ordinary local allocation tax is due"),
-    ("current_balance_ratio", "経常収支比率", "Current balance ratio", "%",
-     "経常経費充当一般財源÷経常一般財源等。高いほど財政の硬直化", "recurrent spending met by recurrent general revenue; higher = less fiscal room"),
-    ("real_debt_service_ratio", "実質公債費比率", "Real debt service ratio", "%",
-     "3か年平均。負の値がある（公表表では▲）", "3-year average; can be negative (shown with ▲ in the workbook)"),
-    ("future_burden_ratio", "将来負担比率", "Future burden ratio", "%",
-     "「－」（欠測）は充当可能財源等が将来負担額を上回っている団体（実質的な将来負担なし）。0 ではなく欠測として扱う",
-     "「－」 (NaN) means resources available exceed the future burden (no net burden); kept as NaN, not 0"),
-    ("laspeyres_index", "ラスパイレス指数", "Laspeyres index", "",
-     "一般行政職の給与水準（国家公務員＝100）", "salary level of general administrative staff (national civil service = 100)"),
+    (
+        "name",
+        "団体名",
+        "Municipality",
+        "",
+        "公表どおり（ヶ/ケ などの表記はコード表と異なることがある）",
+        "as published (may spell ヶ/ケ differently from the code master)",
+    ),
+    (
+        "fiscal_year",
+        "年度（決算）",
+        "Fiscal year (settlement)",
+        "年度",
+        "決算の年度。表題（和暦）とファイル名から読み取る",
+        "fiscal year of the accounts, read from the title (和暦) and file name",
+    ),
+    (
+        "fiscal_strength",
+        "財政力指数",
+        "Fiscal strength index",
+        "",
+        "基準財政収入額÷基準財政需要額の過去3年度平均。1を超えると普通交付税の不交付団体の水準",
+        "standard fiscal revenue / standard fiscal need, 3-year average; above 1 no ordinary local allocation tax is due",
+    ),
+    (
+        "current_balance_ratio",
+        "経常収支比率",
+        "Current balance ratio",
+        "%",
+        "経常経費充当一般財源÷経常一般財源等。高いほど財政の硬直化",
+        "recurrent spending met by recurrent general revenue; higher = less fiscal room",
+    ),
+    (
+        "real_debt_service_ratio",
+        "実質公債費比率",
+        "Real debt service ratio",
+        "%",
+        "3か年平均。負の値がある（公表表では▲）",
+        "3-year average; can be negative (shown with ▲ in the workbook)",
+    ),
+    (
+        "future_burden_ratio",
+        "将来負担比率",
+        "Future burden ratio",
+        "%",
+        "「－」（欠測）は充当可能財源等が将来負担額を上回っている団体（実質的な将来負担なし）。0 ではなく欠測として扱う",
+        "「－」 (NaN) means resources available exceed the future burden (no net burden); kept as NaN, not 0",
+    ),
+    (
+        "laspeyres_index",
+        "ラスパイレス指数",
+        "Laspeyres index",
+        "",
+        "一般行政職の給与水準（国家公務員＝100）",
+        "salary level of general administrative staff (national civil service = 100)",
+    ),
 ]
 
 
@@ -126,9 +173,11 @@ class FinancialIndicators:
         """What was read and left out, in Japanese and English (for logs and notebooks)."""
         skipped = "、".join(f"{r}行「{label}」" for r, label in self.skipped) or "なし"
         dashes = "、".join(f"{_LABEL_JA[k]} {v}" for k, v in self.dashes.items() if v) or "なし"
-        return (f"{self.source.name}: {self.citation}、{len(self.frame)} 市区町村"
-                f"（除外した行: {skipped}; 「-」の数: {dashes}）/ FY{self.fiscal_year}, "
-                f"{len(self.frame)} municipalities; rows left out: {len(self.skipped)}")
+        return (
+            f"{self.source.name}: {self.citation}、{len(self.frame)} 市区町村"
+            f"（除外した行: {skipped}; 「-」の数: {dashes}）/ FY{self.fiscal_year}, "
+            f"{len(self.frame)} municipalities; rows left out: {len(self.skipped)}"
+        )
 
 
 _LABEL_JA = {c: ja for c, ja, *_ in _DICTIONARY}
@@ -142,6 +191,7 @@ def data_dictionary() -> pd.DataFrame:
 
 
 # --- reading one workbook -----------------------------------------------------------------------
+
 
 def _text(value) -> str:
     """NFKC text of a cell with all spaces removed ('' for None)."""
@@ -179,7 +229,8 @@ def _find_header(rows: list[tuple], path: Path, sheet: str) -> tuple[int, dict[s
                     raise OfficialDataError(
                         f"見出し「{key}」が2回あります（{_cell_ref(i, found[name])} と {_cell_ref(i, j)}）",
                         f"header {key!r} appears twice ({_cell_ref(i, found[name])} and {_cell_ref(i, j)})",
-                        where=_where(path, sheet, i, j))
+                        where=_where(path, sheet, i, j),
+                    )
                 found[name] = j
         if "code" in found and (best is None or len(found) > len(best[1])):
             best = (i, found)
@@ -188,7 +239,8 @@ def _find_header(rows: list[tuple], path: Path, sheet: str) -> tuple[int, dict[s
             f"見出し行（「団体コード」のある行）が先頭{_HEADER_SEARCH_ROWS}行に見つかりません。公表様式が変わった可能性があります",
             f"header row (the row with 団体コード) not found in the first {_HEADER_SEARCH_ROWS} rows; "
             "the published layout may have changed",
-            where=_where(path, sheet))
+            where=_where(path, sheet),
+        )
     row, found = best
     missing = [ja for ja, en in wanted.items() if en not in found]
     if missing:
@@ -197,7 +249,8 @@ def _find_header(rows: list[tuple], path: Path, sheet: str) -> tuple[int, dict[s
             f"見出し行にない列があります: {'、'.join(missing)}（見出し行の内容: {present}）。公表様式が変わった可能性があります",
             f"header row lacks column(s): {', '.join(missing)} (header row reads: {present}); "
             "the published layout may have changed",
-            where=_where(path, sheet, row))
+            where=_where(path, sheet, row),
+        )
     return row, found
 
 
@@ -219,13 +272,15 @@ def _fiscal_year(title_rows: list[tuple], path: Path, sheet: str) -> tuple[int, 
         raise OfficialDataError(
             f"表題の年度（{wareki_fy(from_title)}、FY{from_title}）とファイル名の年度（FY{from_name}）が一致しません",
             f"fiscal year in the title (FY{from_title}) differs from the one in the file name (FY{from_name})",
-            where=_where(path, sheet))
+            where=_where(path, sheet),
+        )
     year = from_title if from_title is not None else from_name
     if year is None:
         raise OfficialDataError(
             "年度が分かりません。表題に年度（例: 令和3年度）がなく、ファイル名も年度を表していません（例: R4.xlsx）",
             "fiscal year not found: the title names none and the file name is not a year (e.g. R4.xlsx)",
-            where=_where(path, sheet))
+            where=_where(path, sheet),
+        )
     return year, title
 
 
@@ -236,10 +291,14 @@ def _code(value, path: Path, sheet: str, row: int, col: int) -> str:
     else:
         text = _text(value)
     if not codes_mod.is_valid(text):
-        why = ("検査数字が誤っています", "wrong check digit") if len(text) == 6 and text.isdigit() \
+        why = (
+            ("検査数字が誤っています", "wrong check digit")
+            if len(text) == 6 and text.isdigit()
             else ("6桁の団体コードではありません", "not a 6-digit municipality code")
-        raise OfficialDataError(f"{why[0]}: 値 {value!r}", f"{why[1]}: value {value!r}",
-                                where=_where(path, sheet, row, col))
+        )
+        raise OfficialDataError(
+            f"{why[0]}: 値 {value!r}", f"{why[1]}: value {value!r}", where=_where(path, sheet, row, col)
+        )
     return text
 
 
@@ -264,7 +323,8 @@ def _number(value, path: Path, sheet: str, row: int, col: int, header: str) -> t
         raise OfficialDataError(
             f"列「{header}」の値が数値でも「-」でもありません: {value!r}",
             f"column {header!r}: value {value!r} is neither a number nor 「-」",
-            where=_where(path, sheet, row, col)) from None
+            where=_where(path, sheet, row, col),
+        ) from None
 
 
 def read_financial_indicators(path: Path | str) -> FinancialIndicators:
@@ -283,9 +343,11 @@ def read_financial_indicators(path: Path | str) -> FinancialIndicators:
     try:
         wb = load_workbook(path, data_only=True)
     except Exception as exc:  # not an xlsx, or damaged
-        raise OfficialDataError(f"Excel ファイル（.xlsx）として開けません（{type(exc).__name__}）",
-                                f"cannot open as an .xlsx workbook ({type(exc).__name__}: {exc})",
-                                where=str(path)) from exc
+        raise OfficialDataError(
+            f"Excel ファイル（.xlsx）として開けません（{type(exc).__name__}）",
+            f"cannot open as an .xlsx workbook ({type(exc).__name__}: {exc})",
+            where=str(path),
+        ) from exc
     errors: list[OfficialDataError] = []
     for ws in wb.worksheets:
         rows = [tuple(c.value for c in r) for r in ws.iter_rows()]
@@ -300,11 +362,13 @@ def read_financial_indicators(path: Path | str) -> FinancialIndicators:
     raise OfficialDataError(
         "どのシートにも見出し行（「団体コード」のある行）がありません",
         "no sheet has the header row (the row with 団体コード)",
-        where=f"{path.name} [{', '.join(ws.title for ws in wb.worksheets)}]")
+        where=f"{path.name} [{', '.join(ws.title for ws in wb.worksheets)}]",
+    )
 
 
-def _read_sheet(rows: list[tuple], header_row: int, columns: dict[str, int], path: Path,
-                sheet: str) -> FinancialIndicators:
+def _read_sheet(
+    rows: list[tuple], header_row: int, columns: dict[str, int], path: Path, sheet: str
+) -> FinancialIndicators:
     year, title = _fiscal_year(rows[: header_row - 1], path, sheet)
     records: list[dict] = []
     seen: dict[str, int] = {}
@@ -315,6 +379,7 @@ def _read_sheet(rows: list[tuple], header_row: int, columns: dict[str, int], pat
     labels = {en: ja for ja, en in {**IDENTITY_COLUMNS, **INDICATOR_COLUMNS}.items()}
     code_col = columns["code"]
     for r, row in enumerate(rows[header_row:], start=header_row + 1):
+
         def cell(name: str, row=row):
             j = columns[name] - 1
             return row[j] if j < len(row) else None
@@ -323,16 +388,17 @@ def _read_sheet(rows: list[tuple], header_row: int, columns: dict[str, int], pat
             continue
         head = cell("code")
         head_text = _text(head)
-        is_code = isinstance(head, (int, float)) and not isinstance(head, bool) or head_text.isdigit()
+        is_code = (isinstance(head, (int, float)) and not isinstance(head, bool)) or head_text.isdigit()
         if not is_code:
             label = head_text or _text(cell("name")) or _text(cell("prefecture"))
-            values = {k: _number(cell(k), path, sheet, r, columns[k], labels[k])[0]
-                      for k in INDICATOR_COLUMNS.values()}
+            values = {k: _number(cell(k), path, sheet, r, columns[k], labels[k])[0] for k in INDICATOR_COLUMNS.values()}
             if _NATIONAL_AVERAGE.search(label):
                 if national is not None:
-                    raise OfficialDataError(f"全国平均の行が2つあります: {label!r}",
-                                            f"two national-average rows: {label!r}",
-                                            where=_where(path, sheet, r, code_col))
+                    raise OfficialDataError(
+                        f"全国平均の行が2つあります: {label!r}",
+                        f"two national-average rows: {label!r}",
+                        where=_where(path, sheet, r, code_col),
+                    )
                 national = pd.Series(values, name=label, dtype=float)
                 skipped.append((r, str(head).strip() if head is not None else label))
                 continue
@@ -342,19 +408,25 @@ def _read_sheet(rows: list[tuple], header_row: int, columns: dict[str, int], pat
             raise OfficialDataError(
                 f"団体コードの列に、コードでも全国平均・小計でもない値があります: {head!r}",
                 f"the code column holds a value that is neither a code nor an average/subtotal label: {head!r}",
-                where=_where(path, sheet, r, code_col))
+                where=_where(path, sheet, r, code_col),
+            )
         code = _code(head, path, sheet, r, code_col)
         if code in seen:
-            raise OfficialDataError(f"団体コード {code} が2回あります（{seen[code]}行と{r}行）",
-                                    f"code {code} appears twice (rows {seen[code]} and {r})",
-                                    where=_where(path, sheet, r, code_col))
+            raise OfficialDataError(
+                f"団体コード {code} が2回あります（{seen[code]}行と{r}行）",
+                f"code {code} appears twice (rows {seen[code]} and {r})",
+                where=_where(path, sheet, r, code_col),
+            )
         seen[code] = r
         record = {"code": code, "fiscal_year": year}
         for name in ("prefecture", "name"):
             text = unicodedata.normalize("NFKC", str(cell(name) or "")).strip()
             if not text:
-                raise OfficialDataError(f"{code} の「{labels[name]}」が空です", f"{code}: {name} is empty",
-                                        where=_where(path, sheet, r, columns[name]))
+                raise OfficialDataError(
+                    f"{code} の「{labels[name]}」が空です",
+                    f"{code}: {name} is empty",
+                    where=_where(path, sheet, r, columns[name]),
+                )
             record[name] = text
         for name in INDICATOR_COLUMNS.values():
             value, kind = _number(cell(name), path, sheet, r, columns[name], labels[name])
@@ -363,19 +435,32 @@ def _read_sheet(rows: list[tuple], header_row: int, columns: dict[str, int], pat
             blanks[name] += kind == "blank"
         records.append(record)
     if not records:
-        raise OfficialDataError("見出し行の下に市区町村の行がありません", "no municipality rows below the header",
-                                where=_where(path, sheet, header_row))
+        raise OfficialDataError(
+            "見出し行の下に市区町村の行がありません",
+            "no municipality rows below the header",
+            where=_where(path, sheet, header_row),
+        )
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
     frame["fiscal_year"] = frame["fiscal_year"].astype("int64")
     frame[list(INDICATOR_COLUMNS.values())] = frame[list(INDICATOR_COLUMNS.values())].astype("float64")
     if national is None:
         national = pd.Series({k: np.nan for k in INDICATOR_COLUMNS.values()}, dtype=float, name=None)
-    return FinancialIndicators(frame=frame, fiscal_year=year, national_average=national, dashes=dashes,
-                               blanks=blanks, skipped=tuple(skipped), source=path, sheet=sheet,
-                               title=title, header_row=header_row)
+    return FinancialIndicators(
+        frame=frame,
+        fiscal_year=year,
+        national_average=national,
+        dashes=dashes,
+        blanks=blanks,
+        skipped=tuple(skipped),
+        source=path,
+        sheet=sheet,
+        title=title,
+        header_row=header_row,
+    )
 
 
 # --- the bundled workbooks ----------------------------------------------------------------------
+
 
 def default_folder() -> Path:
     from .paths import data_dir
@@ -388,8 +473,11 @@ def workbook_paths(folder: Path | str | None = None) -> list[Path]:
     folder = Path(folder) if folder is not None else default_folder()
     paths = sorted(p for p in folder.glob("*.xlsx") if not p.name.startswith(("~$", ".")))
     if not paths:
-        raise OfficialDataError("「全市町村の主要財政指標」のファイル（.xlsx）がありません",
-                                "no 全市町村の主要財政指標 workbooks (.xlsx) found", where=str(folder))
+        raise OfficialDataError(
+            "「全市町村の主要財政指標」のファイル（.xlsx）がありません",
+            "no 全市町村の主要財政指標 workbooks (.xlsx) found",
+            where=str(folder),
+        )
     return paths
 
 
@@ -402,7 +490,8 @@ def _load(stamp: tuple) -> tuple[pd.DataFrame, tuple]:
             raise OfficialDataError(
                 f"同じ年度（FY{t.fiscal_year}）のファイルが2つあります: {by_year[t.fiscal_year].name} と {t.source.name}",
                 f"two workbooks for FY{t.fiscal_year}: {by_year[t.fiscal_year].name} and {t.source.name}",
-                where=str(t.source.parent))
+                where=str(t.source.parent),
+            )
         by_year[t.fiscal_year] = t.source
     frame = pd.concat([t.frame for t in tables], ignore_index=True)
     frame = frame.sort_values(["fiscal_year", "code"], kind="stable").reset_index(drop=True)
@@ -433,6 +522,7 @@ def available_years(folder: Path | str | None = None) -> list[int]:
 
 # --- 財政力指数 for a survey year ----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class FiscalStrength:
     """財政力指数 per municipality for one survey year, and the vintage (決算年度) of each value.
@@ -454,22 +544,30 @@ class FiscalStrength:
 
     def as_dict(self) -> dict[str, tuple[float | None, int | None]]:
         """code → (value, vintage FY); (None, None) when unavailable."""
-        return {c: (None, None) if pd.isna(v) else (float(v), int(fy))
-                for c, v, fy in zip(self.frame.index, self.frame["fiscal_strength"], self.frame["vintage_fy"])}
+        return {
+            c: (None, None) if pd.isna(v) else (float(v), int(fy))
+            for c, v, fy in zip(self.frame.index, self.frame["fiscal_strength"], self.frame["vintage_fy"], strict=False)
+        }
 
     @property
     def note_ja(self) -> str:
         parts = []
         if self.vintages:
             used = "、".join(f"{wareki_fy(v)}（FY{v}）決算" for v in self.vintages)
-            parts.append(f"財政力指数は{SOURCE_JA}の{used}の値です"
-                         f"（{self.fiscal_year}年度の調査に対し、その年度以前で公表済みの最新年度）。")
+            parts.append(
+                f"財政力指数は{SOURCE_JA}の{used}の値です"
+                f"（{self.fiscal_year}年度の調査に対し、その年度以前で公表済みの最新年度）。"
+            )
         if self.missing:
-            reason = (f"公表データが FY{self.available[0]}〜FY{self.available[-1]} だけで FY{self.fiscal_year} 以前の値がないため"
-                      if self.available and self.fiscal_year < self.available[0]
-                      else "公表データにない団体コードのため")
-            parts.append(f"{len(self.missing)} 団体は{reason}、財政力指数を欠測としました（推定していません）: "
-                         f"{'、'.join(self.missing[:10])}{' ほか' if len(self.missing) > 10 else ''}。")
+            reason = (
+                f"公表データが FY{self.available[0]}〜FY{self.available[-1]} だけで FY{self.fiscal_year} 以前の値がないため"
+                if self.available and self.fiscal_year < self.available[0]
+                else "公表データにない団体コードのため"
+            )
+            parts.append(
+                f"{len(self.missing)} 団体は{reason}、財政力指数を欠測としました（推定していません）: "
+                f"{'、'.join(self.missing[:10])}{' ほか' if len(self.missing) > 10 else ''}。"
+            )
         return "".join(parts)
 
     @property
@@ -477,13 +575,19 @@ class FiscalStrength:
         parts = []
         if self.vintages:
             used = ", ".join(f"FY{v}" for v in self.vintages)
-            parts.append(f"Fiscal strength index from {SOURCE_EN}, accounts of {used} (the latest published "
-                         f"year at or before the survey year FY{self.fiscal_year}).")
+            parts.append(
+                f"Fiscal strength index from {SOURCE_EN}, accounts of {used} (the latest published "
+                f"year at or before the survey year FY{self.fiscal_year})."
+            )
         if self.missing:
-            reason = (f"the published years (FY{self.available[0]}–FY{self.available[-1]}) all follow FY{self.fiscal_year}"
-                      if self.available and self.fiscal_year < self.available[0]
-                      else "the code is not in the published workbooks")
-            parts.append(f"{len(self.missing)} municipalities have no value because {reason}; left missing, not imputed.")
+            reason = (
+                f"the published years (FY{self.available[0]}–FY{self.available[-1]}) all follow FY{self.fiscal_year}"
+                if self.available and self.fiscal_year < self.available[0]
+                else "the code is not in the published workbooks"
+            )
+            parts.append(
+                f"{len(self.missing)} municipalities have no value because {reason}; left missing, not imputed."
+            )
         return " ".join(parts)
 
 
@@ -516,12 +620,23 @@ def fiscal_strength(codes: Iterable, fiscal_year: int, *, folder: Path | str | N
     frame = pd.DataFrame(index=pd.Index(wanted, name="code", dtype=object))
     frame["fiscal_strength"] = latest["fiscal_strength"].reindex(wanted).to_numpy(dtype="float64")
     frame["vintage_fy"] = pd.array(latest["fiscal_year"].reindex(wanted), dtype="Int64")
-    missing = tuple(c for c, v in zip(wanted, frame["fiscal_strength"]) if np.isnan(v))
+    missing = tuple(c for c, v in zip(wanted, frame["fiscal_strength"], strict=False) if np.isnan(v))
     return FiscalStrength(fiscal_year=fiscal_year, frame=frame, available=years, missing=missing)
 
 
 __all__ = [
-    "COLUMNS", "FinancialIndicators", "FiscalStrength", "OfficialDataError", "SOURCE_JA", "SOURCE_EN",
-    "SOURCE_URL", "available_years", "data_dictionary", "fiscal_strength", "load_financial_indicators",
-    "load_tables", "read_financial_indicators", "workbook_paths",
+    "COLUMNS",
+    "SOURCE_EN",
+    "SOURCE_JA",
+    "SOURCE_URL",
+    "FinancialIndicators",
+    "FiscalStrength",
+    "OfficialDataError",
+    "available_years",
+    "data_dictionary",
+    "fiscal_strength",
+    "load_financial_indicators",
+    "load_tables",
+    "read_financial_indicators",
+    "workbook_paths",
 ]

@@ -4,6 +4,7 @@
 at least one is known not to be, and missing (<NA>) when the answers are incomplete but none is
 'not implemented' (the assumptions log explains this choice).
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -20,15 +21,17 @@ def add_outcome(tidy: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     items = out[book.main_items].astype("boolean")
     any_false = (items == False).any(axis=1)  # noqa: E712 (nullable comparison)
     all_true = items.fillna(False).all(axis=1)  # NA is not "implemented"
-    out[OUTCOME] = pd.array([False if f else (True if t else pd.NA) for f, t in zip(any_false, all_true)],
-                            dtype="boolean")
+    out[OUTCOME] = pd.array(
+        [False if f else (True if t else pd.NA) for f, t in zip(any_false, all_true, strict=False)], dtype="boolean"
+    )
     status = out["jusou_status"].astype("string")
     out["jusou"] = pd.array([pd.NA if pd.isna(s) else s == "implemented" for s in status], dtype="boolean")
     return out
 
 
-def build_panel(dataset: Dataset, book: Codebook, years: list[int] | None = None,
-                preread: dict | None = None) -> pd.DataFrame:
+def build_panel(
+    dataset: Dataset, book: Codebook, years: list[int] | None = None, preread: dict | None = None
+) -> pd.DataFrame:
     """Read every survey of the dataset (or `years`) and return the long panel with covariates.
 
     Lagged exposures `<measure>_lag1` hold support in the previous fiscal year (missing in the
@@ -40,10 +43,13 @@ def build_panel(dataset: Dataset, book: Codebook, years: list[int] | None = None
         result = (preread or {}).get(y) or dataset.read(y, book)
         if not result.ok:
             from .survey import SurveyError
+
             raise SurveyError(
                 f"{result.path}: 調査ファイルにエラーが {len(result.errors)} 件あります。"
                 f"`python -m analysis validate {result.path}` で内容を確認してください / "
-                f"{len(result.errors)} errors in the survey file", result.issues)
+                f"{len(result.errors)} errors in the survey file",
+                result.issues,
+            )
         frames.append(result.tidy)
     panel = add_outcome(pd.concat(frames, ignore_index=True), book)
     master = dataset.master()
@@ -87,8 +93,9 @@ def add_lags(panel: pd.DataFrame, columns: list[str], lag: int = 1) -> pd.DataFr
     return out.merge(prev, on=["code", "fiscal_year"], how="left")
 
 
-def cross_section(panel: pd.DataFrame, fiscal_year: int, exposure_lag: int = 0,
-                  measures: list[str] | None = None) -> pd.DataFrame:
+def cross_section(
+    panel: pd.DataFrame, fiscal_year: int, exposure_lag: int = 0, measures: list[str] | None = None
+) -> pd.DataFrame:
     """Rows of one fiscal year; with exposure_lag=1 the measure columns hold last year's support."""
     if exposure_lag not in (0, 1):
         raise ValueError("exposure_lag は 0 か 1 です / exposure_lag must be 0 or 1")
@@ -101,8 +108,12 @@ def cross_section(panel: pd.DataFrame, fiscal_year: int, exposure_lag: int = 0,
     return year.reset_index(drop=True)
 
 
-def load_panel(dataset: str = "sample", years: list[int] | None = None, book: Codebook | None = None,
-               covariates: list[str] | None = None) -> pd.DataFrame:
+def load_panel(
+    dataset: str = "sample",
+    years: list[int] | None = None,
+    book: Codebook | None = None,
+    covariates: list[str] | None = None,
+) -> pd.DataFrame:
     """The analysis-ready municipality × fiscal-year panel of a dataset, for one's own models.
 
     Unlike the reader's tidy frame (nullable booleans that keep 無回答 distinct), every column
@@ -125,13 +136,24 @@ def load_panel(dataset: str = "sample", years: list[int] | None = None, book: Co
 
     book = book or load_codebook()
     raw = build_panel(load_dataset(dataset), book, years)
-    out = pd.DataFrame({"code": pd.Categorical(raw["code"].astype(str)),
-                        "name": raw["name"].astype(str).to_numpy(),
-                        "fiscal_year": raw["fiscal_year"].astype(int).to_numpy(),
-                        "jusou_status": pd.Categorical(raw["jusou_status"].astype(object),
-                                                       categories=["not_implemented", "preparing", "implemented"])})
-    binary = [OUTCOME, "jusou", *book.main_items, *book.support_measures, *book.challenges,
-              *[f"{m}_lag1" for m in book.support_measures]]
+    out = pd.DataFrame(
+        {
+            "code": pd.Categorical(raw["code"].astype(str)),
+            "name": raw["name"].astype(str).to_numpy(),
+            "fiscal_year": raw["fiscal_year"].astype(int).to_numpy(),
+            "jusou_status": pd.Categorical(
+                raw["jusou_status"].astype(object), categories=["not_implemented", "preparing", "implemented"]
+            ),
+        }
+    )
+    binary = [
+        OUTCOME,
+        "jusou",
+        *book.main_items,
+        *book.support_measures,
+        *book.challenges,
+        *[f"{m}_lag1" for m in book.support_measures],
+    ]
     for col in binary:
         out[col] = raw[col].astype("Float64").astype(float).to_numpy()
     for c in book.covariates:
@@ -147,20 +169,49 @@ def describe_panel(book: Codebook | None = None) -> pd.DataFrame:
 
     book = book or load_codebook()
     rows = [
-        ("code", "全国地方公共団体コード（6桁）", "municipality code (6 digits, JIS X 0402)", "category", "調査ファイル"),
+        (
+            "code",
+            "全国地方公共団体コード（6桁）",
+            "municipality code (6 digits, JIS X 0402)",
+            "category",
+            "調査ファイル",
+        ),
         ("name", "市町村名", "municipality name", "str", "調査ファイル"),
         ("fiscal_year", "年度（西暦の年度開始年）", "fiscal year (start year)", "int", "調査ファイル"),
-        ("jusou_status", "重層的支援体制整備事業の実施状況", "multi-layered support project status", "category", "調査ファイル"),
-        (OUTCOME, "指針の主要項目を全て実施（1/0、欠測は NaN）", "all main guideline items implemented (1/0, NaN)",
-         "float", "主要項目から算出（コードブック main_items）"),
-        ("jusou", "重層的支援体制整備事業を実施（1/0）", "runs the multi-layered support project (1/0)", "float",
-         "jusou_status から算出"),
+        (
+            "jusou_status",
+            "重層的支援体制整備事業の実施状況",
+            "multi-layered support project status",
+            "category",
+            "調査ファイル",
+        ),
+        (
+            OUTCOME,
+            "指針の主要項目を全て実施（1/0、欠測は NaN）",
+            "all main guideline items implemented (1/0, NaN)",
+            "float",
+            "主要項目から算出（コードブック main_items）",
+        ),
+        (
+            "jusou",
+            "重層的支援体制整備事業を実施（1/0）",
+            "runs the multi-layered support project (1/0)",
+            "float",
+            "jusou_status から算出",
+        ),
     ]
     for v in [*book.main_items, *book.support_measures, *book.challenges]:
         rows.append((v, book.label(v), book.label(v, "en"), "float", "調査ファイル（1=○, 0=×, NaN=無回答）"))
     for m in book.support_measures:
-        rows.append((f"{m}_lag1", f"{book.label(m)}（前年度）", f"{book.label(m, 'en')} (previous year)", "float",
-                     "前年度の調査ファイル"))
+        rows.append(
+            (
+                f"{m}_lag1",
+                f"{book.label(m)}（前年度）",
+                f"{book.label(m, 'en')} (previous year)",
+                "float",
+                "前年度の調査ファイル",
+            )
+        )
     for c in book.covariates:
         rows.append((c["variable"], c["label_ja"], c["label_en"], "float", "市町村マスタ（municipalities.csv）"))
     for t in book.model_covariates:

@@ -1,4 +1,5 @@
 """Where the project's folders are, found from the package itself or the working directory."""
+
 from __future__ import annotations
 
 import os

@@ -18,6 +18,7 @@ says so; the HTML reports are complete without the PDFs.
 Files are written atomically; the PDF's creation and modification dates, the only bytes that
 change between two prints of the same page, are fixed, so a re-run is byte-identical.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,16 +33,41 @@ from .errors import AnalysisError
 from .export import write_bytes
 from .htmlexport import PRINT_BANNER_JA
 
-__all__ = ["CHROMIUM_ENV", "LAUNCH_ARGS", "SLIDE_SIZE", "PdfUnavailable", "PrintJob", "Printer", "find_chromium",
-           "fix_pdf_dates", "footer_template", "header_template", "pdf_unavailable", "print_jobs", "publish"]
+__all__ = [
+    "CHROMIUM_ENV",
+    "LAUNCH_ARGS",
+    "SLIDE_SIZE",
+    "PdfUnavailable",
+    "PrintJob",
+    "Printer",
+    "find_chromium",
+    "fix_pdf_dates",
+    "footer_template",
+    "header_template",
+    "pdf_unavailable",
+    "print_jobs",
+    "publish",
+]
 
 #: Environment variable naming the chromium executable ("" or a missing file: no PDFs).
 CHROMIUM_ENV = "ANALYSIS_CHROMIUM"
-_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome",
-               "/usr/bin/google-chrome-stable")
+_CANDIDATES = (
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/bin/google-chrome",
+    "/usr/bin/google-chrome-stable",
+)
 #: Flags for a headless chromium that never talks to the network on its own.
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 #: Size (CSS px) of the summary's slide image.
 SLIDE_SIZE = (1600, 900)
 #: Creation/modification date written into every PDF (the same as the workbooks' document time).
@@ -51,8 +77,10 @@ _GOTO_TIMEOUT_MS = 120_000
 
 # Page-margin text of the print stylesheets (htmlexport.print_page_css) is replaced by the PDF's
 # own header and footer, which also work in chromium older than 131 (no CSS margin boxes there).
-_NO_MARGIN_BOXES = ("@page { @top-left { content: none } @top-center { content: none } "
-                    "@top-right { content: none } @bottom-center { content: none } }")
+_NO_MARGIN_BOXES = (
+    "@page { @top-left { content: none } @top-center { content: none } "
+    "@top-right { content: none } @bottom-center { content: none } }"
+)
 # A slide has no links to follow: the page's navigation line is left out of the image.
 _NO_NAVIGATION = "nav { display: none !important; }"
 _PREPARE_JS = """async () => {
@@ -61,8 +89,10 @@ _PREPARE_JS = """async () => {
   await Promise.all([...document.images].map(i => i.complete ? null : i.decode().catch(() => null)));
 }"""
 _FONTS = "'IPAexGothic','Noto Sans CJK JP','Hiragino Sans','Yu Gothic','Meiryo',sans-serif"
-_BAR = (f"font-family:{_FONTS};font-size:8px;color:#333;width:100%;margin:0 12mm;display:flex;"
-        "-webkit-print-color-adjust:exact;print-color-adjust:exact;")
+_BAR = (
+    f"font-family:{_FONTS};font-size:8px;color:#333;width:100%;margin:0 12mm;display:flex;"
+    "-webkit-print-color-adjust:exact;print-color-adjust:exact;"
+)
 
 
 class PdfUnavailable(AnalysisError):
@@ -96,13 +126,15 @@ def pdf_unavailable() -> PdfUnavailable | None:
             "PDF も作るには chromium をインストールしてください（Debian/Ubuntu: sudo apt-get install chromium "
             "fonts-ipaexfont-gothic）",
             f"PDFs not written: no chromium found{named_en}; the HTML reports are complete. Install chromium "
-            "(Debian/Ubuntu: sudo apt-get install chromium fonts-ipaexfont-gothic) to get PDFs")
+            "(Debian/Ubuntu: sudo apt-get install chromium fonts-ipaexfont-gothic) to get PDFs",
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return PdfUnavailable(
             "playwright パッケージがないため PDF は作成しませんでした（pip install playwright、または make setup）",
-            "PDFs not written: the playwright package is not installed (pip install playwright, or make setup)")
+            "PDFs not written: the playwright package is not installed (pip install playwright, or make setup)",
+        )
     return None
 
 
@@ -113,16 +145,24 @@ def fix_pdf_dates(data: bytes) -> bytes:
 
 def header_template(title: str, synthetic: bool) -> str:
     """Header of every PDF page: the page title (report, fiscal year, dataset) and the 架空データ note."""
-    note = (f'<span style="color:#A63D00;font-weight:bold;white-space:nowrap;margin-left:4mm">'
-            f"{escape(PRINT_BANNER_JA)}</span>" if synthetic else "")
-    return (f'<div style="{_BAR}justify-content:space-between;align-items:baseline">'
-            f"<span>{escape(title)}</span>{note}</div>")
+    note = (
+        f'<span style="color:#A63D00;font-weight:bold;white-space:nowrap;margin-left:4mm">'
+        f"{escape(PRINT_BANNER_JA)}</span>"
+        if synthetic
+        else ""
+    )
+    return (
+        f'<div style="{_BAR}justify-content:space-between;align-items:baseline">'
+        f"<span>{escape(title)}</span>{note}</div>"
+    )
 
 
 def footer_template() -> str:
     """Footer of every PDF page: page X / Y."""
-    return (f'<div style="{_BAR}justify-content:center">'
-            '<span class="pageNumber"></span>&nbsp;/&nbsp;<span class="totalPages"></span></div>')
+    return (
+        f'<div style="{_BAR}justify-content:center">'
+        '<span class="pageNumber"></span>&nbsp;/&nbsp;<span class="totalPages"></span></div>'
+    )
 
 
 @dataclass(frozen=True)
@@ -152,7 +192,7 @@ class Printer:
         self._browser = browser  # a Playwright Browser to use (and leave open), e.g. a test's
         self._own = browser is None
 
-    def __enter__(self) -> "Printer":
+    def __enter__(self) -> Printer:
         if not self._own:
             return self
         problem = pdf_unavailable() if self.chromium is None else None
@@ -162,8 +202,9 @@ class Printer:
 
         self._playwright = sync_playwright().start()
         try:
-            self._browser = self._playwright.chromium.launch(executable_path=str(self.chromium), args=LAUNCH_ARGS,
-                                                             headless=True)
+            self._browser = self._playwright.chromium.launch(
+                executable_path=str(self.chromium), args=LAUNCH_ARGS, headless=True
+            )
         except BaseException:
             self._playwright.stop()
             raise
@@ -192,9 +233,15 @@ class Printer:
         context, page = self._open(html)
         try:
             page.add_style_tag(content=_NO_MARGIN_BOXES)
-            data = page.pdf(prefer_css_page_size=True, print_background=True, display_header_footer=True,
-                            header_template=header_template(title or page.title(), synthetic),
-                            footer_template=footer_template(), tagged=True, outline=True)
+            data = page.pdf(
+                prefer_css_page_size=True,
+                print_background=True,
+                display_header_footer=True,
+                header_template=header_template(title or page.title(), synthetic),
+                footer_template=footer_template(),
+                tagged=True,
+                outline=True,
+            )
         finally:
             context.close()
         return fix_pdf_dates(data)
@@ -274,8 +321,10 @@ def publish(base: Path, *, label_ja: str, synthetic: bool, banner_ja: str | None
             build_summary_page(d, label_ja=label_ja, synthetic=synthetic, banner_ja=banner_ja)
         except (OSError, ValueError) as exc:
             ja, en = _problem_text(exc)
-            notes.append(f"1枚の要約を作成できませんでした（{d.name}）: {ja} / could not write the one-page summary "
-                         f"of {d.name}: {en}")
+            notes.append(
+                f"1枚の要約を作成できませんでした（{d.name}）: {ja} / could not write the one-page summary "
+                f"of {d.name}: {en}"
+            )
     jobs = print_jobs(base)
     if not jobs:
         return notes
@@ -297,6 +346,8 @@ def publish(base: Path, *, label_ja: str, synthetic: bool, banner_ja: str | None
                     notes.append(f"PDF を作成できませんでした（{name}）: {ja} / could not print {name}: {en}")
     except (PlaywrightError, OSError) as exc:
         ja, en = _problem_text(exc)
-        notes.append(f"chromium を起動できなかったため PDF は作成しませんでした: {ja} / "
-                     f"PDFs not written: chromium could not be started: {en}")
+        notes.append(
+            f"chromium を起動できなかったため PDF は作成しませんでした: {ja} / "
+            f"PDFs not written: chromium could not be started: {en}"
+        )
     return notes

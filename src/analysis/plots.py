@@ -4,6 +4,7 @@
 theme with that font, since `sns.set_theme()` without `font=` brings back a font without kanji.
 Colours are Okabe–Ito, which stay distinguishable with colour-vision deficiencies.
 """
+
 from __future__ import annotations
 
 import matplotlib
@@ -41,13 +42,22 @@ def _barh(labels: list[str], values: list[float], title: str, xlabel: str, color
 
 
 def main_items_bar(items_table: pd.DataFrame, fiscal_label: str):
-    return _barh(items_table["指針の主要項目"].tolist(), items_table["割合(%)"].tolist(),
-                 f"指針の主要項目の実施率（{fiscal_label}）", "実施している市町の割合（%）")
+    return _barh(
+        items_table["指針の主要項目"].tolist(),
+        items_table["割合(%)"].tolist(),
+        f"指針の主要項目の実施率（{fiscal_label}）",
+        "実施している市町の割合（%）",
+    )
 
 
 def support_bar(support_table: pd.DataFrame, fiscal_label: str):
-    return _barh(support_table["支援施策"].tolist(), support_table["割合(%)"].tolist(),
-                 f"県の支援施策の活用率（{fiscal_label}）", "活用した市町の割合（%）", OKABE_ITO[2])
+    return _barh(
+        support_table["支援施策"].tolist(),
+        support_table["割合(%)"].tolist(),
+        f"県の支援施策の活用率（{fiscal_label}）",
+        "活用した市町の割合（%）",
+        OKABE_ITO[2],
+    )
 
 
 def items_heatmap(year: pd.DataFrame, book: Codebook, fiscal_label: str):
@@ -56,14 +66,17 @@ def items_heatmap(year: pd.DataFrame, book: Codebook, fiscal_label: str):
     matrix = data[book.main_items].astype("float").to_numpy()
     fig, ax = plt.subplots(figsize=(8, 0.22 * len(data) + 2.5))
     cmap = matplotlib.colors.ListedColormap(["#F2F2F2", OKABE_ITO[0]])
-    sns.heatmap(matrix, cmap=cmap, vmin=0, vmax=1, cbar=False, linewidths=0.5, linecolor="white", ax=ax,
-                mask=pd.isna(matrix))
+    sns.heatmap(
+        matrix, cmap=cmap, vmin=0, vmax=1, cbar=False, linewidths=0.5, linecolor="white", ax=ax, mask=pd.isna(matrix)
+    )
     ax.set_facecolor("#BBBBBB")
     ax.set_xticks([i + 0.5 for i in range(len(book.main_items))])
     ax.set_xticklabels([book.label(v) for v in book.main_items], rotation=60, ha="right", fontsize=8)
     ax.set_yticks([i + 0.5 for i in range(len(data))])
     full = data[OUTCOME].astype("boolean").fillna(False).to_numpy()
-    ax.set_yticklabels([f"{'★' if f else ''}{n}" for n, f in zip(data["name"].astype(str), full)], fontsize=7, rotation=0)
+    ax.set_yticklabels(
+        [f"{'★' if f else ''}{n}" for n, f in zip(data["name"].astype(str), full, strict=False)], fontsize=7, rotation=0
+    )
     ax.set_title(f"市町別の主要項目の実施状況（{fiscal_label}、青=実施、★=全項目実施）")
     fig.tight_layout()
     return fig
@@ -91,8 +104,9 @@ def close(fig) -> None:
 
 def prefecture_bar(pref_table: pd.DataFrame, fiscal_label: str):
     """By-prefecture shares (重層 and full implementation), for national-scale data."""
-    data = pref_table.melt(id_vars=["都道府県"], value_vars=["重層実施割合(%)", "全項目実施割合(%)"],
-                           var_name="指標", value_name="割合(%)")
+    data = pref_table.melt(
+        id_vars=["都道府県"], value_vars=["重層実施割合(%)", "全項目実施割合(%)"], var_name="指標", value_name="割合(%)"
+    )
     fig, ax = plt.subplots(figsize=(7.5, 0.22 * len(pref_table) + 1.8))
     sns.barplot(data=data, x="割合(%)", y="都道府県", hue="指標", palette=OKABE_ITO[:2], ax=ax, orient="h")
     ax.set_xlim(0, 100)
@@ -117,10 +131,24 @@ def forest(assoc_table: pd.DataFrame, title: str):
     y = np.arange(len(labels))[::-1]
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.5 * len(labels) + 1.8), sharey=True)
     panels = [
-        (axes[0], "差(ポイント)", "差・下限(ポイント)", "差・上限(ポイント)", 0.0, False,
-         "全項目実施率の差（ポイント）\n活用あり − 活用なし"),
-        (axes[1], "調整オッズ比(Firth)", "調整オッズ比・下限", "調整オッズ比・上限", 1.0, True,
-         "調整オッズ比（対数目盛）"),
+        (
+            axes[0],
+            "差(ポイント)",
+            "差・下限(ポイント)",
+            "差・上限(ポイント)",
+            0.0,
+            False,
+            "全項目実施率の差（ポイント）\n活用あり − 活用なし",
+        ),
+        (
+            axes[1],
+            "調整オッズ比(Firth)",
+            "調整オッズ比・下限",
+            "調整オッズ比・上限",
+            1.0,
+            True,
+            "調整オッズ比（対数目盛）",
+        ),
     ]
     for ax, est_col, lo_col, hi_col, null, log, xlabel in panels:
         est = pd.to_numeric(assoc_table[est_col], errors="coerce").to_numpy(float)
@@ -134,7 +162,7 @@ def forest(assoc_table: pd.DataFrame, title: str):
             left, right = -100.0, 100.0
         ax.set_xlim(left, right)
         ax.axvline(null, color="#555555", linestyle="--", linewidth=1)
-        for yi, e, a, b in zip(y, est, lo, hi):
+        for yi, e, a, b in zip(y, est, lo, hi, strict=False):
             if not np.isfinite(e):
                 ax.text(null, yi, "推定できず", ha="center", va="center", fontsize=8, color="#555555")
                 continue
@@ -177,8 +205,14 @@ def targets_chart(counts_by_year: dict, goals: list):
             xs, ys = tg.projection(counts_by_year, g)
             ax.plot(xs, ys, linestyle="--", color=color, linewidth=1.2)
             ax.plot([g.target_year], [g.value], marker="*", markersize=14, color=color, linestyle="none")
-            ax.annotate(f"目標 {g.value}（FY{g.target_year}）", (g.target_year, g.value), textcoords="offset points",
-                        xytext=(-10, 8), ha="right", fontsize=8)
+            ax.annotate(
+                f"目標 {g.value}（FY{g.target_year}）",
+                (g.target_year, g.value),
+                textcoords="offset points",
+                xytext=(-10, 8),
+                ha="right",
+                fontsize=8,
+            )
     last = max([years[-1], *[g.target_year for g in goals]])
     ax.set_xticks(list(range(years[0], last + 1)))
     ax.set_xticklabels([f"FY{y}" for y in range(years[0], last + 1)])
@@ -199,7 +233,7 @@ def compare_models(compare: pd.DataFrame, measure_label: str):
     y = np.arange(len(compare))[::-1]
     ax.set_xscale("log")
     ax.axvline(1.0, color="#555555", linestyle="--", linewidth=1)
-    for yi, (_, r) in zip(y, compare.iterrows()):
+    for yi, (_, r) in zip(y, compare.iterrows(), strict=False):
         ax.plot([r["下限"], r["上限"]], [yi, yi], color=OKABE_ITO[0], linewidth=2)
         ax.plot([r["オッズ比"]], [yi], "o", color=OKABE_ITO[0])
     ax.set_yticks(y)

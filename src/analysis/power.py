@@ -39,18 +39,18 @@ from analysis.crosstab import two_by_two
 
 __all__ = [
     "DEFAULT_SEED",
+    "LARGE_GROUP",
     "PowerEstimate",
+    "exact_power",
     "fisher_pvalue_matrix",
+    "mdd_summary",
+    "minimal_detectable_difference",
+    "normal_mdd",
+    "power_curve",
+    "power_sentence_ja",
+    "power_table",
     "rejection_matrix",
     "simulated_power",
-    "exact_power",
-    "power_curve",
-    "minimal_detectable_difference",
-    "power_table",
-    "power_sentence_ja",
-    "mdd_summary",
-    "LARGE_GROUP",
-    "normal_mdd",
 ]
 
 DEFAULT_SEED = 20240601
@@ -136,8 +136,9 @@ def _inverse_cdf(cdf_row: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(cdf_row, u, side="right"), len(cdf_row) - 1)
 
 
-def _chunk_rejections(seed_seq: np.random.SeedSequence, m: int, cdf1: np.ndarray,
-                      cdf0: np.ndarray, reject: np.ndarray) -> np.ndarray:
+def _chunk_rejections(
+    seed_seq: np.random.SeedSequence, m: int, cdf1: np.ndarray, cdf0: np.ndarray, reject: np.ndarray
+) -> np.ndarray:
     """Rejection counts for one chunk of m replications at every exposed rate in cdf1."""
     rng = np.random.default_rng(seed_seq)
     u = rng.random((2, m))
@@ -149,8 +150,9 @@ def _chunk_rejections(seed_seq: np.random.SeedSequence, m: int, cdf1: np.ndarray
     return counts
 
 
-def _simulate_rejections(n1: int, n0: int, p1s: np.ndarray, p0: float, alpha: float,
-                         test: str, n_sim: int, seed, n_jobs: int) -> np.ndarray:
+def _simulate_rejections(
+    n1: int, n0: int, p1s: np.ndarray, p0: float, alpha: float, test: str, n_sim: int, seed, n_jobs: int
+) -> np.ndarray:
     """Total rejections out of n_sim at each exposed rate in p1s (base rate p0)."""
     if n_sim < 1:
         raise ValueError("n_sim must be >= 1")
@@ -160,16 +162,14 @@ def _simulate_rejections(n1: int, n0: int, p1s: np.ndarray, p0: float, alpha: fl
     sizes = [_CHUNK] * (n_sim // _CHUNK) + ([n_sim % _CHUNK] if n_sim % _CHUNK else [])
     children = np.random.SeedSequence(seed).spawn(len(sizes))
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_chunk_rejections)(child, m, cdf1, cdf0, reject)
-        for child, m in zip(children, sizes)
+        delayed(_chunk_rejections)(child, m, cdf1, cdf0, reject) for child, m in zip(children, sizes, strict=False)
     )
     return np.sum(parts, axis=0)
 
 
 def _estimate(rejections: int, n_sim: int) -> PowerEstimate:
     p = rejections / n_sim
-    return PowerEstimate(power=p, mcse=math.sqrt(p * (1 - p) / n_sim), n_sim=n_sim,
-                         n_rejections=int(rejections))
+    return PowerEstimate(power=p, mcse=math.sqrt(p * (1 - p) / n_sim), n_sim=n_sim, n_rejections=int(rejections))
 
 
 # ---------------------------------------------------------------------------
@@ -177,9 +177,18 @@ def _estimate(rejections: int, n_sim: int) -> PowerEstimate:
 # ---------------------------------------------------------------------------
 
 
-def simulated_power(n1: int, n0: int, p1: float, p0: float, *, alpha: float = 0.05,
-                    test: str = "fisher", n_sim: int = 2000, seed=DEFAULT_SEED,
-                    n_jobs: int = 1) -> PowerEstimate:
+def simulated_power(
+    n1: int,
+    n0: int,
+    p1: float,
+    p0: float,
+    *,
+    alpha: float = 0.05,
+    test: str = "fisher",
+    n_sim: int = 2000,
+    seed=DEFAULT_SEED,
+    n_jobs: int = 1,
+) -> PowerEstimate:
     """Monte Carlo power of the two-sided Fisher test (reject when p <= alpha).
 
     n1, n0: group sizes (exposed, unexposed); p1, p0: true outcome rates.
@@ -192,8 +201,7 @@ def simulated_power(n1: int, n0: int, p1: float, p0: float, *, alpha: float = 0.
     return _estimate(int(rej[0]), n_sim)
 
 
-def exact_power(n1: int, n0: int, p1: float, p0: float, *, alpha: float = 0.05,
-                test: str = "fisher") -> float:
+def exact_power(n1: int, n0: int, p1: float, p0: float, *, alpha: float = 0.05, test: str = "fisher") -> float:
     """Exact power by full enumeration: sum of P(a) P(c) over rejected tables.
 
     A finite sum, so no Monte Carlo error; used to cross-check the simulation
@@ -221,10 +229,20 @@ def _difference_grid(base_rate: float, step: float, direction: str) -> np.ndarra
     return grid if direction == "increase" else -grid
 
 
-def power_curve(n_exposed: int, n_unexposed: int, base_rate: float, *, alpha: float = 0.05,
-                test: str = "fisher", n_sim: int = 2000, seed=DEFAULT_SEED, n_jobs: int = 1,
-                step: float = 0.01, direction: str = "increase",
-                method: str = "simulation") -> pd.DataFrame:
+def power_curve(
+    n_exposed: int,
+    n_unexposed: int,
+    base_rate: float,
+    *,
+    alpha: float = 0.05,
+    test: str = "fisher",
+    n_sim: int = 2000,
+    seed=DEFAULT_SEED,
+    n_jobs: int = 1,
+    step: float = 0.01,
+    direction: str = "increase",
+    method: str = "simulation",
+) -> pd.DataFrame:
     """Power at each difference on the grid (step, 2*step, ... up to the boundary).
 
     The boundary itself (1 - base_rate, or -base_rate) is always included, so
@@ -257,12 +275,22 @@ def power_curve(n_exposed: int, n_unexposed: int, base_rate: float, *, alpha: fl
     return pd.DataFrame({"difference": diffs, "exposed_rate": rates, "power": power, "mcse": mcse})
 
 
-def minimal_detectable_difference(n_exposed: int, n_unexposed: int, base_rate: float,
-                                  alpha: float = 0.05, power: float = 0.8, test: str = "fisher",
-                                  n_sim: int = 2000, seed=DEFAULT_SEED, n_jobs: int = 1, *,
-                                  step: float = 0.01, refine: bool = False,
-                                  direction: str = "increase",
-                                  method: str = "simulation") -> float:
+def minimal_detectable_difference(
+    n_exposed: int,
+    n_unexposed: int,
+    base_rate: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    test: str = "fisher",
+    n_sim: int = 2000,
+    seed=DEFAULT_SEED,
+    n_jobs: int = 1,
+    *,
+    step: float = 0.01,
+    refine: bool = False,
+    direction: str = "increase",
+    method: str = "simulation",
+) -> float:
     """Smallest risk difference whose power reaches ``power`` (NaN if none does).
 
     The difference is exposed rate - base_rate, searched on a grid of
@@ -282,8 +310,19 @@ def minimal_detectable_difference(n_exposed: int, n_unexposed: int, base_rate: f
         raise ValueError("power must be in (0, 1)")
     if n1 == 0 or n0 == 0 or base_rate is None or not np.isfinite(base_rate):
         return float("nan")
-    curve = power_curve(n1, n0, base_rate, alpha=alpha, test=test, n_sim=n_sim, seed=seed,
-                        n_jobs=n_jobs, step=step, direction=direction, method=method)
+    curve = power_curve(
+        n1,
+        n0,
+        base_rate,
+        alpha=alpha,
+        test=test,
+        n_sim=n_sim,
+        seed=seed,
+        n_jobs=n_jobs,
+        step=step,
+        direction=direction,
+        method=method,
+    )
     hits = np.flatnonzero(curve["power"].to_numpy() >= power)
     if len(hits) == 0:
         return float("nan")
@@ -298,8 +337,9 @@ def minimal_detectable_difference(n_exposed: int, n_unexposed: int, base_rate: f
         rate = min(max(base_rate + diff, 0.0), 1.0)
         if method == "exact":
             return exact_power(n1, n0, rate, base_rate, alpha=alpha, test=test)
-        return simulated_power(n1, n0, rate, base_rate, alpha=alpha, test=test, n_sim=n_sim,
-                               seed=seed, n_jobs=n_jobs).power
+        return simulated_power(
+            n1, n0, rate, base_rate, alpha=alpha, test=test, n_sim=n_sim, seed=seed, n_jobs=n_jobs
+        ).power
 
     for _ in range(12):  # |step| / 2**12 < 3e-6
         mid = 0.5 * (lo + hi)
@@ -310,10 +350,21 @@ def minimal_detectable_difference(n_exposed: int, n_unexposed: int, base_rate: f
     return hi
 
 
-def power_table(frame: pd.DataFrame, exposure_cols: Sequence[str], outcome_col: str, *,
-                alpha: float = 0.05, power: float = 0.8, test: str = "fisher",
-                n_sim: int = 2000, seed=DEFAULT_SEED, n_jobs: int = 1, refine: bool = False,
-                method: str = "simulation", unit: str = "市町") -> pd.DataFrame:
+def power_table(
+    frame: pd.DataFrame,
+    exposure_cols: Sequence[str],
+    outcome_col: str,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    test: str = "fisher",
+    n_sim: int = 2000,
+    seed=DEFAULT_SEED,
+    n_jobs: int = 1,
+    refine: bool = False,
+    method: str = "simulation",
+    unit: str = "市町",
+) -> pd.DataFrame:
     """Per measure: group sizes, base rate and minimal detectable difference.
 
     The base rate is the observed outcome rate among the unexposed (what the
@@ -334,41 +385,67 @@ def power_table(frame: pd.DataFrame, exposure_cols: Sequence[str], outcome_col: 
         n1, n0 = tab.n_exposed, tab.n_unexposed
         base = tab.risk_unexposed
         if n1 and n0:
-            mdd = minimal_detectable_difference(n1, n0, base, alpha, power, test, n_sim, seed,
-                                                n_jobs, refine=refine, method=method)
+            mdd = minimal_detectable_difference(
+                n1, n0, base, alpha, power, test, n_sim, seed, n_jobs, refine=refine, method=method
+            )
             if base < 1:
                 kwargs = dict(alpha=alpha, test=test)
-                power_at_max = (exact_power(n1, n0, 1.0, base, **kwargs) if method == "exact"
-                                else simulated_power(n1, n0, 1.0, base, n_sim=n_sim, seed=seed,
-                                                     n_jobs=n_jobs, **kwargs).power)
+                power_at_max = (
+                    exact_power(n1, n0, 1.0, base, **kwargs)
+                    if method == "exact"
+                    else simulated_power(n1, n0, 1.0, base, n_sim=n_sim, seed=seed, n_jobs=n_jobs, **kwargs).power
+                )
             else:
                 power_at_max = float("nan")
         else:
             mdd = power_at_max = float("nan")
-        rows.append({
-            "measure": col,
-            "n_exposed": n1,
-            "n_unexposed": n0,
-            "n_dropped": tab.n_dropped,
-            "base_rate": base,
-            "mdd": mdd,
-            "exposed_rate_at_mdd": base + mdd if np.isfinite(mdd) else float("nan"),
-            "reachable": bool(np.isfinite(mdd)),
-            "power_at_max": power_at_max,
-            "sentence_ja": power_sentence_ja(mdd, n1, n0, alpha=alpha, power=power, unit=unit),
-        })
-    return pd.DataFrame(rows, columns=["measure", "n_exposed", "n_unexposed", "n_dropped",
-                                       "base_rate", "mdd", "exposed_rate_at_mdd", "reachable",
-                                       "power_at_max", "sentence_ja"])
+        rows.append(
+            {
+                "measure": col,
+                "n_exposed": n1,
+                "n_unexposed": n0,
+                "n_dropped": tab.n_dropped,
+                "base_rate": base,
+                "mdd": mdd,
+                "exposed_rate_at_mdd": base + mdd if np.isfinite(mdd) else float("nan"),
+                "reachable": bool(np.isfinite(mdd)),
+                "power_at_max": power_at_max,
+                "sentence_ja": power_sentence_ja(mdd, n1, n0, alpha=alpha, power=power, unit=unit),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "measure",
+            "n_exposed",
+            "n_unexposed",
+            "n_dropped",
+            "base_rate",
+            "mdd",
+            "exposed_rate_at_mdd",
+            "reachable",
+            "power_at_max",
+            "sentence_ja",
+        ],
+    )
 
 
 def _percent(x: float) -> str:
     return f"{round(x * 100, 6):g}%"
 
 
-def power_sentence_ja(mdd: float, n_exposed: int, n_unexposed: int, *, alpha: float = 0.05,
-                      power: float = 0.8, unit: str = "市町", exposed_label: str = "支援あり",
-                      unexposed_label: str = "なし", test_label: str = "Fisherの正確検定") -> str:
+def power_sentence_ja(
+    mdd: float,
+    n_exposed: int,
+    n_unexposed: int,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    unit: str = "市町",
+    exposed_label: str = "支援あり",
+    unexposed_label: str = "なし",
+    test_label: str = "Fisherの正確検定",
+) -> str:
     """Plain Japanese sentence on what the comparison can and cannot rule out.
 
     Says that below the minimal detectable difference the test's power is *less than* the
@@ -379,19 +456,31 @@ def power_sentence_ja(mdd: float, n_exposed: int, n_unexposed: int, *, alpha: fl
     simulation is for the two-sided Fisher exact test). NaN (not reachable) gets a sentence
     saying the comparison cannot decide.
     """
-    sizes = (f"この{unit}数（{exposed_label}{n_exposed}{unit}、"
-             f"{unexposed_label}{n_unexposed}{unit}）では、")
+    sizes = f"この{unit}数（{exposed_label}{n_exposed}{unit}、{unexposed_label}{n_unexposed}{unit}）では、"
     if mdd is None or not np.isfinite(mdd):
-        return (sizes + f"実施率の差がどれほど大きくても、{test_label}（有意水準{_percent(alpha)}）で"
-                f"有意となる確率（検出力）は{_percent(power)}に届かないため、この比較から関連の有無は判断できません。")
+        return (
+            sizes + f"実施率の差がどれほど大きくても、{test_label}（有意水準{_percent(alpha)}）で"
+            f"有意となる確率（検出力）は{_percent(power)}に届かないため、この比較から関連の有無は判断できません。"
+        )
     points = int(math.floor(round(abs(mdd) * 100, 6)))
-    return (sizes + f"実施率の差が{points}ポイント未満のとき、{test_label}（有意水準{_percent(alpha)}）で"
-            f"有意となる確率（検出力）は{_percent(power)}未満です。"
-            f"有意差がないことは、{points}ポイント未満の差がないことを意味しません。")
+    return (
+        sizes + f"実施率の差が{points}ポイント未満のとき、{test_label}（有意水準{_percent(alpha)}）で"
+        f"有意となる確率（検出力）は{_percent(power)}未満です。"
+        f"有意差がないことは、{points}ポイント未満の差がないことを意味しません。"
+    )
 
 
-def mdd_summary(n_exposed: int, n_unexposed: int, base_rate: float, *, alpha: float = 0.05,
-                power: float = 0.8, n_sim: int = 2000, seed=DEFAULT_SEED, method: str | None = None) -> dict:
+def mdd_summary(
+    n_exposed: int,
+    n_unexposed: int,
+    base_rate: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    n_sim: int = 2000,
+    seed=DEFAULT_SEED,
+    method: str | None = None,
+) -> dict:
     """The numbers behind the power sentence, for one comparison (JSON-ready dict).
 
     Keys: ``test`` ("fisher_two_sided", or "z_two_proportions" when both groups exceed
@@ -406,12 +495,25 @@ def mdd_summary(n_exposed: int, n_unexposed: int, base_rate: float, *, alpha: fl
     nan = float("nan")
     large = min(n1, n0) > LARGE_GROUP
     method = method or ("normal" if large else "exact")
-    out = {"test": "z_two_proportions" if method == "normal" else "fisher_two_sided", "alpha": alpha,
-           "target_power": power, "method": method, "n_exposed": n1, "n_unexposed": n0,
-           "base_rate": float(base_rate) if base_rate is not None else nan}
+    out = {
+        "test": "z_two_proportions" if method == "normal" else "fisher_two_sided",
+        "alpha": alpha,
+        "target_power": power,
+        "method": method,
+        "n_exposed": n1,
+        "n_unexposed": n0,
+        "base_rate": float(base_rate) if base_rate is not None else nan,
+    }
     if n1 == 0 or n0 == 0 or base_rate is None or not np.isfinite(base_rate):
-        out.update(mdd=nan, mdd_points=None, exposed_rate_at_mdd=nan, power_at_mdd=nan, power_below_mdd=nan,
-                   power_at_max=nan, sentence_ja=power_sentence_ja(nan, n1, n0, alpha=alpha, power=power))
+        out.update(
+            mdd=nan,
+            mdd_points=None,
+            exposed_rate_at_mdd=nan,
+            power_at_mdd=nan,
+            power_below_mdd=nan,
+            power_at_max=nan,
+            sentence_ja=power_sentence_ja(nan, n1, n0, alpha=alpha, power=power),
+        )
         return out
     if method == "normal":
         from scipy.stats import norm
@@ -426,7 +528,9 @@ def mdd_summary(n_exposed: int, n_unexposed: int, base_rate: float, *, alpha: fl
             return float(norm.sf((norm.ppf(1 - alpha / 2) * se0 - (p1 - p0)) / se1))
 
         mdd = normal_mdd(n1, n0, base_rate, alpha=alpha, power=power)
-        at = (lambda d: pw(min(base_rate + d, 1.0)))
+
+        def at(d):
+            return pw(min(base_rate + d, 1.0))
     else:
         if method not in ("exact", "simulation"):
             raise ValueError("method must be 'exact', 'simulation' or 'normal'")
@@ -447,8 +551,14 @@ def mdd_summary(n_exposed: int, n_unexposed: int, base_rate: float, *, alpha: fl
         power_at_mdd=at(mdd) if finite else nan,
         power_below_mdd=at(round(mdd - step, 10)) if finite and mdd - step > 0 else nan,
         power_at_max=at(1.0 - base_rate) if base_rate < 1 else nan,
-        sentence_ja=power_sentence_ja(mdd, n1, n0, alpha=alpha, power=power,
-                                      test_label="2群の割合のz検定" if method == "normal" else "Fisherの正確検定"),
+        sentence_ja=power_sentence_ja(
+            mdd,
+            n1,
+            n0,
+            alpha=alpha,
+            power=power,
+            test_label="2群の割合のz検定" if method == "normal" else "Fisherの正確検定",
+        ),
     )
     return out
 
@@ -456,8 +566,9 @@ def mdd_summary(n_exposed: int, n_unexposed: int, base_rate: float, *, alpha: fl
 LARGE_GROUP = 200  # above this group size the exact/simulated methods are slow and unnecessary
 
 
-def normal_mdd(n_exposed: int, n_unexposed: int, base_rate: float, alpha: float = 0.05,
-               power: float = 0.8, step: float = 0.001) -> float:
+def normal_mdd(
+    n_exposed: int, n_unexposed: int, base_rate: float, alpha: float = 0.05, power: float = 0.8, step: float = 0.001
+) -> float:
     """Smallest increase detectable by the two-proportion z test (normal approximation).
 
     For national-scale data (both groups > LARGE_GROUP), where enumerating Fisher tables costs

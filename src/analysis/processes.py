@@ -3,6 +3,7 @@
 Linux-first (the project's machines): the tree is read from /proc; elsewhere the helpers degrade
 to doing nothing rather than failing.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -10,12 +11,11 @@ import os
 import signal
 import sys
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
 
 from .errors import AnalysisError
-
 
 LOCK_NAME = ".run.lock"
 
@@ -39,7 +39,7 @@ def _proc_table() -> dict[int, tuple[int, str]]:
                 stat = fh.read().decode("utf-8", "replace")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         table[int(name)] = (int(fields[1]), fields[0])
     return table
 
@@ -70,17 +70,15 @@ def alive(pid: int) -> bool:
         except (ProcessLookupError, PermissionError):
             return False
         return True
-    return stat[stat.rfind(")") + 2:].split()[0] != "Z"
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
 
 
 def stop_processes(pids: list[int], grace: float = 5.0) -> None:
     """SIGTERM each pid, wait up to `grace` seconds, then SIGKILL whatever is left."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
-            try:
+            with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(alive(p) for p in pids):
             time.sleep(0.05)
@@ -94,10 +92,8 @@ def set_parent_death_signal(sig: int) -> None:
         return
     import ctypes
 
-    try:
+    with suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _open_lock(path: Path, base: Path) -> tuple[int, bool]:
@@ -130,10 +126,14 @@ def run_lock(base: Path, wait: bool = False) -> Iterator[None]:
                 holder = path.read_text(encoding="ascii").strip() or "?"
             except (OSError, UnicodeDecodeError):
                 holder = "?"
-            ja = (f"データセット『{base.name}』のレポートは別の実行（プロセス {holder}）が作成中です。"
-                  "終わってからもう一度実行するか、--wait を付けて終わるのを待ってください")
-            en = (f"another run (pid {holder}) is making the reports of dataset {base.name!r}; "
-                  "run again when it has finished, or pass --wait")
+            ja = (
+                f"データセット『{base.name}』のレポートは別の実行（プロセス {holder}）が作成中です。"
+                "終わってからもう一度実行するか、--wait を付けて終わるのを待ってください"
+            )
+            en = (
+                f"another run (pid {holder}) is making the reports of dataset {base.name!r}; "
+                "run again when it has finished, or pass --wait"
+            )
             if not wait:
                 raise RunLocked(ja, en) from None
             print(f"{ja} — 待っています / waiting", file=sys.stderr, flush=True)

@@ -26,15 +26,17 @@ API for the runner and the other pages::
                                      # from FY<yyyy>/report.html link "../" + profile_href(...)
     profile_index_html(ds, panel, book, years, href=..., back_href=...) -> str  # to place it elsewhere
 """
+
 from __future__ import annotations
 
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import jinja2
 import numpy as np
@@ -49,9 +51,20 @@ from .wareki import wareki_fy
 if TYPE_CHECKING:  # only for annotations: any object with name, label_ja and synthetic will do
     from .datasets import Dataset
 
-__all__ = ["N_SIMILAR", "PROFILE_DIR", "PROFILE_INDEX_HREF", "ProfileError", "profile_dir", "profile_href",
-           "profile_index_html", "publishable_text_columns", "render_profile", "similar_municipalities",
-           "write_profile_index", "write_profiles"]
+__all__ = [
+    "N_SIMILAR",
+    "PROFILE_DIR",
+    "PROFILE_INDEX_HREF",
+    "ProfileError",
+    "profile_dir",
+    "profile_href",
+    "profile_index_html",
+    "publishable_text_columns",
+    "render_profile",
+    "similar_municipalities",
+    "write_profile_index",
+    "write_profiles",
+]
 
 #: Folder of the profiles under reports/<dataset>/.
 PROFILE_DIR = "profiles"
@@ -76,6 +89,7 @@ class ProfileError(AnalysisError):
 
 # --- small helpers ------------------------------------------------------------------------------
 
+
 def profile_dir(fiscal_year: int) -> str:
     """Folder of one year's profiles relative to reports/<dataset>/, e.g. ``profiles/FY2025``."""
     return f"{PROFILE_DIR}/FY{int(fiscal_year)}"
@@ -89,8 +103,10 @@ def profile_href(code: str, fiscal_year: int) -> str:
 def _safe_code(code) -> str:
     code = str(code)
     if not _CODE_RE.fullmatch(code):
-        raise ProfileError(f"市町村コード『{code}』はファイル名に使えません（5〜6桁の数字のみ）",
-                           f"municipality code {code!r} cannot name a file (5-6 digits only)")
+        raise ProfileError(
+            f"市町村コード『{code}』はファイル名に使えません（5〜6桁の数字のみ）",
+            f"municipality code {code!r} cannot name a file (5-6 digits only)",
+        )
     return code
 
 
@@ -123,9 +139,11 @@ def publishable_text_columns(book: Codebook) -> list[str]:
     for q in book.raw["questions"]:
         flag = q.get("publishable", False)
         if not isinstance(flag, bool):
-            raise ProfileError(f"質問 {q.get('variable')} の publishable は true か false で指定してください（{flag!r}）",
-                               f"publishable of question {q.get('variable')} must be true or false, not {flag!r}",
-                               where=str(book.path))
+            raise ProfileError(
+                f"質問 {q.get('variable')} の publishable は true か false で指定してください（{flag!r}）",
+                f"publishable of question {q.get('variable')} must be true or false, not {flag!r}",
+                where=str(book.path),
+            )
         if flag and q.get("answers") == "text":
             out.append(q["variable"])
     return out
@@ -145,7 +163,9 @@ def _format_cov(var: str, value, binary: bool, unit: str) -> str:
     if value is None:
         return MISSING
     if binary:
-        return "指定あり" if var == "kaso" and value else ("指定なし" if var == "kaso" else ("あり" if value else "なし"))
+        return (
+            "指定あり" if var == "kaso" and value else ("指定なし" if var == "kaso" else ("あり" if value else "なし"))
+        )
     if var == "population":
         return f"{value:,.0f}{unit}"
     if var == "aging_rate":
@@ -156,6 +176,7 @@ def _format_cov(var: str, value, binary: bool, unit: str) -> str:
 
 
 # --- similar municipalities ---------------------------------------------------------------------
+
 
 def _standardised(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     """Standardised covariates (z-scores over this year's municipalities; NaN stays NaN), index code.
@@ -193,11 +214,12 @@ def _nearest(z: pd.DataFrame, code: str, k: int) -> list[tuple[str, float]]:
     ok[i] = False
     dist = np.sqrt((diff[ok] ** 2).sum(axis=1))
     order = np.argsort(np.round(dist, 9), kind="stable")[:k]
-    return [(str(c), float(d)) for c, d in zip(codes[ok][order], dist[order])]
+    return [(str(c), float(d)) for c, d in zip(codes[ok][order], dist[order], strict=False)]
 
 
-def similar_municipalities(panel: pd.DataFrame, book: Codebook, code: str, fiscal_year: int,
-                           k: int = N_SIMILAR) -> list[tuple[str, float]]:
+def similar_municipalities(
+    panel: pd.DataFrame, book: Codebook, code: str, fiscal_year: int, k: int = N_SIMILAR
+) -> list[tuple[str, float]]:
     """The `k` municipalities of `fiscal_year` most similar to `code`: [(code, distance)], nearest first.
 
     Covariates (log population, aging rate, 過疎, fiscal strength: the codebook's covariates) are
@@ -207,23 +229,27 @@ def similar_municipalities(panel: pd.DataFrame, book: Codebook, code: str, fisca
     year = _year_rows(panel, fiscal_year)
     z = _standardised(year, book)
     if str(code) not in z.index:
-        raise ProfileError(f"{fiscal_year}年度のパネルに市町村コード {code} はありません",
-                           f"no municipality {code} in the FY{fiscal_year} panel")
+        raise ProfileError(
+            f"{fiscal_year}年度のパネルに市町村コード {code} はありません",
+            f"no municipality {code} in the FY{fiscal_year} panel",
+        )
     return _nearest(z, str(code), k)
 
 
 def _year_rows(panel: pd.DataFrame, fiscal_year: int) -> pd.DataFrame:
     year = panel[panel["fiscal_year"] == int(fiscal_year)]
     if year.empty:
-        raise ProfileError(f"{fiscal_year}年度のデータがパネルにありません",
-                           f"no FY{fiscal_year} rows in the panel")
+        raise ProfileError(f"{fiscal_year}年度のデータがパネルにありません", f"no FY{fiscal_year} rows in the panel")
     if year["code"].astype(str).duplicated().any():
-        raise ProfileError(f"{fiscal_year}年度のパネルに同じ市町村コードが複数あります",
-                           f"duplicate municipality codes in the FY{fiscal_year} panel")
+        raise ProfileError(
+            f"{fiscal_year}年度のパネルに同じ市町村コードが複数あります",
+            f"duplicate municipality codes in the FY{fiscal_year} panel",
+        )
     return year.sort_values("code", key=lambda s: s.astype(str)).reset_index(drop=True)
 
 
 # --- one fiscal year's facts ---------------------------------------------------------------------
+
 
 @dataclass
 class _Year:
@@ -256,14 +282,29 @@ def _prepare(panel: pd.DataFrame, book: Codebook, fiscal_year: int) -> _Year:
     covs = []
     for c in _covariates(book, year):
         x = pd.to_numeric(year[c["variable"]], errors="coerce")
-        covs.append({**c, "binary": _is_binary(x), "median": _value(x.median()) if x.notna().any() else None,
-                     "n": int(x.notna().sum()), "n_yes": int((x == 1).sum())})
+        covs.append(
+            {
+                **c,
+                "binary": _is_binary(x),
+                "median": _value(x.median()) if x.notna().any() else None,
+                "n": int(x.notna().sum()),
+                "n_yes": int((x == 1).sum()),
+            }
+        )
     n_yes = [_n_items(r, book)[0] for r in rows.values()]
-    return _Year(fiscal_year, book, history, rows, _standardised(year, book), covs, len(year),
-                 int((year["jusou_status"].astype("string") == "implemented").sum()),
-                 int((year["full_implementation"].astype("boolean") == True).sum()),  # noqa: E712
-                 float(np.median(n_yes)) if n_yes else None,
-                 sorted(int(y) for y in upto["fiscal_year"].unique()))
+    return _Year(
+        fiscal_year,
+        book,
+        history,
+        rows,
+        _standardised(year, book),
+        covs,
+        len(year),
+        int((year["jusou_status"].astype("string") == "implemented").sum()),
+        int((year["full_implementation"].astype("boolean") == True).sum()),  # noqa: E712
+        float(np.median(n_yes)) if n_yes else None,
+        sorted(int(y) for y in upto["fiscal_year"].unique()),
+    )
 
 
 def _n_items(row: dict, book: Codebook) -> tuple[int, int, int]:
@@ -294,9 +335,14 @@ def _labels(row: dict, variables: list[str], book: Codebook, value: bool | None)
 
 
 def _cov_cells(y: _Year, row: dict) -> list[dict]:
-    return [{"var": c["variable"], "label": c["label_ja"],
-             "text": _format_cov(c["variable"], row.get(c["variable"]), c["binary"], c.get("unit_ja", ""))}
-            for c in y.covariates]
+    return [
+        {
+            "var": c["variable"],
+            "label": c["label_ja"],
+            "text": _format_cov(c["variable"], row.get(c["variable"]), c["binary"], c.get("unit_ja", "")),
+        }
+        for c in y.covariates
+    ]
 
 
 def _context(y: _Year, ds: Dataset, code: str) -> dict:
@@ -304,14 +350,24 @@ def _context(y: _Year, ds: Dataset, code: str) -> dict:
     row = y.rows[code]
     hist = y.history[code]
     shown = hist[-MAX_YEARS_SHOWN:]
-    years = [{"fy": int(r["fiscal_year"]), "era_year": wareki_fy(int(r["fiscal_year"])).removesuffix("年度"),
-              "current": int(r["fiscal_year"]) == fy} for r in shown]
+    years = [
+        {
+            "fy": int(r["fiscal_year"]),
+            "era_year": wareki_fy(int(r["fiscal_year"])).removesuffix("年度"),
+            "current": int(r["fiscal_year"]) == fy,
+        }
+        for r in shown
+    ]
 
     def line(var: str, label: str, show: Callable[[dict], str]) -> dict:
         """One row of a year grid: `show(row)` for every year shown."""
-        return {"var": var, "label": label,
-                "cells": [{"fy": int(r["fiscal_year"]), "text": show(r), "current": int(r["fiscal_year"]) == fy}
-                          for r in shown]}
+        return {
+            "var": var,
+            "label": label,
+            "cells": [
+                {"fy": int(r["fiscal_year"]), "text": show(r), "current": int(r["fiscal_year"]) == fy} for r in shown
+            ],
+        }
 
     def grid(variables: list[str]) -> list[dict]:
         return [line(v, book.label(v), lambda r, v=v: _mark(r.get(v))) for v in variables]
@@ -319,7 +375,9 @@ def _context(y: _Year, ds: Dataset, code: str) -> dict:
     yes, _, missing = _n_items(row, book)
     summary = {
         "status": _status(row, book),
-        "n_items": len(book.main_items), "n_yes": yes, "n_missing": missing,
+        "n_items": len(book.main_items),
+        "n_yes": yes,
+        "n_missing": missing,
         "full": _mark(row.get("full_implementation")),
         "not_implemented": _labels(row, book.main_items, book, False),
         "items_missing": _labels(row, book.main_items, book, None),
@@ -332,11 +390,16 @@ def _context(y: _Year, ds: Dataset, code: str) -> dict:
     count_row = line("n_items", "主要項目の実施数", lambda r: _items_text(r, book))
     full_row = line("full_implementation", "主要項目を全て実施", lambda r: _mark(r.get("full_implementation")))
 
-    pref = {"covs": [], "status": f"実施{y.n_jusou}市町", "n_items": f"中央値{_fmt_median(y.median_items)}/{len(book.main_items)}",
-            "full": f"{y.n_full}市町", "n": y.n_year}
+    pref = {
+        "covs": [],
+        "status": f"実施{y.n_jusou}市町",
+        "n_items": f"中央値{_fmt_median(y.median_items)}/{len(book.main_items)}",
+        "full": f"{y.n_full}市町",
+        "n": y.n_year,
+    }
     for c in y.covariates:
         if c["binary"]:
-            text = (f"{c['n_yes']}/{c['n']}市町" if c["n"] else MISSING)
+            text = f"{c['n_yes']}/{c['n']}市町" if c["n"] else MISSING
         else:
             text = _format_cov(c["variable"], c["median"], False, c.get("unit_ja", ""))
         pref["covs"].append({"var": c["variable"], "label": c["label_ja"], "text": text})
@@ -357,24 +420,49 @@ def _context(y: _Year, ds: Dataset, code: str) -> dict:
 
     return {
         "title": f"{row['name']}（{code}）市町別カルテ {wareki_fy(fy)}",
-        "name": str(row["name"]), "code": code, "fy": fy, "wareki": wareki_fy(fy),
-        "dataset_label": ds.label_ja, "synthetic": ds.synthetic, "banner": SYNTHETIC_BANNER_JA,
-        "years": years, "years_cut": len(hist) > len(shown), "n_years_total": len(hist),
-        "status_row": status_row, "item_rows": grid(book.main_items), "count_row": count_row, "full_row": full_row,
-        "measure_rows": grid(book.support_measures), "summary": summary,
-        "covariates": y.covariates, "pref": pref, "n_year": y.n_year,
-        "self_peer": _peer(y, row, self_row=True), "similar": similar, "similar_features": used_labels,
-        "n_similar": N_SIMILAR, "texts": texts,
-        "index_href": "../../index.html", "report_href": f"../../FY{fy}/report.html", "list_href": "../index.html",
+        "name": str(row["name"]),
+        "code": code,
+        "fy": fy,
+        "wareki": wareki_fy(fy),
+        "dataset_label": ds.label_ja,
+        "synthetic": ds.synthetic,
+        "banner": SYNTHETIC_BANNER_JA,
+        "years": years,
+        "years_cut": len(hist) > len(shown),
+        "n_years_total": len(hist),
+        "status_row": status_row,
+        "item_rows": grid(book.main_items),
+        "count_row": count_row,
+        "full_row": full_row,
+        "measure_rows": grid(book.support_measures),
+        "summary": summary,
+        "covariates": y.covariates,
+        "pref": pref,
+        "n_year": y.n_year,
+        "self_peer": _peer(y, row, self_row=True),
+        "similar": similar,
+        "similar_features": used_labels,
+        "n_similar": N_SIMILAR,
+        "texts": texts,
+        "index_href": "../../index.html",
+        "report_href": f"../../FY{fy}/report.html",
+        "list_href": "../index.html",
         "survey_title": book.raw.get("survey", {}).get("title_ja", ""),
         "first_year": wareki_fy(y.years[0]),
     }
 
 
 def _peer(y: _Year, row: dict, self_row: bool) -> dict:
-    return {"code": str(row["code"]), "name": str(row["name"]), "href": f"{row['code']}.html",
-            "self": self_row, "status": _status(row, y.book), "n_items": _items_text(row, y.book),
-            "full": _mark(row.get("full_implementation")), "covs": _cov_cells(y, row)}
+    return {
+        "code": str(row["code"]),
+        "name": str(row["name"]),
+        "href": f"{row['code']}.html",
+        "self": self_row,
+        "status": _status(row, y.book),
+        "n_items": _items_text(row, y.book),
+        "full": _mark(row.get("full_implementation")),
+        "covs": _cov_cells(y, row),
+    }
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -396,12 +484,16 @@ def _replace(path: Path, data: bytes) -> None:
 
 # --- rendering ----------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "profile")),
-        autoescape=True, undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
 
 
@@ -417,8 +509,10 @@ def render_profile(ds: Dataset, panel: pd.DataFrame, book: Codebook, code: str, 
     y = _prepare(panel, book, fiscal_year)
     code = _safe_code(code)
     if code not in y.rows:
-        raise ProfileError(f"{fiscal_year}年度のパネルに市町村コード {code} はありません",
-                           f"no municipality {code} in the FY{fiscal_year} panel")
+        raise ProfileError(
+            f"{fiscal_year}年度のパネルに市町村コード {code} はありません",
+            f"no municipality {code} in the FY{fiscal_year} panel",
+        )
     return _render(y, ds, code)
 
 
@@ -453,8 +547,14 @@ def write_profiles(ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year
     return written
 
 
-def profile_index_html(ds: Dataset, panel: pd.DataFrame, book: Codebook, years: list[int],
-                       href: Callable[[str, int], str] | None = None, back_href: str = "../index.html") -> str:
+def profile_index_html(
+    ds: Dataset,
+    panel: pd.DataFrame,
+    book: Codebook,
+    years: list[int],
+    href: Callable[[str, int], str] | None = None,
+    back_href: str = "../index.html",
+) -> str:
     """The 市町一覧 page: every municipality with a link to its profile of each fiscal year.
 
     `href(code, fiscal_year)` gives each link; the default is relative to
@@ -474,13 +574,20 @@ def profile_index_html(ds: Dataset, panel: pd.DataFrame, book: Codebook, years: 
         cells = []
         for fy in years:
             r = by_key.get((code, fy))
-            cells.append(None if r is None else {"href": href(code, fy), "status": _status(r, book),
-                                                 "n_items": _items_text(r, book)})
+            cells.append(
+                None
+                if r is None
+                else {"href": href(code, fy), "status": _status(r, book), "n_items": _items_text(r, book)}
+            )
         rows.append({"code": code, "name": names[code], "cells": cells})
     context = {
-        "title": f"市町別カルテ一覧 — {ds.label_ja}", "dataset_label": ds.label_ja,
-        "synthetic": ds.synthetic, "banner": SYNTHETIC_BANNER_JA, "back_href": back_href,
-        "years": [{"fy": fy, "wareki": wareki_fy(fy)} for fy in years], "rows": rows,
+        "title": f"市町別カルテ一覧 — {ds.label_ja}",
+        "dataset_label": ds.label_ja,
+        "synthetic": ds.synthetic,
+        "banner": SYNTHETIC_BANNER_JA,
+        "back_href": back_href,
+        "years": [{"fy": fy, "wareki": wareki_fy(fy)} for fy in years],
+        "rows": rows,
         "n_items": len(book.main_items),
     }
     return _checked(_environment().get_template("index.html.j2").render(context), "profile index")

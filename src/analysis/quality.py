@@ -4,6 +4,7 @@ Used by notebooks/data_quality.ipynb (one report per fiscal year) and by the dat
 section of the fiscal-year report. Never raises for a bad file: an unreadable file becomes a
 report that says why, so the analyst sees the problem where the report would have been.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -51,10 +52,14 @@ def response_table(q: QualityResult, ds: Dataset) -> pd.DataFrame:
     master = _master_or_none(ds)
     n_expected = len(master) if master is not None else None
     if q.result is None:
-        return pd.DataFrame([{"項目": "調査ファイル", "値": f"{q.path}（読み込めませんでした）"},
-                             {"項目": "対象市町数", "値": "—" if n_expected is None else str(n_expected)}])
+        return pd.DataFrame(
+            [
+                {"項目": "調査ファイル", "値": f"{q.path}（読み込めませんでした）"},
+                {"項目": "対象市町数", "値": "—" if n_expected is None else str(n_expected)},
+            ]
+        )
     res = q.result
-    names = dict(zip(master["code"], master["name"])) if master is not None else {}
+    names = dict(zip(master["code"], master["name"], strict=False)) if master is not None else {}
     n_expected = n_expected or res.info.get("n_expected")
     missing = [names.get(c, c) for c in res.info.get("missing", [])]
     listed = [names.get(c, c) for c in res.info.get("non_responding", [])]
@@ -84,8 +89,14 @@ def missing_by_question(q: QualityResult, book: Codebook) -> pd.DataFrame:
         if qu.answers == "text":
             continue
         miss = int(tidy[qu.variable].isna().sum())
-        rows.append({"設問": qu.label_ja, "区分": qu.group_ja, "無回答": miss,
-                     "無回答率(%)": round(100 * miss / n, 1) if n else float("nan")})
+        rows.append(
+            {
+                "設問": qu.label_ja,
+                "区分": qu.group_ja,
+                "無回答": miss,
+                "無回答率(%)": round(100 * miss / n, 1) if n else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -97,16 +108,18 @@ def issues_table(q: QualityResult) -> pd.DataFrame:
     iss = q.issues.copy()
     iss["_o"] = iss["severity"].map(SEVERITY_ORDER)
     iss = iss.sort_values(["_o", "row"], na_position="first", kind="stable")
-    return pd.DataFrame({
-        "重要度": [SEVERITY_JA.get(s, s) for s in iss["severity"]],
-        "シート": iss["sheet"].fillna("").astype(str).to_numpy(),
-        "行": ["" if pd.isna(r) else str(int(r)) for r in iss["row"]],
-        "セル": iss["cell"].fillna("").astype(str).to_numpy() if "cell" in iss else "",
-        "列": iss["column"].fillna("").astype(str).to_numpy(),
-        "値": iss["value"].fillna("").astype(str).to_numpy(),
-        "内容": iss["reason_ja"].to_numpy(),
-        "内容（英語）": iss["reason_en"].to_numpy(),
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "重要度": [SEVERITY_JA.get(s, s) for s in iss["severity"]],
+            "シート": iss["sheet"].fillna("").astype(str).to_numpy(),
+            "行": ["" if pd.isna(r) else str(int(r)) for r in iss["row"]],
+            "セル": iss["cell"].fillna("").astype(str).to_numpy() if "cell" in iss else "",
+            "列": iss["column"].fillna("").astype(str).to_numpy(),
+            "値": iss["value"].fillna("").astype(str).to_numpy(),
+            "内容": iss["reason_ja"].to_numpy(),
+            "内容（英語）": iss["reason_en"].to_numpy(),
+        }
+    ).reset_index(drop=True)
 
 
 def summary_sentence(q: QualityResult, ds: Dataset) -> str:
@@ -116,8 +129,10 @@ def summary_sentence(q: QualityResult, ds: Dataset) -> str:
     text = f"{n_exp}市町のうち{n}市町が回答しました（回答率{100 * n / n_exp:.1f}%）。"
     if q.n_errors:
         todo = "\n\n".join("対処: " + ja for ja, _ in advice(q.issues, q.result.info.get("accepted_answers")))
-        text += (f"調査ファイルにエラーが{q.n_errors}件あり、この年度の分析結果は作成できません。下の一覧を確認してください。"
-                 f"\n\n{todo}")
+        text += (
+            f"調査ファイルにエラーが{q.n_errors}件あり、この年度の分析結果は作成できません。下の一覧を確認してください。"
+            f"\n\n{todo}"
+        )
     else:
         text += "調査ファイルにエラーはありません。"
     return text

@@ -11,6 +11,7 @@ with the default DGP (gamma_u = 0.8: u drives both support uptake and progress; 
 that ignores u can recover the truth, and the bias shows how far an association can stray from
 an effect). `validation/recovery.py` runs it on demand; the test suite runs a small version.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,13 +23,12 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from .codebook import Codebook, load_codebook
 from .association import hazard_frame
+from .codebook import Codebook, load_codebook
 from .models import discrete_time_hazard, firth_logit, single_blas_thread
 from .panel import add_lags
 from .paths import data_dir
-from .synthetic import (Truth, fictional_municipalities, municipality_covariates, national_municipalities,
-                        simulate_panel)
+from .synthetic import Truth, fictional_municipalities, municipality_covariates, national_municipalities, simulate_panel
 
 FOCUS = ["sup_advisor", "sup_staff_training", "sup_workshop"]  # two true effects and one null
 
@@ -77,7 +77,11 @@ def _one_replication(seed: int, truth: Truth, size: str, book: Codebook, n_boot:
         for m in FOCUS:
             t = f"{m}_lag1"
             est, se = float(fit.params[t]), float(fit.bse[t])
-            lo, hi = (float(ci.loc[t, "lower"]), float(ci.loc[t, "upper"])) if ci is not None else (est - z * se, est + z * se)
+            lo, hi = (
+                (float(ci.loc[t, "lower"]), float(ci.loc[t, "upper"]))
+                if ci is not None
+                else (est - z * se, est + z * se)
+            )
             # a profile bound that is never reached (flat penalised likelihood, few events) is infinite
             out[f"{m}:unbounded"] = bool(math.isnan(lo) or math.isnan(hi))
             lo = -math.inf if math.isnan(lo) else lo
@@ -86,18 +90,33 @@ def _one_replication(seed: int, truth: Truth, size: str, book: Codebook, n_boot:
             out[f"{m}:p_lr"] = float(fit.pvalues[t])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            haz = discrete_time_hazard(formula, pp, cluster_col="code", method="firth", inference="wild_bootstrap",
-                                       n_boot=n_boot, seed=seed, test_terms=[f"{m}_lag1" for m in FOCUS])
+            haz = discrete_time_hazard(
+                formula,
+                pp,
+                cluster_col="code",
+                method="firth",
+                inference="wild_bootstrap",
+                n_boot=n_boot,
+                seed=seed,
+                test_terms=[f"{m}_lag1" for m in FOCUS],
+            )
         out["converged"] = out["converged"] and bool(haz.converged)
         for m in FOCUS:
             out[f"{m}:p"] = float(haz.pvalues[f"{m}_lag1"])
-    except Exception as exc:  # noqa: BLE001 - a failed fit is counted, not hidden
+    except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
-def run(n_rep: int, size: str, confounded: bool, seed0: int = 7_000, n_jobs: int = 1, n_boot: int = 199,
-        progress: bool = False) -> pd.DataFrame:
+def run(
+    n_rep: int,
+    size: str,
+    confounded: bool,
+    seed0: int = 7_000,
+    n_jobs: int = 1,
+    n_boot: int = 199,
+    progress: bool = False,
+) -> pd.DataFrame:
     """`n_rep` replications (joblib, seeded per replication: identical for any n_jobs)."""
     from joblib import Parallel, delayed
 
@@ -105,15 +124,17 @@ def run(n_rep: int, size: str, confounded: bool, seed0: int = 7_000, n_jobs: int
     truth = Truth() if confounded else truth_without_confounding()
     seeds = [seed0 + i for i in range(n_rep)]
     rows = Parallel(n_jobs=n_jobs, verbose=5 if progress else 0)(
-        delayed(one_replication)(s, truth, size, book, n_boot) for s in seeds)
+        delayed(one_replication)(s, truth, size, book, n_boot) for s in seeds
+    )
     return pd.DataFrame(rows)
 
 
 def _split(reps: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     """(usable replications, number that raised an error, number whose fit did not converge)."""
     failed = reps["error"].notna() if "error" in reps else pd.Series(False, index=reps.index)
-    converged = (reps["converged"].fillna(False).astype(bool) if "converged" in reps
-                 else pd.Series(True, index=reps.index))
+    converged = (
+        reps["converged"].fillna(False).astype(bool) if "converged" in reps else pd.Series(True, index=reps.index)
+    )
     nonconverged = ~failed & ~converged
     return reps[~failed & converged], int(failed.sum()), int(nonconverged.sum())
 
@@ -131,14 +152,24 @@ def summarise(reps: pd.DataFrame, truth: Truth, alpha: float = 0.05) -> pd.DataF
         beta = truth.full["beta"][m]
         est = ok[f"{m}:est"]
         cover = ((ok[f"{m}:lo"] <= beta) & (beta <= ok[f"{m}:hi"])).mean()
-        rows.append({"measure": m, "true_log_or": beta, "n_ok": len(ok), "n_failed": n_failed,
-                     "n_nonconverged": n_nonconverged,
-                     "mean_estimate": est.mean(), "bias": est.mean() - beta, "sd": est.std(ddof=1),
-                     "mc_se_bias": est.std(ddof=1) / math.sqrt(len(ok)) if len(ok) > 1 else math.nan,
-                     "coverage_95": cover, "unbounded_ci_share": ok[f"{m}:unbounded"].mean(),
-                     "reject_rate_wild": (ok[f"{m}:p"] < alpha).mean(),
-                     "reject_rate_lr": (ok[f"{m}:p_lr"] < alpha).mean(),
-                     "mean_events": ok["n_events"].mean()})
+        rows.append(
+            {
+                "measure": m,
+                "true_log_or": beta,
+                "n_ok": len(ok),
+                "n_failed": n_failed,
+                "n_nonconverged": n_nonconverged,
+                "mean_estimate": est.mean(),
+                "bias": est.mean() - beta,
+                "sd": est.std(ddof=1),
+                "mc_se_bias": est.std(ddof=1) / math.sqrt(len(ok)) if len(ok) > 1 else math.nan,
+                "coverage_95": cover,
+                "unbounded_ci_share": ok[f"{m}:unbounded"].mean(),
+                "reject_rate_wild": (ok[f"{m}:p"] < alpha).mean(),
+                "reject_rate_lr": (ok[f"{m}:p_lr"] < alpha).mean(),
+                "mean_events": ok["n_events"].mean(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -167,8 +198,7 @@ def _truth_with_events(shift: float) -> Truth:
     return replace(t, full={**t.full, "alpha": {y: a + shift for y, a in t.full["alpha"].items()}})
 
 
-def _null_hazard_data(seed: int, n_municipalities: int, shift: float, book: Codebook,
-                      measure: str) -> pd.DataFrame:
+def _null_hazard_data(seed: int, n_municipalities: int, shift: float, book: Codebook, measure: str) -> pd.DataFrame:
     """The sample's DGP at this size, with `measure` made a null: its whole yearly profile is
     reassigned among municipalities at random (a cluster permutation), so it keeps its uptake
     rate and persistence but is unrelated to the outcome and the covariates."""
@@ -183,8 +213,9 @@ def _null_hazard_data(seed: int, n_municipalities: int, shift: float, book: Code
 
 
 def _mean_events(n_municipalities: int, shift: float, seeds: list[int], book: Codebook) -> float:
-    return float(np.mean([_null_hazard_data(s, n_municipalities, shift, book, SIZE_MEASURE)["event"].sum()
-                          for s in seeds]))
+    return float(
+        np.mean([_null_hazard_data(s, n_municipalities, shift, book, SIZE_MEASURE)["event"].sum() for s in seeds])
+    )
 
 
 def calibrate_events(n_municipalities: int, target_events: float, seed: int = 12_000, n_pilot: int = 100) -> float:
@@ -207,8 +238,9 @@ def calibrate_events(n_municipalities: int, target_events: float, seed: int = 12
     return round(0.5 * (lo + hi), 3)
 
 
-def _size_replication(seed: int, n_municipalities: int, shift: float, n_boot: int, book: Codebook,
-                      measure: str) -> dict:
+def _size_replication(
+    seed: int, n_municipalities: int, shift: float, n_boot: int, book: Codebook, measure: str
+) -> dict:
     """One draw: the trends report's model for a null measure, LR and wild bootstrap p-values."""
     covariates = book.model_covariates  # the reports' own covariate terms
 
@@ -216,8 +248,13 @@ def _size_replication(seed: int, n_municipalities: int, shift: float, n_boot: in
         pp = _null_hazard_data(seed, n_municipalities, shift, book, measure)
         term = f"{measure}_lag1"
         data = pp.dropna(subset=[term])
-        out = {"seed": seed, "n_events": int(data["event"].sum()), "n_rows": len(data),
-               "n_supported": int((data.groupby("code")[term].max() > 0).sum()), "converged": True}
+        out = {
+            "seed": seed,
+            "n_events": int(data["event"].sum()),
+            "n_rows": len(data),
+            "n_supported": int((data.groupby("code")[term].max() > 0).sum()),
+            "converged": True,
+        }
         if out["n_events"] == 0 or data[term].nunique() < 2:
             out["error"] = "no events or no variation in the measure"  # the report says so instead
             return out
@@ -228,18 +265,34 @@ def _size_replication(seed: int, n_municipalities: int, shift: float, n_boot: in
                 warnings.simplefilter("ignore", RuntimeWarning)
                 fit = firth_logit(formula, data)
                 out["p_lr"] = float(fit.pvalues[term])
-                haz = discrete_time_hazard(formula, data, cluster_col="code", method="firth",
-                                           inference="wild_bootstrap", n_boot=n_boot, seed=seed, test_terms=[term])
+                haz = discrete_time_hazard(
+                    formula,
+                    data,
+                    cluster_col="code",
+                    method="firth",
+                    inference="wild_bootstrap",
+                    n_boot=n_boot,
+                    seed=seed,
+                    test_terms=[term],
+                )
             out["p_wild"] = float(haz.pvalues[term])
             out["converged"] = bool(fit.converged and haz.converged)
-        except Exception as exc:  # noqa: BLE001 - counted, not hidden
+        except Exception as exc:
             out["error"] = f"{type(exc).__name__}: {exc}"
         return out
 
 
-def size_study(n_municipalities: int = 35, n_rep: int = 1000, seed: int = 13_000, n_boot: int = 1999, *,
-               target_events: float | None = None, shift: float | None = None, n_jobs: int = 1,
-               measure: str = SIZE_MEASURE) -> pd.DataFrame:
+def size_study(
+    n_municipalities: int = 35,
+    n_rep: int = 1000,
+    seed: int = 13_000,
+    n_boot: int = 1999,
+    *,
+    target_events: float | None = None,
+    shift: float | None = None,
+    n_jobs: int = 1,
+    measure: str = SIZE_MEASURE,
+) -> pd.DataFrame:
     """Rejection rates of the trends report's two tests for a measure with no association.
 
     The model is the report's own (``event ~ C(fiscal_year) + <measure>_lag1 + log_population +
@@ -257,10 +310,19 @@ def size_study(n_municipalities: int = 35, n_rep: int = 1000, seed: int = 13_000
         shift = 0.0 if target_events is None else calibrate_events(n_municipalities, target_events)
     book = load_codebook()
     rows = Parallel(n_jobs=n_jobs)(
-        delayed(_size_replication)(seed + i, n_municipalities, shift, n_boot, book, measure) for i in range(n_rep))
+        delayed(_size_replication)(seed + i, n_municipalities, shift, n_boot, book, measure) for i in range(n_rep)
+    )
     out = pd.DataFrame(rows)
-    out.attrs.update({"n_municipalities": n_municipalities, "shift": shift, "n_boot": n_boot, "seed": seed,
-                      "measure": measure, "target_events": target_events})
+    out.attrs.update(
+        {
+            "n_municipalities": n_municipalities,
+            "shift": shift,
+            "n_boot": n_boot,
+            "seed": seed,
+            "measure": measure,
+            "target_events": target_events,
+        }
+    )
     return out
 
 
@@ -278,15 +340,26 @@ def size_summary(reps: pd.DataFrame, alpha: float = 0.05) -> dict:
 
     lr, lr_se = rate("p_lr")
     wild, wild_se = rate("p_wild")
-    return {"n_municipalities": int(reps.attrs.get("n_municipalities", 0)), "n_rep": int(len(reps)),
-            "n_used": int(len(ok)), "n_without_test_or_failed": n_failed, "n_nonconverged": n_nonconverged,
-            "mean_events": float(ok["n_events"].mean()), "median_events": float(ok["n_events"].median()),
-            "mean_person_years": float(ok["n_rows"].mean()),
-            "mean_supported_municipalities": float(ok["n_supported"].mean()),
-            "alpha": alpha, "reject_rate_lr": lr, "mc_se_lr": lr_se,
-            "reject_rate_wild": wild, "mc_se_wild": wild_se,
-            "shift": float(reps.attrs.get("shift", math.nan)), "n_boot": int(reps.attrs.get("n_boot", 0)),
-            "seed": int(reps.attrs.get("seed", 0)), "measure": reps.attrs.get("measure", SIZE_MEASURE)}
+    return {
+        "n_municipalities": int(reps.attrs.get("n_municipalities", 0)),
+        "n_rep": int(len(reps)),
+        "n_used": int(len(ok)),
+        "n_without_test_or_failed": n_failed,
+        "n_nonconverged": n_nonconverged,
+        "mean_events": float(ok["n_events"].mean()),
+        "median_events": float(ok["n_events"].median()),
+        "mean_person_years": float(ok["n_rows"].mean()),
+        "mean_supported_municipalities": float(ok["n_supported"].mean()),
+        "alpha": alpha,
+        "reject_rate_lr": lr,
+        "mc_se_lr": lr_se,
+        "reject_rate_wild": wild,
+        "mc_se_wild": wild_se,
+        "shift": float(reps.attrs.get("shift", math.nan)),
+        "n_boot": int(reps.attrs.get("n_boot", 0)),
+        "seed": int(reps.attrs.get("seed", 0)),
+        "measure": reps.attrs.get("measure", SIZE_MEASURE),
+    }
 
 
 SIZE_FIGURES = Path(__file__).parent / "figures_data" / "size_sample.json"  # package data: reports read it
@@ -311,8 +384,9 @@ def size_figures_for(n_municipalities: int, n_events: int, figures: dict | None 
     entries = [figures["sample"], *figures.get("grid", [])]
 
     def distance(e: dict) -> float:
-        return (abs(math.log(e["n_municipalities"] / max(n_municipalities, 1)))
-                + abs(math.log(max(e["mean_events"], 0.5) / max(n_events, 0.5))))
+        return abs(math.log(e["n_municipalities"] / max(n_municipalities, 1))) + abs(
+            math.log(max(e["mean_events"], 0.5) / max(n_events, 0.5))
+        )
 
     best = dict(min(entries, key=distance))
     best["applies"] = bool(best["n_municipalities"] == n_municipalities and abs(best["mean_events"] - n_events) <= 1)

@@ -4,15 +4,15 @@ Notebooks stay thin: they set parameters, call `fiscal_year_report(...)` or `tre
 show the tables and figures with Japanese narrative, and call `.save(output_dir)` when the runner
 gives them an output folder. All computation is here (and in tables/plots/models), under test.
 """
+
 from __future__ import annotations
 
 import json
-from html import escape as html_escape
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from . import association, plots, quality, tables, targets
@@ -27,12 +27,22 @@ from .wareki import wareki_fy
 
 #: Japanese sheet names of tables.xlsx (with the table's number; at most 31 characters).
 SHEET_NAMES_JA = {
-    "status": "実施状況", "progress": "数値目標の達成状況", "main_items": "主要項目の実施状況",
-    "support": "支援施策の活用状況", "challenges": "課題認識", "support_by_full": "支援施策と全項目実施",
-    "association": "支援施策と全項目実施の関連", "municipality_items": "市町別の実施状況",
-    "items_distribution": "主要項目数の分布", "by_prefecture": "都道府県別", "trend": "年度別の推移",
-    "transitions": "重層の実施状況の推移", "hazard": "前年度の支援と到達の関連", "response": "回答状況",
-    "missing_by_question": "設問ごとの無回答", "issues": "読み込み時の問題",
+    "status": "実施状況",
+    "progress": "数値目標の達成状況",
+    "main_items": "主要項目の実施状況",
+    "support": "支援施策の活用状況",
+    "challenges": "課題認識",
+    "support_by_full": "支援施策と全項目実施",
+    "association": "支援施策と全項目実施の関連",
+    "municipality_items": "市町別の実施状況",
+    "items_distribution": "主要項目数の分布",
+    "by_prefecture": "都道府県別",
+    "trend": "年度別の推移",
+    "transitions": "重層の実施状況の推移",
+    "hazard": "前年度の支援と到達の関連",
+    "response": "回答状況",
+    "missing_by_question": "設問ごとの無回答",
+    "issues": "読み込み時の問題",
 }
 LARGE_N = 80  # above this, reports show distributions and by-prefecture summaries, not one row per municipality
 
@@ -40,8 +50,10 @@ LARGE_N = 80  # above this, reports show distributions and by-prefecture summari
 def banner_html(text: str) -> str:
     import html
 
-    return ('<div style="border:3px solid #D55E00;background:#FFF4E5;color:#000;padding:0.6em 1em;'
-            f'font-weight:bold;font-size:1.1em" role="note">{html.escape(text)}</div>')
+    return (
+        '<div style="border:3px solid #D55E00;background:#FFF4E5;color:#000;padding:0.6em 1em;'
+        f'font-weight:bold;font-size:1.1em" role="note">{html.escape(text)}</div>'
+    )
 
 
 def table_html(frame: pd.DataFrame, caption: str, links: dict[str, list[str]] | None = None) -> str:
@@ -56,21 +68,25 @@ def table_html(frame: pd.DataFrame, caption: str, links: dict[str, list[str]] | 
 
     shown, numeric = display_frame(frame)
     num = ' class="num"'
-    head = "".join(f'<th scope="col"{num if n else ""}>{html.escape(str(c))}</th>'
-                   for c, n in zip(shown.columns, numeric))
+    head = "".join(
+        f'<th scope="col"{num if n else ""}>{html.escape(str(c))}</th>'
+        for c, n in zip(shown.columns, numeric, strict=False)
+    )
     links = links or {}
     rows = []
     for i, rec in enumerate(shown.itertuples(index=False)):
         cells = []
-        for col, v, n in zip(shown.columns, rec, numeric):
+        for col, v, n in zip(shown.columns, rec, numeric, strict=False):
             text = html.escape(v)
             if col in links:  # e.g. a municipality's name links to its profile
                 text = f'<a href="{html.escape(links[col][i])}">{text}</a>'
-            cells.append(f'<td{num if n else ""}>{text}</td>')
+            cells.append(f"<td{num if n else ''}>{text}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (f'<div class="table-wrap" style="overflow-x:auto"><table class="report-table">'
-            f"<caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        f'<div class="table-wrap" style="overflow-x:auto"><table class="report-table">'
+        f"<caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 @dataclass
@@ -165,9 +181,13 @@ class Report:
         from IPython.display import HTML, display
 
         items = "".join(f"<li>{html.escape(t)}</li>" for t in detail)
-        display(HTML(f'<div class="narrative"><p>{html.escape(plain)}</p></div>'
-                     f'<details class="methods"><summary>分析方法の詳細</summary><ul>{items}</ul>'
-                     '<p>分析の前提は<a href="../assumptions.html">「分析の前提」</a>にまとめています。</p></details>'))
+        display(
+            HTML(
+                f'<div class="narrative"><p>{html.escape(plain)}</p></div>'
+                f'<details class="methods"><summary>分析方法の詳細</summary><ul>{items}</ul>'
+                '<p>分析の前提は<a href="../assumptions.html">「分析の前提」</a>にまとめています。</p></details>'
+            )
+        )
 
     def show_appendix(self) -> None:
         """A collapsible appendix for analysts: numeric results, separation, convergence, events, seeds."""
@@ -176,8 +196,12 @@ class Report:
         from IPython.display import HTML, display
 
         body = "".join(a._repr_html_() for a in self.analyses.values())
-        display(HTML('<details class="appendix"><summary>分析者向けの付録（数値の結果・分離・収束・乱数の種）</summary>'
-                     f'<div class="table-wrap" style="overflow-x:auto">{body}</div></details>'))
+        display(
+            HTML(
+                '<details class="appendix"><summary>分析者向けの付録（数値の結果・分離・収束・乱数の種）</summary>'
+                f'<div class="table-wrap" style="overflow-x:auto">{body}</div></details>'
+            )
+        )
 
     def show_hazard(self) -> None:
         """Who is in the hazard model, the table (when it could be fitted), or why it is empty."""
@@ -203,8 +227,12 @@ class Report:
         if self.quality_href:
             from IPython.display import HTML, display
 
-            display(HTML(f'<p class="narrative">詳しくは<a href="{html_escape(self.quality_href)}">'
-                         "データ品質レポート</a>を参照してください。</p>"))
+            display(
+                HTML(
+                    f'<p class="narrative">詳しくは<a href="{html_escape(self.quality_href)}">'
+                    "データ品質レポート</a>を参照してください。</p>"
+                )
+            )
         for key in ("response", "missing_by_question", "issues"):
             if key in self.tables:
                 if key == "issues" and self.tables[key].empty:
@@ -245,8 +273,7 @@ class Report:
 
         alt = self.figure_alts.get(key, key)
         data = base64.b64encode(self.figure_png(key)).decode("ascii")
-        display({"image/png": data, "text/plain": f"[図] {alt}"}, raw=True,
-                metadata={"image/png": {"alt": alt}})
+        display({"image/png": data, "text/plain": f"[図] {alt}"}, raw=True, metadata={"image/png": {"alt": alt}})
 
     def save(self, output_dir: str | Path) -> Path:
         """Write tables/*.csv (UTF-8 BOM), tables.xlsx, figures/*.png and summary.json."""
@@ -257,8 +284,12 @@ class Report:
             write_csv(frame, out / "tables" / f"{i:02d}_{key}.csv")
         note = SYNTHETIC_BANNER_JA if self.dataset.synthetic else None
         sheets = {k: f"{i:02d} {SHEET_NAMES_JA.get(k, k)}" for i, k in enumerate(self.tables, start=1)}
-        write_xlsx({sheets[k]: v for k, v in self.tables.items()}, out / "tables.xlsx",
-                   titles={sheets[k]: self.titles.get(k, k) for k in self.tables}, note=note)
+        write_xlsx(
+            {sheets[k]: v for k, v in self.tables.items()},
+            out / "tables.xlsx",
+            titles={sheets[k]: self.titles.get(k, k) for k in self.tables},
+            note=note,
+        )
         for key in self.figures:
             write_bytes(out / "figures" / f"{key}.png", self.figure_png(key))
         write_text(out / "summary.json", json.dumps(self.summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
@@ -270,8 +301,13 @@ def _context(dataset: str, book: Codebook | None):
     return load_dataset(dataset), book or load_codebook()
 
 
-def fiscal_year_report(dataset: str, fiscal_year: int, exposure_lag: int = 0,
-                       book: Codebook | None = None, covariates: list[str] | None = None) -> Report:
+def fiscal_year_report(
+    dataset: str,
+    fiscal_year: int,
+    exposure_lag: int = 0,
+    book: Codebook | None = None,
+    covariates: list[str] | None = None,
+) -> Report:
     """Tables and figures of one fiscal year (reads the dataset, then `build_fiscal_year_report`)."""
     ds, book = _context(dataset, book)
     if fiscal_year not in ds.years:
@@ -302,8 +338,15 @@ def _progress(rep: Report, ds: Dataset, panel: pd.DataFrame, book: Codebook, fis
     rep.progress_targets = goals
 
 
-def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year: int,
-                             exposure_lag: int = 0, *, covariates: list[str] | None = None) -> Report:
+def build_fiscal_year_report(
+    ds: Dataset,
+    panel: pd.DataFrame,
+    book: Codebook,
+    fiscal_year: int,
+    exposure_lag: int = 0,
+    *,
+    covariates: list[str] | None = None,
+) -> Report:
     """The fiscal-year report from a panel already in memory (also used by the invariant tests).
 
     Every table that speaks of support uses the same exposure: support in the same fiscal year
@@ -318,27 +361,38 @@ def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, f
     covariates = association.covariates_of(book, covariates)
     rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援")
     rep.covariates_ja = association.covariate_labels(book, covariates)
-    rep.summary = {"fiscal_year": fiscal_year, **tables.summary_counts(year), "exposure_lag": exposure_lag,
-                   "covariates": list(covariates)}
+    rep.summary = {
+        "fiscal_year": fiscal_year,
+        **tables.summary_counts(year),
+        "exposure_lag": exposure_lag,
+        "covariates": list(covariates),
+    }
     add = _adder(rep)
     add("status", tables.status_table(year, book), f"県内市町の実施状況（{label}）")
     _progress(rep, ds, panel, book, fiscal_year)
     add("main_items", tables.main_items_table(year, book), f"指針の主要項目の実施状況（{label}）")
     no_previous = exposure_lag == 1 and fiscal_year - 1 not in set(panel["fiscal_year"].astype(int))
     if no_previous:
-        rep.association_text = (f"{prev_label}の調査がないため、前年度の支援の活用状況と、"
-                                "それと全項目実施との関連は示せません。")
+        rep.association_text = (
+            f"{prev_label}の調査がないため、前年度の支援の活用状況と、それと全項目実施との関連は示せません。"
+        )
     else:
         add("support", tables.support_table(exposed, book), f"県の支援施策の活用状況（施策の視点別、{support_when}）")
     add("challenges", tables.challenges_table(year, book), f"市町の課題認識（{label}）")
     if not no_previous:
-        add("support_by_full", tables.measure_by_full_table(exposed, book),
-            f"支援施策（{timing}の活用）と指針の主要項目の全項目実施（{label}）")
+        add(
+            "support_by_full",
+            tables.measure_by_full_table(exposed, book),
+            f"支援施策（{timing}の活用）と指針の主要項目の全項目実施（{label}）",
+        )
         analysis = association.analyse_year(exposed, book, covariates, exposure_lag)
         rep.analyses["association"] = analysis
         assoc = analysis.table
-        add("association", association.association_table_ja(assoc, book),
-            f"支援施策（{timing}の活用）と全項目実施の関連（{label}）")
+        add(
+            "association",
+            association.association_table_ja(assoc, book),
+            f"支援施策（{timing}の活用）と全項目実施の関連（{label}）",
+        )
         rep.association_text = association.association_narrative_ja(assoc, len(exposed), timing, rep.covariates_ja)
         rep.association_sentences = association.measure_sentences_ja(assoc, timing)
     items_t = rep.tables["main_items"]
@@ -350,30 +404,41 @@ def build_fiscal_year_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, f
         assoc_t = rep.tables["association"]
         forest_title = f"支援施策（{timing}の活用）と全項目実施：差と調整オッズ比（95%信頼区間、{label}）"
         rep.figures["forest"] = lambda: plots.forest(assoc_t, forest_title)
-        rep.figure_alts["forest"] = (f"支援施策ごとの全項目実施率の差（ポイント）と調整オッズ比を、95%信頼区間とともに示した図"
-                                     f"（{label}）。数値は表「{rep.titles['association']}」と同じです。")
+        rep.figure_alts["forest"] = (
+            f"支援施策ごとの全項目実施率の差（ポイント）と調整オッズ比を、95%信頼区間とともに示した図"
+            f"（{label}）。数値は表「{rep.titles['association']}」と同じです。"
+        )
     if "support" in rep.tables:
         support_t = rep.tables["support"]
         rep.figures["support"] = lambda: plots.support_bar(support_t, support_when)
-        rep.figure_alts["support"] = (f"県の支援施策ごとの活用率の横棒グラフ（{support_when}）。"
-                                      f"数値は表「{rep.titles['support']}」と同じです。")
+        rep.figure_alts["support"] = (
+            f"県の支援施策ごとの活用率の横棒グラフ（{support_when}）。数値は表「{rep.titles['support']}」と同じです。"
+        )
     if rep.large:
         # national scale: no municipality-level table in the report; distributions and by prefecture
-        add("items_distribution", tables.items_count_distribution(year, book), f"実施している主要項目の数の分布（{label}）")
+        add(
+            "items_distribution",
+            tables.items_count_distribution(year, book),
+            f"実施している主要項目の数の分布（{label}）",
+        )
         add("by_prefecture", tables.by_prefecture_table(year), f"都道府県別の実施状況（{label}）")
         pref_t = rep.tables["by_prefecture"]
         rep.figures["by_prefecture"] = lambda: plots.prefecture_bar(pref_t, wareki_fy(fiscal_year))
-        rep.figure_alts["by_prefecture"] = (f"都道府県別の重層実施割合と全項目実施割合の横棒グラフ（{label}）。"
-                                            f"数値は表「{rep.titles['by_prefecture']}」と同じです。")
+        rep.figure_alts["by_prefecture"] = (
+            f"都道府県別の重層実施割合と全項目実施割合の横棒グラフ（{label}）。"
+            f"数値は表「{rep.titles['by_prefecture']}」と同じです。"
+        )
     else:
         add("municipality_items", tables.municipality_items_table(year, book), f"市町別の主要項目の実施状況（{label}）")
         from .profiles import profile_href
 
-        rep.links["municipality_items"] = {"市町村名": [f"../{profile_href(c, fiscal_year)}"
-                                                    for c in rep.tables["municipality_items"]["市町村コード"]]}
+        rep.links["municipality_items"] = {
+            "市町村名": [f"../{profile_href(c, fiscal_year)}" for c in rep.tables["municipality_items"]["市町村コード"]]
+        }
         rep.figures["items_heatmap"] = lambda: plots.items_heatmap(year, book, wareki_fy(fiscal_year))
-        rep.figure_alts["items_heatmap"] = (f"市町別・主要項目別の実施状況の図（{label}）。"
-                                            f"内容は表「{rep.titles['municipality_items']}」と同じです。")
+        rep.figure_alts["items_heatmap"] = (
+            f"市町別・主要項目別の実施状況の図（{label}）。内容は表「{rep.titles['municipality_items']}」と同じです。"
+        )
     return rep
 
 
@@ -389,8 +454,12 @@ def quality_report(dataset: str, fiscal_year: int, book: Codebook | None = None)
     add("missing_by_question", quality.missing_by_question(q, book), f"設問ごとの無回答（{label}）")
     add("issues", quality.issues_table(q), f"読み込み時に見つかった問題・読み飛ばした行（{label}）")
     rep.quality_text = quality.summary_sentence(q, ds)
-    rep.summary = {"fiscal_year": fiscal_year, "readable": q.readable, "n_errors": q.n_errors,
-                   "n_municipalities": len(q.result.tidy) if q.result is not None else 0}
+    rep.summary = {
+        "fiscal_year": fiscal_year,
+        "readable": q.readable,
+        "n_errors": q.n_errors,
+        "n_municipalities": len(q.result.tidy) if q.result is not None else 0,
+    }
     return rep
 
 
@@ -404,8 +473,14 @@ def trends_report(dataset: str, book: Codebook | None = None, covariates: list[s
     return build_trends_report(ds, build_panel(ds, book), book, covariates=covariates)
 
 
-def build_trends_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, *,
-                        n_boot: int = association.N_BOOT, covariates: list[str] | None = None) -> Report:
+def build_trends_report(
+    ds: Dataset,
+    panel: pd.DataFrame,
+    book: Codebook,
+    *,
+    n_boot: int = association.N_BOOT,
+    covariates: list[str] | None = None,
+) -> Report:
     """The trends report from a panel already in memory (also used by the invariant tests)."""
     rep = Report(dataset=ds, title="年度横断の推移：包括的な支援体制の整備と重層的支援体制整備事業")
     add = _adder(rep)
@@ -426,25 +501,35 @@ def build_trends_report(ds: Dataset, panel: pd.DataFrame, book: Codebook, *,
             analysis = association.analyse_hazard(panel, book, covariates, n_boot=n_boot)
             rep.analyses["hazard"] = analysis
             hazard = analysis.table
-            add("hazard", association.hazard_table_ja(hazard),
-                "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）")
+            add(
+                "hazard",
+                association.hazard_table_ja(hazard),
+                "前年度の支援の活用と、翌年度に初めて全項目実施に到達することの関連（離散時間ハザードモデル）",
+            )
             rep.hazard_sentences = [association.hazard_sentence_ja(r) for _, r in hazard.iterrows()]
             rep.hazard_size = {"n_municipalities": int(panel["code"].nunique()), "n_events": int(pp["event"].sum())}
     if why:
         texts.insert(0, why)
     rep.hazard_text = "\n\n".join(t for t in texts if t)
-    rep.summary = {"years": sorted(int(y) for y in panel["fiscal_year"].unique()), "hazard_sample": counts,
-                   "covariates": list(covariates)}
+    rep.summary = {
+        "years": sorted(int(y) for y in panel["fiscal_year"].unique()),
+        "hazard_sample": counts,
+        "covariates": list(covariates),
+    }
     latest = int(panel["fiscal_year"].max())
     _progress(rep, ds, panel, book, latest)
     rep.figures = {"share_trend": lambda: plots.share_trend(trend)}
-    rep.figure_alts = {"share_trend": "重層的支援体制整備事業の実施割合（県内と全国）と全項目実施割合の年度別の折れ線グラフ。"
-                                      "数値は表「年度別の実施状況（県内と全国）」と同じです。"}
+    rep.figure_alts = {
+        "share_trend": "重層的支援体制整備事業の実施割合（県内と全国）と全項目実施割合の年度別の折れ線グラフ。"
+        "数値は表「年度別の実施状況（県内と全国）」と同じです。"
+    }
     if rep.progress_targets:
         goals, prog_counts = rep.progress_targets, rep.progress_counts
         rep.figures["targets"] = lambda: plots.targets_chart(prog_counts, goals)
-        rep.figure_alts["targets"] = ("数値目標のある指標の実績（実線）、これまでの傾向を延ばした見通し（破線）と目標値（星印）の図。"
-                                      f"数値は表「{rep.titles['progress']}」と同じです。")
+        rep.figure_alts["targets"] = (
+            "数値目標のある指標の実績（実線）、これまでの傾向を延ばした見通し（破線）と目標値（星印）の図。"
+            f"数値は表「{rep.titles['progress']}」と同じです。"
+        )
     return rep
 
 
@@ -452,4 +537,5 @@ def _adder(rep: Report):
     def add(key: str, frame: pd.DataFrame, title: str):
         rep.tables[key] = frame
         rep.titles[key] = title
+
     return add

@@ -14,6 +14,7 @@ JPY_PARENT_PID); SIGTERM/SIGINT stop the whole process tree. Kernels run under a
 limit (RLIMIT_AS). Every failure becomes one line of Japanese and English in the summary and a
 small record (.failed/<name>.json) that the index shows until the report next succeeds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,19 +25,18 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator
 
 from .datasets import Dataset, DatasetError, load_dataset, sha256
 from .errors import AnalysisError
@@ -44,10 +44,23 @@ from .export import WRITE_ERRNOS, write_error_text
 from .paths import project_root
 from .processes import RunLocked, descendants, run_lock, set_parent_death_signal, stop_processes
 
-NOTEBOOKS = {"fiscal_year_report": "notebooks/fiscal_year_report.ipynb", "trends": "notebooks/trends.ipynb",
-             "data_quality": "notebooks/data_quality.ipynb"}
-KEY_PACKAGES = ("pandas", "numpy", "statsmodels", "scipy", "firthmodels", "matplotlib", "seaborn",
-                "papermill", "nbconvert", "openpyxl")
+NOTEBOOKS = {
+    "fiscal_year_report": "notebooks/fiscal_year_report.ipynb",
+    "trends": "notebooks/trends.ipynb",
+    "data_quality": "notebooks/data_quality.ipynb",
+}
+KEY_PACKAGES = (
+    "pandas",
+    "numpy",
+    "statsmodels",
+    "scipy",
+    "firthmodels",
+    "matplotlib",
+    "seaborn",
+    "papermill",
+    "nbconvert",
+    "openpyxl",
+)
 #: Default address-space limit of each worker and its kernel (MB); the sample's kernels peak at
 #: ~1.4 GB of address space (~0.3 GB resident). 0 or None: no limit.
 DEFAULT_MEMORY_LIMIT_MB = 8192
@@ -100,8 +113,10 @@ class Interrupted(AnalysisError):
     def __init__(self, signum: int):
         name = signal.Signals(signum).name
         self.signum = signum
-        super().__init__(f"{name} を受けて中断しました（作業プロセスとカーネルは停止しました。以前のレポートはそのままです）",
-                         f"interrupted by {name}; workers and kernels were stopped, earlier reports are unchanged")
+        super().__init__(
+            f"{name} を受けて中断しました（作業プロセスとカーネルは停止しました。以前のレポートはそのままです）",
+            f"interrupted by {name}; workers and kernels were stopped, earlier reports are unchanged",
+        )
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -137,8 +152,10 @@ def reports_base(root: Path, name: str) -> Path:
     reports = root / "reports"
     base = reports / name
     if not base.resolve().is_relative_to(reports.resolve()):
-        raise OutputError(f"{base} が reports/ の外を指しています（シンボリックリンク）。出力先にできません",
-                          f"{base} points outside reports/ (symlink); refusing to write there")
+        raise OutputError(
+            f"{base} が reports/ の外を指しています（シンボリックリンク）。出力先にできません",
+            f"{base} points outside reports/ (symlink); refusing to write there",
+        )
     return base
 
 
@@ -158,19 +175,30 @@ def parse_years(text: str | None, available: list[int]) -> list[int]:
             else:
                 years.append(int(part))
     except ValueError:
-        raise RunError(f"年度の指定『{text}』を解釈できません（例: 2021-2025, 2025）",
-                       f"cannot parse years {text!r} (e.g. 2021-2025)") from None
+        raise RunError(
+            f"年度の指定『{text}』を解釈できません（例: 2021-2025, 2025）",
+            f"cannot parse years {text!r} (e.g. 2021-2025)",
+        ) from None
     outside = [y for y in years if y not in available]
     if outside:
         raise RunError(
             f"データにない年度です: {', '.join(map(str, outside))}（利用できる年度: {', '.join(map(str, available))}）",
-            f"fiscal years outside the data: {outside} (available: {available})")
+            f"fiscal years outside the data: {outside} (available: {available})",
+        )
     return sorted(set(years))
 
 
 def plan(ds: Dataset, years: list[int], exposure_lag: int = 0) -> list[Job]:
-    jobs = [Job(ds.name, "fiscal_year_report", f"FY{y}", y,
-                {"dataset": ds.name, "fiscal_year": y, "exposure_lag": exposure_lag}) for y in years]
+    jobs = [
+        Job(
+            ds.name,
+            "fiscal_year_report",
+            f"FY{y}",
+            y,
+            {"dataset": ds.name, "fiscal_year": y, "exposure_lag": exposure_lag},
+        )
+        for y in years
+    ]
     jobs.append(Job(ds.name, "trends", "trends", None, {"dataset": ds.name}))
     jobs += [Job(ds.name, "data_quality", f"quality/FY{y}", y, {"dataset": ds.name, "fiscal_year": y}) for y in years]
     return jobs
@@ -181,7 +209,11 @@ def code_hash(pkg: Path | None = None) -> str:
     h = hashlib.sha256()
     pkg = pkg or Path(__file__).resolve().parent
     for p in sorted(pkg.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".tpl", ".j2", ".css", ".json", ".yaml", ".html"):
+        if (
+            p.is_file()
+            and "__pycache__" not in p.parts
+            and p.suffix in (".py", ".tpl", ".j2", ".css", ".json", ".yaml", ".html")
+        ):
             h.update(str(p.relative_to(pkg)).encode())
             h.update(p.read_bytes())
     return h.hexdigest()
@@ -194,8 +226,12 @@ def job_inputs(job: Job, ds: Dataset, root: Path) -> dict[str, str]:
         years = ds.report_years(job.fiscal_year, job.parameters.get("exposure_lag", 0))
     else:
         years = [job.fiscal_year]
-    files = [*ds.input_files(years), *sorted((root / "data" / "codebook").glob("*.yaml")),
-             root / "data" / "external" / "national_jusou_counts.csv", root / NOTEBOOKS[job.notebook]]
+    files = [
+        *ds.input_files(years),
+        *sorted((root / "data" / "codebook").glob("*.yaml")),
+        root / "data" / "external" / "national_jusou_counts.csv",
+        root / NOTEBOOKS[job.notebook],
+    ]
     return {str(p.relative_to(root)): sha256(p) if p.is_file() else "missing" for p in files}
 
 
@@ -214,10 +250,8 @@ def git_commit(root: Path) -> str | None:
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for name in KEY_PACKAGES:
-        try:
+        with suppress(metadata.PackageNotFoundError):
             out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -254,7 +288,7 @@ def restore_interrupted(base: Path) -> list[Path]:
     if not base.is_dir():
         return restored
     for old in sorted(base.rglob(".old-*")):
-        name = old.name[len(".old-"):].rsplit("-", 1)[0]
+        name = old.name[len(".old-") :].rsplit("-", 1)[0]
         final = old.with_name(name)
         if old.is_dir() and not final.exists():
             os.replace(old, final)
@@ -276,7 +310,9 @@ def repair(base: Path) -> list[str]:
         restore_interrupted(base)
     except OSError as exc:
         ja, en = _os_error_text(exc)
-        return [f"前回の実行の作業フォルダを片付けられませんでした: {ja} / could not clean up after an earlier run: {en}"]
+        return [
+            f"前回の実行の作業フォルダを片付けられませんでした: {ja} / could not clean up after an earlier run: {en}"
+        ]
     return []
 
 
@@ -285,7 +321,7 @@ def repair(base: Path) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def _worker_stop(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+def _worker_stop(signum, frame) -> None:
     """SIGTERM in a worker (from the main process, or because it died): stop the kernels, exit."""
     stop_processes(descendants(os.getpid()), grace=2.0)
     os._exit(128 + signum)
@@ -303,7 +339,7 @@ def _worker_init(parent_pid: int, memory_limit_mb: int | None) -> None:
     if memory_limit_mb:
         import resource
 
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = int(memory_limit_mb) * 1024 * 1024
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
@@ -317,7 +353,7 @@ def _interrupt_on_signals() -> Iterator[None]:
         yield
         return
 
-    def handler(signum, frame):  # noqa: ARG001
+    def handler(signum, frame):
         for sig in previous:  # a second Ctrl-C must not cut the cleanup short
             signal.signal(sig, signal.SIG_IGN)
         raise Interrupted(signum)
@@ -361,7 +397,7 @@ def _kernel_exit_code() -> int | None:
     """Exit status of the last kernel (negative: killed by that signal); None if unknown/running."""
     try:
         return _KERNEL_PROCESSES[-1].poll() if _KERNEL_PROCESSES else None
-    except Exception:  # noqa: BLE001 - only a detail of the message
+    except Exception:
         return None
 
 
@@ -405,15 +441,16 @@ def execute_job(job: Job, root: str, fp: dict, meta: dict) -> JobResult:
     try:
         _redirect_stderr(base / ".logs" / f"{flat}.kernel.log")
         return _execute(job, root_p, fp, meta, staging, nb_out, final, t0)
-    except Exception as exc:  # noqa: BLE001 - reported per job, other jobs continue
+    except Exception as exc:
         ja, en = describe_failure(exc, meta.get("memory_limit_mb"), where=staging, kernel_exit=_kernel_exit_code())
         shutil.rmtree(staging, ignore_errors=True)  # first: frees the space a full disk needs below
         log = _keep_failure_log(base, flat, nb_out, traceback.format_exc())
         return _failed(job, ja, en, seconds=time.perf_counter() - t0, log=log, report_dir=str(final))
 
 
-def _execute(job: Job, root_p: Path, fp: dict, meta: dict, staging: Path, nb_out: Path, final: Path,
-             t0: float) -> JobResult:
+def _execute(
+    job: Job, root_p: Path, fp: dict, meta: dict, staging: Path, nb_out: Path, final: Path, t0: float
+) -> JobResult:
     import resource
 
     import papermill as pm
@@ -423,34 +460,50 @@ def _execute(job: Job, root_p: Path, fp: dict, meta: dict, staging: Path, nb_out
 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     _KERNEL_PROCESSES.clear()
     pm.execute_notebook(
-        str(root_p / NOTEBOOKS[job.notebook]), str(nb_out),
+        str(root_p / NOTEBOOKS[job.notebook]),
+        str(nb_out),
         parameters={**job.parameters, "output_dir": str(staging)},
-        kernel_name="python3", progress_bar=False, log_output=False,
-        cwd=str(root_p / "notebooks"), shutdown_kernel="immediate",
+        kernel_name="python3",
+        progress_bar=False,
+        log_output=False,
+        cwd=str(root_p / "notebooks"),
+        shutdown_kernel="immediate",
         kernel_manager_class=_tracking_kernel_manager(),
     )
     summary_path = staging / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
-    notebook_to_html(nb_out, staging / "report.html", title=meta["titles"][job.out_name],
-                     banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None,
-                     index_href="../" * len(Path(job.out_name).parts) + "index.html",
-                     nav_links=[("summary.html", "1枚の要約")] if job.notebook == "fiscal_year_report" else ())
+    notebook_to_html(
+        nb_out,
+        staging / "report.html",
+        title=meta["titles"][job.out_name],
+        banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None,
+        index_href="../" * len(Path(job.out_name).parts) + "index.html",
+        nav_links=[("summary.html", "1枚の要約")] if job.notebook == "fiscal_year_report" else (),
+    )
     seconds = time.perf_counter() - t0
     # kernels are this worker's children: their peak resident memory (Linux reports KiB)
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     manifest = {
-        "dataset": job.dataset, "notebook": job.notebook, "fiscal_year": job.fiscal_year,
-        "status": "ok", **fp, "summary": summary,
-        "notebook_path": NOTEBOOKS[job.notebook], "git_commit": meta["git_commit"],
-        "versions": meta["versions"], "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(seconds, 2), "peak_kernel_rss_mb": round(peak_mb, 1),
+        "dataset": job.dataset,
+        "notebook": job.notebook,
+        "fiscal_year": job.fiscal_year,
+        "status": "ok",
+        **fp,
+        "summary": summary,
+        "notebook_path": NOTEBOOKS[job.notebook],
+        "git_commit": meta["git_commit"],
+        "versions": meta["versions"],
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 2),
+        "peak_kernel_rss_mb": round(peak_mb, 1),
     }
     (staging / "manifest.json").write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     _swap_in(staging, final)
     return JobResult(job, "ok", seconds, report_dir=str(final))
 
@@ -486,8 +539,9 @@ def _os_error_text(exc: OSError, path: object = None) -> tuple[str, str]:
     return (f"ファイル操作に失敗しました（{exc.strerror or exc}）{suffix}", f"{exc.strerror or exc}{suffix}")
 
 
-def describe_failure(exc: BaseException, memory_limit_mb: int | None = None,
-                     where: object = None, kernel_exit: int | None = None) -> tuple[str, str]:
+def describe_failure(
+    exc: BaseException, memory_limit_mb: int | None = None, where: object = None, kernel_exit: int | None = None
+) -> tuple[str, str]:
     """One line of Japanese and one of English saying why a job failed.
 
     Kernel death (with the signal, when `kernel_exit` is known), memory limits and write failures
@@ -510,8 +564,10 @@ def describe_failure(exc: BaseException, memory_limit_mb: int | None = None,
             return text
         if ename in _project_error_names() and evalue:
             return evalue, ""  # already "where: ja / en"
-        return (f"ノートブックのセル {cell} でエラーが発生しました: {ename}: {evalue}",
-                f"the notebook failed in cell {cell}: {ename}")
+        return (
+            f"ノートブックのセル {cell} でエラーが発生しました: {ename}: {evalue}",
+            f"the notebook failed in cell {cell}: {ename}",
+        )
     if isinstance(exc, DeadKernelError) or "Kernel died" in str(exc):
         limit_ja = f"メモリ上限（{limit}）を超えたか、" if limit else ""
         limit_en = f"memory limit {limit} exceeded, " if limit else ""
@@ -521,16 +577,22 @@ def describe_failure(exc: BaseException, memory_limit_mb: int | None = None,
             except ValueError:
                 sig = f"signal {-kernel_exit}"
             if -kernel_exit == signal.SIGKILL:
-                return (f"ノートブックを実行するカーネルが強制終了されました（{sig}）。メモリ不足で OS に止められたか、"
-                        "外部から終了させられた可能性があります",
-                        f"the notebook kernel was killed ({sig}): out of memory (OS) or killed from outside")
-            return (f"ノートブックを実行するカーネルが異常終了しました（{sig}）。{limit_ja}プログラムの不具合の可能性があります",
-                    f"the notebook kernel crashed ({sig}; {limit_en}or a bug)")
+                return (
+                    f"ノートブックを実行するカーネルが強制終了されました（{sig}）。メモリ不足で OS に止められたか、"
+                    "外部から終了させられた可能性があります",
+                    f"the notebook kernel was killed ({sig}): out of memory (OS) or killed from outside",
+                )
+            return (
+                f"ノートブックを実行するカーネルが異常終了しました（{sig}）。{limit_ja}プログラムの不具合の可能性があります",
+                f"the notebook kernel crashed ({sig}; {limit_en}or a bug)",
+            )
         code_ja = f"（終了コード {kernel_exit}）" if kernel_exit else ""
         code_en = f" with exit code {kernel_exit}" if kernel_exit else ""
-        return (f"ノートブックを実行するカーネルが途中で終了しました{code_ja}。{limit_ja}メモリ不足で OS に止められたか、"
-                "外部から終了させられた可能性があります",
-                f"the notebook kernel died{code_en} ({limit_en}out of memory, or killed from outside)")
+        return (
+            f"ノートブックを実行するカーネルが途中で終了しました{code_ja}。{limit_ja}メモリ不足で OS に止められたか、"
+            "外部から終了させられた可能性があります",
+            f"the notebook kernel died{code_en} ({limit_en}out of memory, or killed from outside)",
+        )
     if isinstance(exc, (CellTimeoutError, TimeoutError)):
         return ("ノートブックの実行が時間切れになりました", "the notebook timed out")
     if isinstance(exc, MemoryError):
@@ -571,16 +633,18 @@ def preflight(ds: Dataset, years: list[int]) -> dict[int, tuple[str, str]]:
     for y in years:
         try:
             result = ds.read(y, book)
-        except Exception as exc:  # noqa: BLE001 - SurveyError, DatasetError, OSError
+        except Exception as exc:
             bad[y] = _exception_text(exc)
             continue
         if not result.ok:
             first = result.errors.iloc[0]
             where = "" if pd.isna(first["row"]) else f"{int(first['row'])}行 "
-            bad[y] = (f"{ds.survey_path(y)}: エラー {len(result.errors)} 件（最初: {where}{first['column']} "
-                      f"『{first['value']}』 {first['reason_ja']}）。`python -m analysis validate {ds.survey_path(y)} "
-                      f"--dataset {ds.name}` で全件を確認してください",
-                      f"{len(result.errors)} errors in the survey file")
+            bad[y] = (
+                f"{ds.survey_path(y)}: エラー {len(result.errors)} 件（最初: {where}{first['column']} "
+                f"『{first['value']}』 {first['reason_ja']}）。`python -m analysis validate {ds.survey_path(y)} "
+                f"--dataset {ds.name}` で全件を確認してください",
+                f"{len(result.errors)} errors in the survey file",
+            )
     return bad
 
 
@@ -589,9 +653,17 @@ def preflight(ds: Dataset, years: list[int]) -> dict[int, tuple[str, str]]:
 # ---------------------------------------------------------------------------
 
 
-def run(dataset: str, years: str | list[int] | None = None, jobs: int | None = None, force: bool = False,
-        exposure_lag: int = 0, progress: bool = True, build_site: bool = True,
-        memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB, wait: bool = False) -> RunResults:
+def run(
+    dataset: str,
+    years: str | list[int] | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    exposure_lag: int = 0,
+    progress: bool = True,
+    build_site: bool = True,
+    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+    wait: bool = False,
+) -> RunResults:
     """Run every report of `dataset` for `years` (+ the trends report) and rebuild the index.
 
     Holds the dataset's run lock (RunLocked if another run has it, unless wait=True); SIGTERM or
@@ -609,21 +681,37 @@ def run(dataset: str, years: str | list[int] | None = None, jobs: int | None = N
     base = reports_base(root, ds.name)
     with run_lock(base, wait=wait), _interrupt_on_signals():
         try:
-            return _run_locked(ds, root, base, year_list, jobs, force, exposure_lag, progress, build_site,
-                               memory_limit_mb or None)
+            return _run_locked(
+                ds, root, base, year_list, jobs, force, exposure_lag, progress, build_site, memory_limit_mb or None
+            )
         except BaseException:
             repair(base)  # staging folders of the workers just stopped
             raise
 
 
-def _run_locked(ds: Dataset, root: Path, base: Path, year_list: list[int], jobs: int | None, force: bool,
-                exposure_lag: int, progress: bool, build_site: bool, memory_limit_mb: int | None) -> RunResults:
+def _run_locked(
+    ds: Dataset,
+    root: Path,
+    base: Path,
+    year_list: list[int],
+    jobs: int | None,
+    force: bool,
+    exposure_lag: int,
+    progress: bool,
+    build_site: bool,
+    memory_limit_mb: int | None,
+) -> RunResults:
     warnings = repair(base)
     all_jobs = plan(ds, year_list, exposure_lag)
     bad = preflight(ds, ds.years)
     code = code_hash()
-    meta = {"titles": _titles(ds), "synthetic": ds.synthetic, "git_commit": git_commit(root), "versions": versions(),
-            "memory_limit_mb": memory_limit_mb}
+    meta = {
+        "titles": _titles(ds),
+        "synthetic": ds.synthetic,
+        "git_commit": git_commit(root),
+        "versions": versions(),
+        "memory_limit_mb": memory_limit_mb,
+    }
     results: list[JobResult] = []
     todo: list[tuple[Job, dict]] = []
     for job in all_jobs:
@@ -640,8 +728,14 @@ def _run_locked(ds: Dataset, root: Path, base: Path, year_list: list[int], jobs:
             continue
         fp = fingerprint(job, ds, root, code)
         if not force and is_up_to_date(final, fp):
-            results.append(JobResult(job, "skipped", message="最新です（入力・コード・パラメータに変更なし）/ up to date",
-                                     report_dir=str(final)))
+            results.append(
+                JobResult(
+                    job,
+                    "skipped",
+                    message="最新です（入力・コード・パラメータに変更なし）/ up to date",
+                    report_dir=str(final),
+                )
+            )
             continue
         todo.append((job, fp))
     if todo:
@@ -659,26 +753,39 @@ def _run_locked(ds: Dataset, root: Path, base: Path, year_list: list[int], jobs:
             write_all_profiles(ds, base)
         except OSError as exc:
             ja, en = _os_error_text(exc)
-            warnings.append(f"市町別カルテを更新できませんでした: {ja} / could not update the municipality profiles: {en}")
+            warnings.append(
+                f"市町別カルテを更新できませんでした: {ja} / could not update the municipality profiles: {en}"
+            )
         warnings += publish_print(ds, base)
         try:
             build_index(ds)
         except OSError as exc:
             ja, en = _os_error_text(exc)
-            results.append(_failed(Job(ds.name, "site", "index.html", None, {}),
-                                   f"レポート一覧（index.html）を更新できませんでした: {ja}",
-                                   f"could not update the index (index.html): {en}", report_dir=str(base)))
+            results.append(
+                _failed(
+                    Job(ds.name, "site", "index.html", None, {}),
+                    f"レポート一覧（index.html）を更新できませんでした: {ja}",
+                    f"could not update the index (index.html): {en}",
+                    report_dir=str(base),
+                )
+            )
     return RunResults(results, warnings)
 
 
-def _execute_all(todo: list[tuple[Job, dict]], root: Path, meta: dict, n_workers: int, progress: bool) -> list[JobResult]:
+def _execute_all(
+    todo: list[tuple[Job, dict]], root: Path, meta: dict, n_workers: int, progress: bool
+) -> list[JobResult]:
     """Run the jobs in spawned worker processes; stop them all if the run is interrupted."""
     from tqdm import tqdm
 
     results: list[JobResult] = []
     bar = tqdm(total=len(todo), desc="レポート作成", unit="件", disable=not progress, dynamic_ncols=True)
-    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn"),
-                               initializer=_worker_init, initargs=(os.getpid(), meta["memory_limit_mb"]))
+    pool = ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(os.getpid(), meta["memory_limit_mb"]),
+    )
     try:
         futures = {pool.submit(execute_job, job, str(root), fp, meta): job for job, fp in todo}
         for fut in as_completed(futures):
@@ -688,11 +795,14 @@ def _execute_all(todo: list[tuple[Job, dict]], root: Path, meta: dict, n_workers
                 res = fut.result()
             except BrokenProcessPool:
                 # one dead worker breaks the pool: every job not yet finished ends here
-                res = _failed(job, "作業プロセスが異常終了したため作成できませんでした（メモリ不足で OS に強制終了された"
-                                   "可能性があります）。もう一度実行してください",
-                              "a worker process died (possibly killed by the OS for lack of memory); run again",
-                              report_dir=final)
-            except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back
+                res = _failed(
+                    job,
+                    "作業プロセスが異常終了したため作成できませんでした（メモリ不足で OS に強制終了された"
+                    "可能性があります）。もう一度実行してください",
+                    "a worker process died (possibly killed by the OS for lack of memory); run again",
+                    report_dir=final,
+                )
+            except Exception as exc:
                 res = _failed(job, *describe_failure(exc, meta["memory_limit_mb"]), report_dir=final)
             results.append(res)
             bar.set_postfix_str(f"{res.job.out_name}: {res.status}")
@@ -720,23 +830,31 @@ def record_outcomes(base: Path, results: list[JobResult]) -> list[str]:
     from .export import write_text
 
     failed_dir = base / ".failed"
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     problems = []
     for r in results:
         flat = r.job.out_name.replace("/", "_")
         try:
             if r.status == "failed":
-                record = {"name": r.job.out_name, "failed_at": now, "reason_ja": r.reason_ja or r.message,
-                          "reason_en": r.reason_en, "log": os.path.relpath(r.log, base) if r.log else None}
-                write_text(failed_dir / f"{flat}.json",
-                           json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+                record = {
+                    "name": r.job.out_name,
+                    "failed_at": now,
+                    "reason_ja": r.reason_ja or r.message,
+                    "reason_en": r.reason_en,
+                    "log": os.path.relpath(r.log, base) if r.log else None,
+                }
+                write_text(
+                    failed_dir / f"{flat}.json", json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+                )
             elif failed_dir.is_dir():
                 for suffix in (".json", ".log", ".ipynb"):
                     (failed_dir / f"{flat}{suffix}").unlink(missing_ok=True)
         except OSError as exc:
             ja, en = _os_error_text(exc)
-            problems.append(f"失敗の記録を更新できませんでした（{r.job.out_name}）: {ja} / could not update the failure "
-                            f"record of {r.job.out_name}: {en}")
+            problems.append(
+                f"失敗の記録を更新できませんでした（{r.job.out_name}）: {ja} / could not update the failure "
+                f"record of {r.job.out_name}: {en}"
+            )
     return problems[:1] + ([f"ほか {len(problems) - 1} 件 / {len(problems) - 1} more"] if len(problems) > 1 else [])
 
 
@@ -745,8 +863,9 @@ def publish_print(ds: Dataset, base: Path) -> list[str]:
     from .pdf import publish
     from .texts import SYNTHETIC_BANNER_JA
 
-    return publish(base, label_ja=ds.label_ja, synthetic=ds.synthetic,
-                   banner_ja=SYNTHETIC_BANNER_JA if ds.synthetic else None)
+    return publish(
+        base, label_ja=ds.label_ja, synthetic=ds.synthetic, banner_ja=SYNTHETIC_BANNER_JA if ds.synthetic else None
+    )
 
 
 def build_index(ds: Dataset) -> Path:
@@ -761,8 +880,9 @@ def build_index(ds: Dataset) -> Path:
     banner = SYNTHETIC_BANNER_JA if ds.synthetic else None
     write_assumptions(root / "docs" / "assumptions.md", out, banner_ja=banner)
     meta = {k: ds.meta.get(k) for k in ("label_ja", "label_en", "description_ja")}
-    meta.update({"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years,
-                 "banner_ja": SYNTHETIC_BANNER_JA})
+    meta.update(
+        {"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years, "banner_ja": SYNTHETIC_BANNER_JA}
+    )
     return _build(out, meta)
 
 
@@ -809,8 +929,13 @@ def refresh_notebooks(names: list[str] | None = None) -> list[Path]:
     paths = [root / NOTEBOOKS[n] for n in names] if names else sorted((root / "notebooks").glob("*.ipynb"))
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=600, kernel_name="python3", shutdown_kernel="immediate",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=600,
+            kernel_name="python3",
+            shutdown_kernel="immediate",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
         for cell in nb.cells:
             cell.get("metadata", {}).pop("execution", None)
         from .export import write_text
@@ -833,5 +958,19 @@ def summary_table(results: list[JobResult]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Job", "JobResult", "RunResults", "RunError", "RunLocked", "OutputError", "Interrupted", "DatasetError",
-           "run", "parse_years", "summary_table", "validate_dataset_name", "describe_failure", "descendants"]
+__all__ = [
+    "DatasetError",
+    "Interrupted",
+    "Job",
+    "JobResult",
+    "OutputError",
+    "RunError",
+    "RunLocked",
+    "RunResults",
+    "descendants",
+    "describe_failure",
+    "parse_years",
+    "run",
+    "summary_table",
+    "validate_dataset_name",
+]

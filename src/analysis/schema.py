@@ -13,6 +13,7 @@ The schema is built from the codebook, so a question added to the YAML is checke
 `check_tidy` runs the schema lazily and returns its failures as plain dicts with Japanese and
 English reasons, so the reader can turn them into issues instead of raising a pandera traceback.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -39,9 +40,12 @@ def tidy_schema(book: Codebook):
     string = pd.StringDtype()
     columns = {
         "fiscal_year": pa.Column("Int64", pa.Check.in_range(*FY_RANGE), nullable=True),
-        "code": pa.Column(string, [pa.Check.str_matches(r"^\d{6}$"),
-                                   pa.Check(_valid_check_digit, element_wise=True, name="check_digit")],
-                          nullable=False, unique=True),
+        "code": pa.Column(
+            string,
+            [pa.Check.str_matches(r"^\d{6}$"), pa.Check(_valid_check_digit, element_wise=True, name="check_digit")],
+            nullable=False,
+            unique=True,
+        ),
         "name": pa.Column(string, nullable=False),
     }
     for q in book.questions:
@@ -90,12 +94,25 @@ def check_tidy(tidy: pd.DataFrame, book: Codebook) -> list[dict]:
     except pe.SchemaErrors as exc:
         cases = exc.failure_cases
     except pe.SchemaError as exc:  # pragma: no cover - lazy validation collects these
-        return [{"column": "", "code": None, "value": "", "reason_ja": f"表の検査に失敗しました: {exc}",
-                 "reason_en": f"schema check failed: {exc}"}]
-    except Exception as exc:  # noqa: BLE001 - a bug in a check must not hide the file's problems
-        return [{"column": "", "code": None, "value": "",
-                 "reason_ja": f"表の検査を実行できませんでした（{type(exc).__name__}）",
-                 "reason_en": f"schema check could not run: {type(exc).__name__}: {exc}"}]
+        return [
+            {
+                "column": "",
+                "code": None,
+                "value": "",
+                "reason_ja": f"表の検査に失敗しました: {exc}",
+                "reason_en": f"schema check failed: {exc}",
+            }
+        ]
+    except Exception as exc:
+        return [
+            {
+                "column": "",
+                "code": None,
+                "value": "",
+                "reason_ja": f"表の検査を実行できませんでした（{type(exc).__name__}）",
+                "reason_en": f"schema check could not run: {type(exc).__name__}: {exc}",
+            }
+        ]
     out = []
     for rec in cases.to_dict("records"):
         column = rec.get("column")
@@ -111,9 +128,13 @@ def check_tidy(tidy: pd.DataFrame, book: Codebook) -> list[dict]:
         check = str(rec.get("check"))
         ja, en = _reason(check)
         value = rec.get("failure_case")
-        out.append({
-            "column": column, "code": code, "value": "" if value is None else str(value),
-            "reason_ja": f"表の検査: 『{column or '表'}』の{ja}（{check}）",
-            "reason_en": f"schema check: {column or 'table'}: {en} ({check})",
-        })
+        out.append(
+            {
+                "column": column,
+                "code": code,
+                "value": "" if value is None else str(value),
+                "reason_ja": f"表の検査: 『{column or '表'}』の{ja}（{check}）",
+                "reason_en": f"schema check: {column or 'table'}: {en} ({check})",
+            }
+        )
     return out

@@ -20,6 +20,7 @@ municipalities still at risk, so its rate (events / person-years) decides.
 
 Checked against the EValue package's published examples in tests/test_sensitivity.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,12 +34,12 @@ from .errors import AnalysisError
 __all__ = [
     "RARE_OUTCOME",
     "EValue",
-    "evalue_rr",
+    "evalue_columns",
     "evalue_or",
     "evalue_point",
-    "is_rare",
-    "evalue_columns",
+    "evalue_rr",
     "evalue_sentence_ja",
+    "is_rare",
 ]
 
 RARE_OUTCOME = 0.15  # VanderWeele & Ding 2017; EValue: "rare (<15 percent at end of follow-up)"
@@ -89,8 +90,7 @@ def _finite_or_nan(v) -> float:
     return math.nan if v is None else float(v)
 
 
-def evalue_rr(rr: float, lower: float | None = None, upper: float | None = None, *,
-              true: float = 1.0) -> EValue:
+def evalue_rr(rr: float, lower: float | None = None, upper: float | None = None, *, true: float = 1.0) -> EValue:
     """E-values for a risk ratio and its confidence interval (EValue's ``evalues.RR``).
 
     Give an unbounded side as 0 (lower) or ``math.inf`` (upper); a NaN limit (not known) gives a
@@ -99,8 +99,9 @@ def evalue_rr(rr: float, lower: float | None = None, upper: float | None = None,
     return _evalue(_finite_or_nan(rr), _finite_or_nan(lower), _finite_or_nan(upper), true, "none")
 
 
-def evalue_or(or_: float, lower: float | None = None, upper: float | None = None, *, rare: bool,
-              true: float = 1.0) -> EValue:
+def evalue_or(
+    or_: float, lower: float | None = None, upper: float | None = None, *, rare: bool, true: float = 1.0
+) -> EValue:
     """E-values for an odds ratio and its confidence interval (EValue's ``evalues.OR``).
 
     ``rare``: the outcome is rare (< 15 %; see :func:`is_rare`), so the OR is used as a risk
@@ -127,7 +128,7 @@ def _evalue(rr: float, lower: float, upper: float, true: float, conversion: str)
     if not math.isnan(rr) and not math.isnan(upper) and upper < rr * (1 - 1e-12):
         raise _error("推定値が信頼区間の外にあります。", "the estimate lies outside its interval")
     point = evalue_point(rr, true)
-    includes = (not math.isnan(lower) and not math.isnan(upper) and lower <= true <= upper)
+    includes = not math.isnan(lower) and not math.isnan(upper) and lower <= true <= upper
     if includes:
         ci = 1.0
     elif math.isnan(rr):
@@ -136,8 +137,15 @@ def _evalue(rr: float, lower: float, upper: float, true: float, conversion: str)
         ci = 1.0 if (not math.isnan(lower) and lower <= true) else evalue_point(lower, true)
     else:
         ci = 1.0 if (not math.isnan(upper) and upper >= true) else evalue_point(upper, true)
-    return EValue(point=point, ci=ci, rr=rr, rr_lower=lower, rr_upper=upper,
-                  ci_includes_null=bool(includes or ci == 1.0), conversion=conversion)
+    return EValue(
+        point=point,
+        ci=ci,
+        rr=rr,
+        rr_lower=lower,
+        rr_upper=upper,
+        ci_includes_null=bool(includes or ci == 1.0),
+        conversion=conversion,
+    )
 
 
 def is_rare(outcome_rate: float, threshold: float = RARE_OUTCOME) -> bool:
@@ -147,8 +155,9 @@ def is_rare(outcome_rate: float, threshold: float = RARE_OUTCOME) -> bool:
     return bool(outcome_rate < threshold)
 
 
-def evalue_columns(table: pd.DataFrame, *, rare: bool, or_col: str = "or", lower_col: str = "or_lower",
-                   upper_col: str = "or_upper") -> pd.DataFrame:
+def evalue_columns(
+    table: pd.DataFrame, *, rare: bool, or_col: str = "or", lower_col: str = "or_lower", upper_col: str = "or_upper"
+) -> pd.DataFrame:
     """E-values for every row of a table of odds ratios (numbers, for CSV/XLSX and the HTML).
 
     Returns a frame with the table's index and columns ``evalue`` (estimate) and ``evalue_ci``
@@ -157,8 +166,7 @@ def evalue_columns(table: pd.DataFrame, *, rare: bool, or_col: str = "or", lower
     to be unbounded.
     """
     rows = [evalue_or(r[or_col], r[lower_col], r[upper_col], rare=rare) for _, r in table.iterrows()]
-    return pd.DataFrame({"evalue": [e.point for e in rows], "evalue_ci": [e.ci for e in rows]},
-                        index=table.index)
+    return pd.DataFrame({"evalue": [e.point for e in rows], "evalue_ci": [e.ci for e in rows]}, index=table.index)
 
 
 def _floor1(x: float) -> str:
@@ -175,8 +183,10 @@ def evalue_sentence_ja(ev: EValue, *, exposure: str = "支援の活用", outcome
         return "推定値がないため、未測定の交絡に対する頑健さ（E値）は計算できません。"
     if math.isinf(ev.point):
         return "推定値が無限大のため、E値は計算できません。"
-    text = (f"未測定の交絡要因が、{exposure}と{outcome}の双方とリスク比でそれぞれ約{_floor1(ev.point)}倍以上の"
-            "関連を持てば、この関連は説明し尽くされる可能性があります（E値）。")
+    text = (
+        f"未測定の交絡要因が、{exposure}と{outcome}の双方とリスク比でそれぞれ約{_floor1(ev.point)}倍以上の"
+        "関連を持てば、この関連は説明し尽くされる可能性があります（E値）。"
+    )
     if math.isnan(ev.ci):
         return text
     if ev.ci_includes_null:

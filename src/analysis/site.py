@@ -23,13 +23,12 @@ so rebuilding from the same manifests gives byte-identical output.
 
 from __future__ import annotations
 
-from html import escape as html_escape
-
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -203,8 +202,9 @@ def _entry(reports_dir: Path, directory: Path, manifest: _Manifest, *, with_tabl
         reason = _reason_text(record)
         if entry.state == "ok":
             assert manifest.data is not None
-            entry.stale = (f"最新の実行で失敗：前回（{_when_ja(manifest.data.get('finished'))}）の"
-                           "レポートを表示しています")
+            entry.stale = (
+                f"最新の実行で失敗：前回（{_when_ja(manifest.data.get('finished'))}）のレポートを表示しています"
+            )
             entry.reason = reason
             return entry
         return _Entry("failed", "失敗", f"最新の実行で失敗しました：{reason}" if reason else "最新の実行で失敗しました")
@@ -236,8 +236,11 @@ def _entry_from_manifest(reports_dir: Path, directory: Path, manifest: _Manifest
     entry.summary = _format_summary(manifest.data.get("summary"))
     if (directory / "report.pdf").is_file():
         entry.pdf = _Link(_href(reports_dir, directory / "report.pdf"), "PDF")
-    entry.summary_page = [_Link(_href(reports_dir, directory / name), label)
-                          for name, label in _SUMMARY_FILES if (directory / name).is_file()]
+    entry.summary_page = [
+        _Link(_href(reports_dir, directory / name), label)
+        for name, label in _SUMMARY_FILES
+        if (directory / name).is_file()
+    ]
     if with_tables:
         xlsx = directory / "tables.xlsx"
         if xlsx.is_file():
@@ -275,7 +278,7 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     return t
 
 
@@ -302,10 +305,8 @@ def _provenance(manifests: list[_Manifest]) -> dict[str, Any]:
     input_rows = [(path, sorted(digests)) for path, digests in sorted(inputs.items())]
 
     return {
-        "generated_iso": newest.astimezone(timezone.utc).isoformat() if newest else None,
-        "generated_ja": (
-            newest.astimezone(_JST).strftime("%Y年%m月%d日 %H:%M（日本時間）") if newest else None
-        ),
+        "generated_iso": newest.astimezone(UTC).isoformat() if newest else None,
+        "generated_ja": (newest.astimezone(_JST).strftime("%Y年%m月%d日 %H:%M（日本時間）") if newest else None),
         "commits": commits,
         "code_hashes": code_hashes,
         "inputs": input_rows,
@@ -427,8 +428,9 @@ def build_index(reports_dir: Path, dataset: dict) -> Path:
         "assumptions": (reports_dir / "assumptions.html").is_file(),
         "profiles": (reports_dir / "profiles" / "index.html").is_file(),
         "has_summary_pages": any(r.main.summary_page for r in rows),
-        "print_css": print_page_css(f"{INDEX_TITLE_JA} — {label_ja}" if label_ja else INDEX_TITLE_JA,
-                                    synthetic=bool(dataset.get("synthetic"))),
+        "print_css": print_page_css(
+            f"{INDEX_TITLE_JA} — {label_ja}" if label_ja else INDEX_TITLE_JA, synthetic=bool(dataset.get("synthetic"))
+        ),
     }
     html = _environment().get_template("index.html.j2").render(context)
     violations = find_offline_violations(html)
@@ -450,16 +452,17 @@ def write_assumptions(markdown_path: Path, reports_dir: Path, banner_ja: str | N
     md = mistune.create_markdown(escape=True, plugins=["table"])
     body = md(markdown_path.read_text(encoding="utf-8"))
     body = re.sub(r"<table>", "<table><caption>前提の一覧（番号・日付・項目・前提・理由・変更箇所）</caption>", body)
-    banner = (f'<div class="banner" role="note"><strong>{html_escape(banner_ja)}</strong></div>\n'
-              if banner_ja else "")
+    banner = f'<div class="banner" role="note"><strong>{html_escape(banner_ja)}</strong></div>\n' if banner_ja else ""
     css = (TEMPLATE_DIR / "site" / "site.css").read_text(encoding="utf-8")
     css += print_page_css("前提の記録（分析の前提）", synthetic=bool(banner_ja))
-    html = ('<!DOCTYPE html>\n<html lang="ja">\n<head>\n<meta charset="utf-8">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            '<title>前提の記録（assumptions log）</title>\n'
-            f'<style>\n{css}\n.table-wrap{{overflow-x:auto}}</style>\n</head>\n<body>\n<main>\n'
-            '<p><a href="index.html">レポート一覧に戻る</a></p>\n'
-            f'{banner}{wrap_tables(body)}\n</main>\n</body>\n</html>\n')
+    html = (
+        '<!DOCTYPE html>\n<html lang="ja">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>前提の記録（assumptions log）</title>\n"
+        f"<style>\n{css}\n.table-wrap{{overflow-x:auto}}</style>\n</head>\n<body>\n<main>\n"
+        '<p><a href="index.html">レポート一覧に戻る</a></p>\n'
+        f"{banner}{wrap_tables(body)}\n</main>\n</body>\n</html>\n"
+    )
     violations = find_offline_violations(html)
     if violations:  # pragma: no cover
         raise ValueError("assumptions.html is not self-contained: " + "; ".join(violations))

@@ -13,6 +13,7 @@ construction. The page is self-contained (images as data: URIs, inline CSS, no s
 deterministic (no clock) and fits one A4 landscape page when printed and a 1600×900 screen for
 the slide image (analysis.pdf prints and photographs it).
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import jinja2
 
-from .site import _count  # a whole count from summary.json (site reads the same files)
 from .htmlexport import TEMPLATE_DIR, find_offline_violations, print_page_css, write_text_atomic
+from .site import _count  # a whole count from summary.json (site reads the same files)
 from .wareki import wareki_fy
 
 __all__ = ["SUMMARY_FILE", "build_summary_page", "key_sentences", "summary_title"]
@@ -35,9 +36,14 @@ SUMMARY_FILE = "summary.html"
 #: Columns of the association table (tables/NN_association.csv, association.association_table_ja)
 #: that the sentences are made from.
 _ASSOC_COLUMNS = {
-    "label": "支援施策", "n_exposed": "活用あり(市町数)", "rate_exposed": "全項目実施率・あり(%)",
-    "n_unexposed": "活用なし(市町数)", "rate_unexposed": "全項目実施率・なし(%)", "rd": "差(ポイント)",
-    "rd_lower": "差・下限(ポイント)", "rd_upper": "差・上限(ポイント)",
+    "label": "支援施策",
+    "n_exposed": "活用あり(市町数)",
+    "rate_exposed": "全項目実施率・あり(%)",
+    "n_unexposed": "活用なし(市町数)",
+    "rate_unexposed": "全項目実施率・なし(%)",
+    "rd": "差(ポイント)",
+    "rd_lower": "差・下限(ポイント)",
+    "rd_upper": "差・上限(ポイント)",
 }
 _P_COLUMN = "Fisher正確検定p値"
 _MDD_COLUMN = "検出できる最小の差(ポイント)"
@@ -123,8 +129,11 @@ def headlines(fy_dir: Path, summary: dict, previous: dict | None) -> list[Headli
         if n is None:
             continue
         before = _count(previous.get(f"n_{key}")) if previous else None
-        out.append(Headline(key, label, n, total, None if before is None else n - before, wareki_fy(fy - 1),
-                            targets.get(key, "")))
+        out.append(
+            Headline(
+                key, label, n, total, None if before is None else n - before, wareki_fy(fy - 1), targets.get(key, "")
+            )
+        )
     return out
 
 
@@ -151,8 +160,13 @@ def _status_sentence(fy: int, heads: list[Headline]) -> str:
             verb = ("増え", "増えました") if h.change > 0 else ("減り", "減りました")
             clauses.append((f"{what}は{abs(h.change)}市町{verb[0]}", f"{what}は{abs(h.change)}市町{verb[1]}"))
     if clauses:
-        text += (f"前年度（{wareki_fy(fy - 1)}）と比べ、" + "、".join(c[0] for c in clauses[:-1])
-                 + ("、" if len(clauses) > 1 else "") + clauses[-1][1] + "。")
+        text += (
+            f"前年度（{wareki_fy(fy - 1)}）と比べ、"
+            + "、".join(c[0] for c in clauses[:-1])
+            + ("、" if len(clauses) > 1 else "")
+            + clauses[-1][1]
+            + "。"
+        )
     return text
 
 
@@ -201,8 +215,10 @@ def key_sentences(fy_dir: Path, summary: dict, previous: dict | None) -> list[tu
             if not mdd.empty:
                 lo, hi = int(round(mdd.min())), int(round(mdd.max()))
                 span = f"約{lo}ポイント" if lo == hi else f"約{lo}〜{hi}ポイント"
-                caution += (f"市町の数が少ないため、{span}より小さい差は、実際にあっても見つけられる確率（検出力）が"
-                            "80%未満です。差が「有意でない」ことは、差がないことを意味しません。")
+                caution += (
+                    f"市町の数が少ないため、{span}より小さい差は、実際にあっても見つけられる確率（検出力）が"
+                    "80%未満です。差が「有意でない」ことは、差がないことを意味しません。"
+                )
         out.append(("読み方の注意", caution))
     return out
 
@@ -231,13 +247,17 @@ def _charts(fy_dir: Path, label: str) -> list[dict]:
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "summary")),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
         keep_trailing_newline=True,
     )
 
 
-def render_summary_page(fy_dir: Path, *, label_ja: str, synthetic: bool, banner_ja: str | None = None,
-                        index_href: str = "../index.html") -> str | None:
+def render_summary_page(
+    fy_dir: Path, *, label_ja: str, synthetic: bool, banner_ja: str | None = None, index_href: str = "../index.html"
+) -> str | None:
     """The summary page's HTML for reports/<dataset>/FY<yyyy>/ (None without a summary.json)."""
     fy_dir = Path(fy_dir)
     summary = _read_json(fy_dir / "summary.json")

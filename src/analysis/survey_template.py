@@ -16,6 +16,7 @@ The drop-down offers one spelling per answer value (the first spelling the codeb
 ○ / × and 実施 / 移行準備 / 未実施). Other spellings the reader would accept are refused by Excel,
 on purpose: uniform answers are the point of the template.
 """
+
 from __future__ import annotations
 
 import re
@@ -35,8 +36,8 @@ TITLE_ROW, GUIDE_ROW, NOTE_ROW, GROUP_ROW, HEADER_ROW = 1, 2, 3, 4, 5
 FIRST_DATA_ROW = HEADER_ROW + 1
 ID_GROUP_JA = "基本情報"
 SYNTHETIC_NOTE_JA = "【架空データ】架空県のサンプルから作成した調査票です。実在の自治体とは関係ありません"
-REQUIRED_FILL = "FFF2CC"   # light yellow: required questions
-ID_FILL = "E7E6E6"         # grey: pre-filled, locked
+REQUIRED_FILL = "FFF2CC"  # light yellow: required questions
+ID_FILL = "E7E6E6"  # grey: pre-filled, locked
 HEADER_FILL = "DDEBF7"
 PREFECTURE_FILL = "FCE4D6"  # cells the prefecture fills in on the cover
 CONTACT_PLACEHOLDER = "（県で記入: 担当課名・メールアドレス・電話番号）"
@@ -48,6 +49,7 @@ class TemplateError(AnalysisError):
 
 
 # --- answers the workbook offers ----------------------------------------------------------------
+
 
 def choices(book: Codebook, question: Question) -> list[str]:
     """The drop-down entries of a question: one spelling per non-missing answer value.
@@ -79,11 +81,13 @@ def _list_formula(book: Codebook, q: Question) -> str:
         raise TemplateError(
             f"設問『{q.header_ja}』の選択肢はドロップダウンリストにできません（カンマ・引用符を含むか、合計255文字を超えます）",
             f"the answers of {q.variable} cannot form a drop-down list (a comma or quote, or over 255 characters)",
-            where=str(book.path))
+            where=str(book.path),
+        )
     return formula
 
 
 # --- the workbook ---------------------------------------------------------------------------------
+
 
 def title(book: Codebook, fiscal_year: int) -> str:
     """「令和8年度（2026年度）包括的な支援体制に係る市町アンケート調査」."""
@@ -106,9 +110,17 @@ def columns(book: Codebook) -> list[tuple[str, str, str]]:
     return out
 
 
-def build_workbook(book: Codebook, master: pd.DataFrame, fiscal_year: int, *,
-                   answers: pd.DataFrame | None = None, codes: list[str] | None = None,
-                   deadline: date | None = None, synthetic: bool = False, prefecture: str | None = None):
+def build_workbook(
+    book: Codebook,
+    master: pd.DataFrame,
+    fiscal_year: int,
+    *,
+    answers: pd.DataFrame | None = None,
+    codes: list[str] | None = None,
+    deadline: date | None = None,
+    synthetic: bool = False,
+    prefecture: str | None = None,
+):
     """The questionnaire as an openpyxl Workbook (not saved).
 
     `master` gives the rows (code, name); `codes` restricts them (one municipality's file).
@@ -124,8 +136,10 @@ def build_workbook(book: Codebook, master: pd.DataFrame, fiscal_year: int, *,
     if codes is not None:
         unknown = sorted(set(codes) - set(rows["code"]))
         if unknown:
-            raise TemplateError(f"市町村マスタにない市町村コードです: {', '.join(unknown)}",
-                                f"codes not in the master: {', '.join(unknown)}")
+            raise TemplateError(
+                f"市町村マスタにない市町村コードです: {', '.join(unknown)}",
+                f"codes not in the master: {', '.join(unknown)}",
+            )
         rows = rows[rows["code"].isin(set(codes))]
     if rows.empty:
         raise TemplateError("調査票に載せる市町村がありません", "no municipality to put on the questionnaire")
@@ -160,14 +174,24 @@ def _protect(ws) -> None:
 
     # no password: the prefecture can lift it (Excel: 校閲 > シート保護の解除); column widths and
     # row heights stay adjustable, inserting/deleting rows and columns is refused
-    ws.protection = SheetProtection(sheet=True, formatColumns=False, formatRows=False,
-                                    insertRows=True, insertColumns=True, deleteRows=True,
-                                    deleteColumns=True, sort=True, autoFilter=True,
-                                    selectLockedCells=False, selectUnlockedCells=False)
+    ws.protection = SheetProtection(
+        sheet=True,
+        formatColumns=False,
+        formatRows=False,
+        insertRows=True,
+        insertColumns=True,
+        deleteRows=True,
+        deleteColumns=True,
+        sort=True,
+        autoFilter=True,
+        selectLockedCells=False,
+        selectUnlockedCells=False,
+    )
 
 
-def _answer_sheet(ws, book: Codebook, fiscal_year: int, rows: pd.DataFrame,
-                  answers: pd.DataFrame | None, synthetic: bool) -> None:
+def _answer_sheet(
+    ws, book: Codebook, fiscal_year: int, rows: pd.DataFrame, answers: pd.DataFrame | None, synthetic: bool
+) -> None:
     from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
@@ -175,21 +199,44 @@ def _answer_sheet(ws, book: Codebook, fiscal_year: int, rows: pd.DataFrame,
     cols = columns(book)
     thin = Side(style="thin")
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    fill = {k: PatternFill("solid", fgColor=v) for k, v in
-            {"req": REQUIRED_FILL, "id": ID_FILL, "head": HEADER_FILL}.items()}
+    fill = {
+        k: PatternFill("solid", fgColor=v)
+        for k, v in {"req": REQUIRED_FILL, "id": ID_FILL, "head": HEADER_FILL}.items()
+    }
     _put(ws, TITLE_ROW, 1, f"{title(book, fiscal_year)} 回答票", font=Font(bold=True, size=13))
-    _put(ws, GUIDE_ROW, 1, "各欄はセルを選ぶと表示される▼の一覧から選んでください（一覧にない値は入力できません）。"
-         "黄色の列は必須の設問です。市町村コード・市町村名は変更できません。詳しくは「表紙」シートをご覧ください。")
+    _put(
+        ws,
+        GUIDE_ROW,
+        1,
+        "各欄はセルを選ぶと表示される▼の一覧から選んでください（一覧にない値は入力できません）。"
+        "黄色の列は必須の設問です。市町村コード・市町村名は変更できません。詳しくは「表紙」シートをご覧ください。",
+    )
     if synthetic:
         _put(ws, NOTE_ROW, 1, SYNTHETIC_NOTE_JA, font=Font(bold=True, color="C00000"))
     questions = {q.variable: q for q in book.questions}
     for j, (group, header, var) in enumerate(cols, start=1):
         q = questions.get(var)
         head_fill = fill["req"] if q is not None and q.required else fill["head"]
-        _put(ws, GROUP_ROW, j, group, font=Font(bold=True), border=border, fill=fill["head"],
-             alignment=Alignment(horizontal="center", vertical="center"))
-        _put(ws, HEADER_ROW, j, header, font=Font(bold=True), border=border, fill=head_fill,
-             alignment=Alignment(wrap_text=True, vertical="center", horizontal="center"))
+        _put(
+            ws,
+            GROUP_ROW,
+            j,
+            group,
+            font=Font(bold=True),
+            border=border,
+            fill=fill["head"],
+            alignment=Alignment(horizontal="center", vertical="center"),
+        )
+        _put(
+            ws,
+            HEADER_ROW,
+            j,
+            header,
+            font=Font(bold=True),
+            border=border,
+            fill=head_fill,
+            alignment=Alignment(wrap_text=True, vertical="center", horizontal="center"),
+        )
         width = 11 if var == "code" else 12 if var == "name" else 40 if q is not None and q.answers == "text" else 15
         ws.column_dimensions[get_column_letter(j)].width = width
     start = 1
@@ -202,29 +249,53 @@ def _answer_sheet(ws, book: Codebook, fiscal_year: int, rows: pd.DataFrame,
     by_code = {} if answers is None else {str(r["code"]): r for r in answers.to_dict("records")}
     spell = {q.variable: spelling_of(book, q) for q in book.questions if q.answers != "text"}
     last = FIRST_DATA_ROW + len(rows) - 1
-    for i, (code, name) in enumerate(zip(rows["code"], rows["name"]), start=FIRST_DATA_ROW):
+    for i, (code, name) in enumerate(zip(rows["code"], rows["name"], strict=False), start=FIRST_DATA_ROW):
         for j, (_, _, var) in enumerate(cols, start=1):
             q = questions.get(var)
             if q is None:
-                _put(ws, i, j, str(code) if var == "code" else str(name), border=border, fill=fill["id"],
-                     number_format="@", protection=Protection(locked=True))
+                _put(
+                    ws,
+                    i,
+                    j,
+                    str(code) if var == "code" else str(name),
+                    border=border,
+                    fill=fill["id"],
+                    number_format="@",
+                    protection=Protection(locked=True),
+                )
                 continue
             value = _answer_cell(by_code.get(str(code), {}).get(var), q, spell.get(var))
-            _put(ws, i, j, value, border=border, protection=Protection(locked=False),
-                 alignment=Alignment(wrap_text=q.answers == "text", vertical="center",
-                                     horizontal="left" if q.answers == "text" else "center"),
-                 **({"fill": fill["req"]} if q.required else {}))
+            _put(
+                ws,
+                i,
+                j,
+                value,
+                border=border,
+                protection=Protection(locked=False),
+                alignment=Alignment(
+                    wrap_text=q.answers == "text",
+                    vertical="center",
+                    horizontal="left" if q.answers == "text" else "center",
+                ),
+                **({"fill": fill["req"]} if q.required else {}),
+            )
     for j, (_, _, var) in enumerate(cols, start=1):
         q = questions.get(var)
         if q is None or q.answers == "text":
             continue
         items = choices(book, q)
-        dv = DataValidation(type="list", formula1=_list_formula(book, q), allow_blank=True,
-                            showErrorMessage=True, errorStyle="stop", showInputMessage=True,
-                            errorTitle="入力できない値です",
-                            error=f"『{q.header_ja}』には {' / '.join(items)} のいずれかを▼の一覧から選んでください。",
-                            promptTitle="▼から選択" + ("（必須）" if q.required else ""),
-                            prompt=f"{' / '.join(items)} から選んでください。")
+        dv = DataValidation(
+            type="list",
+            formula1=_list_formula(book, q),
+            allow_blank=True,
+            showErrorMessage=True,
+            errorStyle="stop",
+            showInputMessage=True,
+            errorTitle="入力できない値です",
+            error=f"『{q.header_ja}』には {' / '.join(items)} のいずれかを▼の一覧から選んでください。",
+            promptTitle="▼から選択" + ("（必須）" if q.required else ""),
+            prompt=f"{' / '.join(items)} から選んでください。",
+        )
         col = get_column_letter(j)
         dv.add(f"{col}{FIRST_DATA_ROW}:{col}{last}")
         ws.add_data_validation(dv)
@@ -245,13 +316,16 @@ def _answer_cell(value, q: Question, spelling: dict | None):
         return str(value)
     key = bool(value) if q.answers == "yes_no" else value
     if key not in spelling:
-        raise TemplateError(f"設問『{q.header_ja}』の回答『{value}』に対応する選択肢がありません",
-                            f"no drop-down entry for answer {value!r} of {q.variable}")
+        raise TemplateError(
+            f"設問『{q.header_ja}』の回答『{value}』に対応する選択肢がありません",
+            f"no drop-down entry for answer {value!r} of {q.variable}",
+        )
     return spelling[key]
 
 
-def _cover(ws, book: Codebook, fiscal_year: int, deadline: date | None, synthetic: bool,
-           prefecture: str | None, one) -> None:
+def _cover(
+    ws, book: Codebook, fiscal_year: int, deadline: date | None, synthetic: bool, prefecture: str | None, one
+) -> None:
     from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 
     thin = Side(style="thin")
@@ -275,30 +349,51 @@ def _cover(ws, book: Codebook, fiscal_year: int, deadline: date | None, syntheti
         _put(ws, r, 2, f"{one['code']} {one['name']}", font=bold, border=border)
         r += 1
     _put(ws, r, 1, "提出期限", font=bold, border=border)
-    _put(ws, r, 2, deadline, border=border, fill=pref_fill, protection=Protection(locked=False),
-         number_format='yyyy"年"m"月"d"日"', font=Font(bold=True, color="C00000"),
-         alignment=Alignment(horizontal="left"))
+    _put(
+        ws,
+        r,
+        2,
+        deadline,
+        border=border,
+        fill=pref_fill,
+        protection=Protection(locked=False),
+        number_format='yyyy"年"m"月"d"日"',
+        font=Font(bold=True, color="C00000"),
+        alignment=Alignment(horizontal="left"),
+    )
     _put(ws, r, 3, f"（{wareki_date(deadline)}）" if deadline else "（県で記入）")
     r += 1
     _put(ws, r, 1, "提出先", font=bold, border=border)
     ws.merge_cells(start_row=r, start_column=2, end_row=r, end_column=4)
-    _put(ws, r, 2, CONTACT_PLACEHOLDER, border=border, fill=pref_fill, protection=Protection(locked=False),
-         alignment=wrap)
+    _put(
+        ws,
+        r,
+        2,
+        CONTACT_PLACEHOLDER,
+        border=border,
+        fill=pref_fill,
+        protection=Protection(locked=False),
+        alignment=wrap,
+    )
     r += 1
     _put(ws, r, 1, "回答の対象", font=bold, border=border)
     _put(ws, r, 2, f"{wareki_fy(fiscal_year)}（{fiscal_year}年4月〜{fiscal_year + 1}年3月）の取組の状況", border=border)
     r += 2
     _put(ws, r, 1, "回答のしかた", font=Font(bold=True, size=12))
-    steps = [s for s in [
-        "「回答」シートの自市町の行に回答してください。市町村コードと市町村名は記入済みで、変更できません。",
-        "各欄はセルを選ぶと表示される▼の一覧から選んでください。一覧にない値（空白以外）は入力できません。"
-        "貼り付けは一覧の検査を通らないため、使わないでください。",
-        "黄色の設問は必須です。すべて回答してください。「備考」は任意の自由記述です。",
-        _meaning(book),
-        "シートや行・列の追加・削除、見出しの書き換えはしないでください（県の集計にそのまま使います）。",
-        "Excel 形式（.xlsx）のまま保存し、提出期限までに提出先へメールで返送してください。"
-        "ファイル名は変えてもかまいません。",
-    ] if s]
+    steps = [
+        s
+        for s in [
+            "「回答」シートの自市町の行に回答してください。市町村コードと市町村名は記入済みで、変更できません。",
+            "各欄はセルを選ぶと表示される▼の一覧から選んでください。一覧にない値（空白以外）は入力できません。"
+            "貼り付けは一覧の検査を通らないため、使わないでください。",
+            "黄色の設問は必須です。すべて回答してください。「備考」は任意の自由記述です。",
+            _meaning(book),
+            "シートや行・列の追加・削除、見出しの書き換えはしないでください（県の集計にそのまま使います）。",
+            "Excel 形式（.xlsx）のまま保存し、提出期限までに提出先へメールで返送してください。"
+            "ファイル名は変えてもかまいません。",
+        ]
+        if s
+    ]
     for k, text in enumerate(steps, start=1):
         r += 1
         _put(ws, r, 1, f"{k}.", alignment=Alignment(horizontal="right", vertical="top"))
@@ -318,8 +413,15 @@ def _cover(ws, book: Codebook, fiscal_year: int, deadline: date | None, syntheti
         answer = " / ".join(items) if items else "自由記述（任意）"
         cells = [str(k), q.group_ja, q.header_ja, answer, "必須" if q.required else "任意"]
         for j, text in enumerate(cells, start=1):
-            _put(ws, r, j, text, border=border, alignment=wrap,
-                 **({"fill": PatternFill("solid", fgColor=REQUIRED_FILL)} if q.required and j == 5 else {}))
+            _put(
+                ws,
+                r,
+                j,
+                text,
+                border=border,
+                alignment=wrap,
+                **({"fill": PatternFill("solid", fgColor=REQUIRED_FILL)} if q.required and j == 5 else {}),
+            )
     ws.freeze_panes = None
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.sheet_properties.pageSetUpPr.fitToPage = True
@@ -333,7 +435,9 @@ def _meaning(book: Codebook) -> str:
     yes_no = next((q for q in book.questions if q.answers == "yes_no"), None)
     if yes_no is not None:
         sp = spelling_of(book, yes_no)
-        parts.append(f"{sp[True]} は「実施している／活用した／課題と感じている」、{sp[False]} は「そうでない」ことを表します。")
+        parts.append(
+            f"{sp[True]} は「実施している／活用した／課題と感じている」、{sp[False]} は「そうでない」ことを表します。"
+        )
     for q in book.questions:
         if q.answers not in ("yes_no", "text"):
             parts.append(f"『{q.header_ja}』は {' / '.join(choices(book, q))} から選びます。")
@@ -342,20 +446,26 @@ def _meaning(book: Codebook) -> str:
 
 # --- where it may be written ----------------------------------------------------------------------
 
+
 def check_target(out: Path | str, *, replace: bool = False) -> Path:
     """The resolved .xlsx path, or TemplateError: never data/ inputs, never an existing file
     without `replace`."""
     out = Path(out).expanduser().resolve()
     if out.suffix.lower() != ".xlsx":
-        raise TemplateError("出力ファイルの拡張子は .xlsx にしてください", "the output file must end in .xlsx",
-                            where=str(out))
+        raise TemplateError(
+            "出力ファイルの拡張子は .xlsx にしてください", "the output file must end in .xlsx", where=str(out)
+        )
     if out.is_dir():
-        raise TemplateError("出力先がフォルダです。ファイル名を指定してください", "the output path is a folder",
-                            where=str(out))
+        raise TemplateError(
+            "出力先がフォルダです。ファイル名を指定してください", "the output path is a folder", where=str(out)
+        )
     _refuse_inputs(out)
     if out.exists() and not replace:
-        raise TemplateError("ファイルが既にあります。上書きするときは --replace を付けてください",
-                            "file exists; pass --replace to overwrite it", where=str(out))
+        raise TemplateError(
+            "ファイルが既にあります。上書きするときは --replace を付けてください",
+            "file exists; pass --replace to overwrite it",
+            where=str(out),
+        )
     return out
 
 
@@ -368,7 +478,8 @@ def _refuse_inputs(path: Path) -> None:
             raise TemplateError(
                 f"data/{sub}/ は入力データの置き場です。調査票はここには書き出しません。別の出力先を指定してください",
                 f"data/{sub}/ holds inputs; questionnaires are not written there; choose another path",
-                where=str(path))
+                where=str(path),
+            )
 
 
 def municipality_file_name(code: str, name: str, fiscal_year: int) -> str:
@@ -382,13 +493,23 @@ def parse_deadline(text: str | None) -> date | None:
     try:
         return date.fromisoformat(str(text).strip())
     except ValueError:
-        raise TemplateError(f"提出期限『{text}』は日付として読めません（例: 2026-10-31）",
-                            f"deadline {text!r} is not a date (YYYY-MM-DD)", where="--deadline") from None
+        raise TemplateError(
+            f"提出期限『{text}』は日付として読めません（例: 2026-10-31）",
+            f"deadline {text!r} is not a date (YYYY-MM-DD)",
+            where="--deadline",
+        ) from None
 
 
-def write_template(dataset: str, fiscal_year: int, *, out: Path | str | None = None,
-                   per_municipality: Path | str | None = None, deadline: date | None = None,
-                   replace: bool = False, book: Codebook | None = None) -> list[Path]:
+def write_template(
+    dataset: str,
+    fiscal_year: int,
+    *,
+    out: Path | str | None = None,
+    per_municipality: Path | str | None = None,
+    deadline: date | None = None,
+    replace: bool = False,
+    book: Codebook | None = None,
+) -> list[Path]:
     """Write the questionnaire of `dataset` for `fiscal_year`; return the files written.
 
     `out` gets the workbook with every municipality (default: ./survey_FY<yyyy>_template.xlsx,
@@ -399,8 +520,11 @@ def write_template(dataset: str, fiscal_year: int, *, out: Path | str | None = N
     from .export import save_workbook
 
     if isinstance(fiscal_year, bool) or not isinstance(fiscal_year, int) or not 1989 <= fiscal_year <= 2100:
-        raise TemplateError(f"年度『{fiscal_year}』が不正です（例: 2026）", f"invalid fiscal year {fiscal_year!r}",
-                            where="--fiscal-year")
+        raise TemplateError(
+            f"年度『{fiscal_year}』が不正です（例: 2026）",
+            f"invalid fiscal year {fiscal_year!r}",
+            where="--fiscal-year",
+        )
     ds = load_dataset(dataset)
     book = book or load_codebook()
     master = ds.master()
@@ -411,20 +535,27 @@ def write_template(dataset: str, fiscal_year: int, *, out: Path | str | None = N
     if per_municipality is not None:
         folder = Path(per_municipality).expanduser().resolve()
         if folder.exists() and not folder.is_dir():
-            raise TemplateError("--per-municipality にはフォルダを指定してください", "--per-municipality must be a folder",
-                                where=str(folder))
+            raise TemplateError(
+                "--per-municipality にはフォルダを指定してください",
+                "--per-municipality must be a folder",
+                where=str(folder),
+            )
         _refuse_inputs(folder)
-        for code, name in zip(master["code"], master["name"]):
-            targets.append((check_target(folder / municipality_file_name(code, name, fiscal_year), replace=replace),
-                            [str(code)]))
+        for code, name in zip(master["code"], master["name"], strict=False):
+            targets.append(
+                (check_target(folder / municipality_file_name(code, name, fiscal_year), replace=replace), [str(code)])
+            )
     seen = [t for t, _ in targets]
     if len(set(seen)) != len(seen):
-        raise TemplateError("同じファイル名になる市町があります（市町村マスタを確認してください）",
-                            "two municipalities would get the same file name; check the master")
+        raise TemplateError(
+            "同じファイル名になる市町があります（市町村マスタを確認してください）",
+            "two municipalities would get the same file name; check the master",
+        )
     written = []
     for target, only in targets:
-        wb = build_workbook(book, master, fiscal_year, codes=only, deadline=deadline, synthetic=ds.synthetic,
-                            prefecture=pref)
+        wb = build_workbook(
+            book, master, fiscal_year, codes=only, deadline=deadline, synthetic=ds.synthetic, prefecture=pref
+        )
         written.append(save_workbook(wb, target))
     return written
 
@@ -436,8 +567,14 @@ def run_cli(args) -> int:
 
     try:
         deadline = parse_deadline(args.deadline)
-        files = write_template(args.dataset, args.fiscal_year, out=args.out, per_municipality=args.per_municipality,
-                               deadline=deadline, replace=args.replace)
+        files = write_template(
+            args.dataset,
+            args.fiscal_year,
+            out=args.out,
+            per_municipality=args.per_municipality,
+            deadline=deadline,
+            replace=args.replace,
+        )
     except (AnalysisError, DatasetError, SurveyError, OSError) as exc:
         print(f"エラー / error: {exc}", file=sys.stderr)
         return 2
@@ -448,13 +585,32 @@ def run_cli(args) -> int:
         n = len(files) - (1 if head is not None else 0)
         print(f"市町別の調査票 {n} 件を書き出しました / {n} per-municipality file(s) written: {args.per_municipality}")
     if deadline is None:
-        print("提出期限は空欄です（表紙のセルに記入するか --deadline で指定）/ the deadline cell is blank "
-              "(fill it in on the cover or pass --deadline)")
-    print("表紙の「提出先」に県の担当課・連絡先を記入してから配布してください / fill in the return address "
-          "(提出先) on the cover before sending")
+        print(
+            "提出期限は空欄です（表紙のセルに記入するか --deadline で指定）/ the deadline cell is blank "
+            "(fill it in on the cover or pass --deadline)"
+        )
+    print(
+        "表紙の「提出先」に県の担当課・連絡先を記入してから配布してください / fill in the return address "
+        "(提出先) on the cover before sending"
+    )
     return 0
 
 
-__all__ = ["ANSWER_SHEET", "COVER_SHEET", "FIRST_DATA_ROW", "HEADER_ROW", "TemplateError", "build_workbook",
-           "check_target", "choices", "columns", "municipality_file_name", "parse_deadline", "run_cli",
-           "spelling_of", "title", "wareki_date", "write_template"]
+__all__ = [
+    "ANSWER_SHEET",
+    "COVER_SHEET",
+    "FIRST_DATA_ROW",
+    "HEADER_ROW",
+    "TemplateError",
+    "build_workbook",
+    "check_target",
+    "choices",
+    "columns",
+    "municipality_file_name",
+    "parse_deadline",
+    "run_cli",
+    "spelling_of",
+    "title",
+    "wareki_date",
+    "write_template",
+]

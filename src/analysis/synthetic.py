@@ -19,6 +19,7 @@ implement all main items): seeds are tried in order from `BASE_SEED` and the fir
 matches is kept, so the DGP parameters are exactly those in `truth.json` and regeneration is
 byte-identical. Names and codes are fictional (prefecture code 99 does not exist).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,11 +40,34 @@ SAMPLE_PREF_CODE = "99"
 SAMPLE_PREF_NAME = "架空県"
 SYNTHETIC_NOTE_JA = "【架空データ】実在の自治体・調査とは関係ありません"
 
-CITY_NAMES = ["青葉市", "霞ヶ丘市", "月見台市", "白砂市", "星川市", "若草市", "朝凪市", "鈴蘭市",
-              "紅葉台市", "水城市"]
-TOWN_NAMES = ["花野町", "雲雀町", "萩原町", "小鳩町", "渚町", "野菊町", "松風町", "夕凪町",
-              "桐生野町", "菜の花町", "山彦町", "風見町", "千鳥町", "蛍町", "柚木町", "梢町",
-              "椿原町", "瀬音町", "雪見町", "笹森町", "岬町", "鶴見野町", "葵町", "蓬町", "銀杏町"]
+CITY_NAMES = ["青葉市", "霞ヶ丘市", "月見台市", "白砂市", "星川市", "若草市", "朝凪市", "鈴蘭市", "紅葉台市", "水城市"]
+TOWN_NAMES = [
+    "花野町",
+    "雲雀町",
+    "萩原町",
+    "小鳩町",
+    "渚町",
+    "野菊町",
+    "松風町",
+    "夕凪町",
+    "桐生野町",
+    "菜の花町",
+    "山彦町",
+    "風見町",
+    "千鳥町",
+    "蛍町",
+    "柚木町",
+    "梢町",
+    "椿原町",
+    "瀬音町",
+    "雪見町",
+    "笹森町",
+    "岬町",
+    "鶴見野町",
+    "葵町",
+    "蓬町",
+    "銀杏町",
+]
 
 
 @dataclass(frozen=True)
@@ -53,26 +77,42 @@ class Truth:
     seed: int = BASE_SEED
     years: tuple[int, ...] = YEARS
     # support uptake: intercept, yearly trend, log-pop slope, 過疎, latent capacity
-    support: dict = field(default_factory=lambda: {
-        "sup_advisor":        {"a": -1.6, "trend": 0.25, "b_logpop": -0.5, "c_kaso": 0.9, "d_u": 0.3},
-        "sup_staff_training": {"a": -1.0, "trend": 0.20, "b_logpop": 0.7, "c_kaso": -0.4, "d_u": 0.6},
-        "sup_study_group":    {"a": -0.4, "trend": 0.15, "b_logpop": 0.5, "c_kaso": -0.2, "d_u": 0.5},
-        "sup_workshop":       {"a": -1.2, "trend": 0.20, "b_logpop": 0.3, "c_kaso": 0.0, "d_u": 0.2},
-        "sup_multiprof":      {"a": -1.5, "trend": 0.25, "b_logpop": 0.2, "c_kaso": 0.3, "d_u": 0.2},
-        "sup_helper_course":  {"a": -1.3, "trend": 0.20, "b_logpop": -0.3, "c_kaso": 0.8, "d_u": 0.0},
-    })
-    jusou: dict = field(default_factory=lambda: {
-        "alpha": {"2021": -3.5, "2022": -2.6, "2023": -2.6, "2024": -1.8, "2025": -1.8},
-        "b_logpop": 0.8, "d_u": 0.8, "p_prepare_other": 0.08,
-    })
+    support: dict = field(
+        default_factory=lambda: {
+            "sup_advisor": {"a": -1.6, "trend": 0.25, "b_logpop": -0.5, "c_kaso": 0.9, "d_u": 0.3},
+            "sup_staff_training": {"a": -1.0, "trend": 0.20, "b_logpop": 0.7, "c_kaso": -0.4, "d_u": 0.6},
+            "sup_study_group": {"a": -0.4, "trend": 0.15, "b_logpop": 0.5, "c_kaso": -0.2, "d_u": 0.5},
+            "sup_workshop": {"a": -1.2, "trend": 0.20, "b_logpop": 0.3, "c_kaso": 0.0, "d_u": 0.2},
+            "sup_multiprof": {"a": -1.5, "trend": 0.25, "b_logpop": 0.2, "c_kaso": 0.3, "d_u": 0.2},
+            "sup_helper_course": {"a": -1.3, "trend": 0.20, "b_logpop": -0.3, "c_kaso": 0.8, "d_u": 0.0},
+        }
+    )
+    jusou: dict = field(
+        default_factory=lambda: {
+            "alpha": {"2021": -3.5, "2022": -2.6, "2023": -2.6, "2024": -1.8, "2025": -1.8},
+            "b_logpop": 0.8,
+            "d_u": 0.8,
+            "p_prepare_other": 0.08,
+        }
+    )
     # full implementation hazard; support enters with a one-year lag (support in t-1)
-    full: dict = field(default_factory=lambda: {
-        "alpha": {"2021": -5.0, "2022": -4.8, "2023": -4.6, "2024": -4.4, "2025": -4.2},
-        "beta": {"sup_advisor": 1.2, "sup_staff_training": 1.0, "sup_study_group": 0.0,
-                 "sup_workshop": 0.0, "sup_multiprof": 0.0, "sup_helper_course": 0.0},
-        "gamma_jusou": 0.8, "gamma_logpop": 0.3, "gamma_u": 0.8,
-        "exposure_lag": 1,
-    })
+    full: dict = field(
+        default_factory=lambda: {
+            "alpha": {"2021": -5.0, "2022": -4.8, "2023": -4.6, "2024": -4.4, "2025": -4.2},
+            "beta": {
+                "sup_advisor": 1.2,
+                "sup_staff_training": 1.0,
+                "sup_study_group": 0.0,
+                "sup_workshop": 0.0,
+                "sup_multiprof": 0.0,
+                "sup_helper_course": 0.0,
+            },
+            "gamma_jusou": 0.8,
+            "gamma_logpop": 0.3,
+            "gamma_u": 0.8,
+            "exposure_lag": 1,
+        }
+    )
     targets_last_year: dict = field(default_factory=lambda: {"n_jusou": 13, "n_full": 7})
 
 
@@ -96,8 +136,9 @@ def fictional_municipalities(rng: np.random.Generator) -> pd.DataFrame:
 KIND_PARAMS = {"市": (np.log(70_000), 29.5, 2.5), "町": (np.log(11_000), 37.0, 4.0), "村": (np.log(3_500), 40.0, 4.5)}
 
 
-def municipality_covariates(code, name, kind, rng: np.random.Generator,
-                            kinds: tuple[str, ...] = ("市", "町", "村")) -> pd.DataFrame:
+def municipality_covariates(
+    code, name, kind, rng: np.random.Generator, kinds: tuple[str, ...] = ("市", "町", "村")
+) -> pd.DataFrame:
     """Synthetic population, aging rate, 過疎 designation and fiscal strength by kind (市/町/村).
 
     One full-length draw per kind, in the order of `kinds`, so the sample's stream is stable.
@@ -114,18 +155,19 @@ def municipality_covariates(code, name, kind, rng: np.random.Generator,
     kaso_score = -0.9 * (logpop - np.log(20_000)) + 0.25 * (aging - 33) + rng.normal(0, 0.7, n)
     kaso = (kaso_score > 0.8).astype(int)
     fiscal = np.clip(0.25 + 0.16 * (logpop - np.log(5_000)) + rng.normal(0, 0.08, n), 0.12, 1.1)
-    return pd.DataFrame({
-        "code": list(code),
-        "name": list(name),
-        "population": population,
-        "aging_rate": np.round(aging, 1),
-        "kaso": kaso,
-        "fiscal_strength": np.round(fiscal, 2),
-    })
+    return pd.DataFrame(
+        {
+            "code": list(code),
+            "name": list(name),
+            "population": population,
+            "aging_rate": np.round(aging, 1),
+            "kaso": kaso,
+            "fiscal_strength": np.round(fiscal, 2),
+        }
+    )
 
 
-def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator,
-                   book: Codebook) -> pd.DataFrame:
+def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator, book: Codebook) -> pd.DataFrame:
     """Draw the municipality × fiscal-year panel (tidy, codebook variable names) from the DGP."""
     n = len(munis)
     u = rng.normal(0, 1, n)
@@ -152,8 +194,12 @@ def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator,
         new_j = (~jusou) & (rng.random(n) < h_j)
         # full implementation (absorbing), lagged support
         lag = truth.full["exposure_lag"]
-        eta = truth.full["alpha"][str(t)] + truth.full["gamma_jusou"] * (jusou | new_j) \
-            + truth.full["gamma_logpop"] * logpop + truth.full["gamma_u"] * u
+        eta = (
+            truth.full["alpha"][str(t)]
+            + truth.full["gamma_jusou"] * (jusou | new_j)
+            + truth.full["gamma_logpop"] * logpop
+            + truth.full["gamma_u"] * u
+        )
         for m, beta in truth.full["beta"].items():
             eta = eta + beta * support[t - lag][m]
         new_f = (~full) & (rng.random(n) < _logit_p(eta))
@@ -180,8 +226,12 @@ def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator,
             "ch_residents": rng.random(n) < _logit_p(-0.4 + 0.5 * kaso),
         }
         for i in range(n):
-            rec = {"fiscal_year": t, "code": munis["code"].iat[i], "name": munis["name"].iat[i],
-                   "jusou_status": status[i]}
+            rec = {
+                "fiscal_year": t,
+                "code": munis["code"].iat[i],
+                "name": munis["name"].iat[i],
+                "jusou_status": status[i],
+            }
             rec.update({item: bool(item_vals[i, k]) for k, item in enumerate(items)})
             rec.update({m: bool(support[t][m][i]) for m in measures})
             rec.update({c: bool(v[i]) for c, v in ch.items()})
@@ -193,8 +243,18 @@ def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator,
 
 
 _NOTES_PREP = ["次年度から重層的支援体制整備事業へ移行予定", "移行準備事業を活用して庁内調整中"]
-_NOTES_OTHER = ["", "", "", "", "", "", "アドバイザー派遣を引き続き希望", "研修の開催回数を増やしてほしい",
-                "庁内連携会議を設置済み", "社会福祉協議会と連携して実施"]
+_NOTES_OTHER = [
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "アドバイザー派遣を引き続き希望",
+    "研修の開催回数を増やしてほしい",
+    "庁内連携会議を設置済み",
+    "社会福祉協議会と連携して実施",
+]
 
 
 def _note(rng: np.random.Generator, status: str, newly_full: bool) -> str:
@@ -205,8 +265,9 @@ def _note(rng: np.random.Generator, status: str, newly_full: bool) -> str:
     return _NOTES_OTHER[int(rng.integers(len(_NOTES_OTHER)))]
 
 
-def draw_sample(truth: Truth | None = None, book: Codebook | None = None,
-                max_tries: int = 5000) -> tuple[pd.DataFrame, pd.DataFrame, Truth]:
+def draw_sample(
+    truth: Truth | None = None, book: Codebook | None = None, max_tries: int = 5000
+) -> tuple[pd.DataFrame, pd.DataFrame, Truth]:
     """Municipalities and panel of the first seed ≥ BASE_SEED matching the FY2025 targets."""
     truth = truth or Truth()
     book = book or load_codebook()
@@ -220,8 +281,9 @@ def draw_sample(truth: Truth | None = None, book: Codebook | None = None,
         n_j = int((final["jusou_status"] == "implemented").sum())
         n_f = int(final["full_implementation"].sum())
         first = panel[panel["fiscal_year"] == truth.years[0]]
-        if (n_j, n_f) == (truth.targets_last_year["n_jusou"], truth.targets_last_year["n_full"]) \
-                and first["full_implementation"].sum() >= 1:
+        if (n_j, n_f) == (truth.targets_last_year["n_jusou"], truth.targets_last_year["n_full"]) and first[
+            "full_implementation"
+        ].sum() >= 1:
             used = Truth(**{**asdict(truth), "seed": seed})
             return munis, panel, used
     raise RuntimeError("no seed matched the targets; widen max_tries or revisit the DGP")
@@ -229,12 +291,19 @@ def draw_sample(truth: Truth | None = None, book: Codebook | None = None,
 
 # --- writing the survey files -------------------------------------------------------------
 
+
 def _answer_text(value: bool) -> str:
     return "○" if value else "×"
 
 
-def write_survey_xlsx(panel_year: pd.DataFrame, book: Codebook, target: Path, fiscal_year: int,
-                      prefecture: str = SAMPLE_PREF_NAME, note: str | None = SYNTHETIC_NOTE_JA) -> Path:
+def write_survey_xlsx(
+    panel_year: pd.DataFrame,
+    book: Codebook,
+    target: Path,
+    fiscal_year: int,
+    prefecture: str = SAMPLE_PREF_NAME,
+    note: str | None = SYNTHETIC_NOTE_JA,
+) -> Path:
     """A survey export shaped like a prefectural questionnaire summary sheet.
 
     Title rows, a two-row header (merged group cells over question texts), ○/× answers,
@@ -252,8 +321,10 @@ def write_survey_xlsx(panel_year: pd.DataFrame, book: Codebook, target: Path, fi
         ws["A2"] = note
         ws["A2"].font = Font(bold=True, color="C00000")
     header_top, header_row = 4, 5
-    cols = [("基本情報", book.id_columns["code"]["header_ja"], "code"),
-            ("基本情報", book.id_columns["name"]["header_ja"], "name")]
+    cols = [
+        ("基本情報", book.id_columns["code"]["header_ja"], "code"),
+        ("基本情報", book.id_columns["name"]["header_ja"], "name"),
+    ]
     for q in book.questions:
         cols.append((q.group_ja, q.header_ja, q.variable))
     thin = Side(style="thin")
@@ -306,15 +377,20 @@ def write_sample(out_dir: Path, book: Codebook | None = None) -> dict:
         name = f"survey_FY{t}.xlsx"
         write_survey_xlsx(panel[panel["fiscal_year"] == t], book, out_dir / name, t)
         files[t] = name
-    summary = (panel.assign(jusou=panel["jusou_status"] == "implemented")
-               .groupby("fiscal_year")[["jusou", "full_implementation"]].sum().astype(int))
+    summary = (
+        panel.assign(jusou=panel["jusou_status"] == "implemented")
+        .groupby("fiscal_year")[["jusou", "full_implementation"]]
+        .sum()
+        .astype(int)
+    )
     truth_doc = {
         "description_ja": "架空県サンプルデータの真のデータ生成過程（対数オッズ）。実在の自治体とは関係ありません。",
         "description_en": "True data-generating parameters (log-odds) of the fictional sample.",
         "generator": "analysis.synthetic (python -m analysis sample)",
         "parameters": asdict(truth),
-        "realised_counts": {str(t): {"n_jusou": int(r["jusou"]), "n_full": int(r["full_implementation"])}
-                            for t, r in summary.iterrows()},
+        "realised_counts": {
+            str(t): {"n_jusou": int(r["jusou"]), "n_full": int(r["full_implementation"])} for t, r in summary.iterrows()
+        },
     }
     write_text(out_dir / "truth.json", json.dumps(truth_doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     dataset = {
@@ -324,17 +400,23 @@ def write_sample(out_dir: Path, book: Codebook | None = None) -> dict:
         "synthetic": True,
         "prefecture_code": SAMPLE_PREF_CODE,
         "prefecture_ja": SAMPLE_PREF_NAME,
-        "description_ja": ("動作確認と説明のためにプログラムで作成した架空の県（35市町、令和3〜7年度）です。"
-                           "市町名・コードとも架空で、実在の自治体とは関係ありません。"),
+        "description_ja": (
+            "動作確認と説明のためにプログラムで作成した架空の県（35市町、令和3〜7年度）です。"
+            "市町名・コードとも架空で、実在の自治体とは関係ありません。"
+        ),
         "municipalities": "municipalities.csv",
         "surveys": {int(t): f for t, f in files.items()},
         # the fictional prefecture's plan: numeric targets for FY2027 (analysis.targets)
-        "targets": [{"indicator": "jusou", "target_year": 2027, "value": 20},
-                    {"indicator": "full", "target_year": 2027, "value": 15}],
+        "targets": [
+            {"indicator": "jusou", "target_year": 2027, "value": 20},
+            {"indicator": "full", "target_year": 2027, "value": 15},
+        ],
     }
-    write_text(out_dir / "dataset.yaml",
-               "# Dataset definition (written by `python -m analysis sample`).\n"
-               + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False))
+    write_text(
+        out_dir / "dataset.yaml",
+        "# Dataset definition (written by `python -m analysis sample`).\n"
+        + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False),
+    )
     return {"seed": truth.seed, "counts": truth_doc["realised_counts"]}
 
 
@@ -370,23 +452,41 @@ def write_national(out_dir: Path, book: Codebook | None = None, master_path: Pat
     files = {}
     for t in truth.years:
         name = f"survey_FY{t}.xlsx"
-        write_survey_xlsx(panel[panel["fiscal_year"] == t], book, out_dir / name, t,
-                          prefecture="全国・合成データ", note=NATIONAL_NOTE_JA)
+        write_survey_xlsx(
+            panel[panel["fiscal_year"] == t],
+            book,
+            out_dir / name,
+            t,
+            prefecture="全国・合成データ",
+            note=NATIONAL_NOTE_JA,
+        )
         files[t] = name
-    write_text(out_dir / "truth.json", json.dumps(
-        {"description_ja": "全国規模の合成データの真のパラメータ（対数オッズ）。", "parameters": asdict(truth)},
-        ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    write_text(
+        out_dir / "truth.json",
+        json.dumps(
+            {"description_ja": "全国規模の合成データの真のパラメータ（対数オッズ）。", "parameters": asdict(truth)},
+            ensure_ascii=False,
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n",
+    )
     dataset = {
         "name": NATIONAL_NAME,
         "label_ja": "全国（合成データ・架空の回答）",
         "label_en": "National synthetic data (fictional answers)",
         "synthetic": True,
         "prefecture_code": None,
-        "description_ja": ("全国1,741市町村の実在のコード・名称に、analysis.synthetic が固定シードで生成した架空の回答を"
-                           "割り当てた検証用データです。実際の調査結果ではありません。"),
+        "description_ja": (
+            "全国1,741市町村の実在のコード・名称に、analysis.synthetic が固定シードで生成した架空の回答を"
+            "割り当てた検証用データです。実際の調査結果ではありません。"
+        ),
         "municipalities": "municipalities.csv",
         "surveys": files,
     }
-    write_text(out_dir / "dataset.yaml", "# Written by `python -m analysis sample --national`.\n"
-               + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False))
+    write_text(
+        out_dir / "dataset.yaml",
+        "# Written by `python -m analysis sample --national`.\n"
+        + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False),
+    )
     return {"seed": truth.seed, "n_municipalities": len(munis)}

@@ -1,4 +1,5 @@
 """Report tables as DataFrames with Japanese headers (no file writing here)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,14 +45,17 @@ def summary_counts(year: pd.DataFrame) -> dict:
     }
 
 
-def _yes_table(year: pd.DataFrame, variables: list[str], book: Codebook, label_col: str, count_col: str) -> pd.DataFrame:
+def _yes_table(
+    year: pd.DataFrame, variables: list[str], book: Codebook, label_col: str, count_col: str
+) -> pd.DataFrame:
     n = len(year)
     rows = []
     for v in variables:
         col = year[v].astype("boolean")
         yes = int(col.fillna(False).sum())
-        rows.append({label_col: book.label(v), count_col: yes, "割合(%)": _pct(yes, n),
-                     "無回答": int(col.isna().sum())})
+        rows.append(
+            {label_col: book.label(v), count_col: yes, "割合(%)": _pct(yes, n), "無回答": int(col.isna().sum())}
+        )
     return pd.DataFrame(rows)
 
 
@@ -79,13 +83,18 @@ def measure_by_full_table(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     rows = []
     for m in book.support_measures:
         t = two_by_two(year[m], year[OUTCOME])
-        rows.append({
-            "施策の視点": book.viewpoint_of(m), "支援施策": book.label(m),
-            "活用あり(市町数)": t.n_exposed, "うち全項目実施(活用あり)": t.a,
-            "全項目実施率・活用あり(%)": _pct(t.a, t.n_exposed),
-            "活用なし(市町数)": t.n_unexposed, "うち全項目実施(活用なし)": t.c,
-            "全項目実施率・活用なし(%)": _pct(t.c, t.n_unexposed),
-        })
+        rows.append(
+            {
+                "施策の視点": book.viewpoint_of(m),
+                "支援施策": book.label(m),
+                "活用あり(市町数)": t.n_exposed,
+                "うち全項目実施(活用あり)": t.a,
+                "全項目実施率・活用あり(%)": _pct(t.a, t.n_exposed),
+                "活用なし(市町数)": t.n_unexposed,
+                "うち全項目実施(活用なし)": t.c,
+                "全項目実施率・活用なし(%)": _pct(t.c, t.n_unexposed),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -113,18 +122,21 @@ def trend_table(panel: pd.DataFrame, national: pd.DataFrame) -> pd.DataFrame:
     for y, g in panel.groupby("fiscal_year", sort=True):
         s = summary_counts(g)
         nat_n = int(nat.loc[y, "municipalities_jusou"]) if y in nat.index else None
-        rows.append({
-            "年度": f"FY{y}（{wareki_fy(int(y))}）",
-            "回答市町数": s["n_municipalities"],
-            "重層実施市町数": s["n_jusou"],
-            "重層実施割合・県内(%)": _pct(s["n_jusou"], s["n_municipalities"]),
-            "重層実施市町村数・全国": nat_n,
-            "重層実施割合・全国(%)": _pct(nat_n, NATIONAL_MUNICIPALITIES) if nat_n is not None else np.nan,
-            "全国値の区分": ({"actual": "実績", "planned": "予定"}.get(nat.loc[y, "status"], "")
-                        if y in nat.index else ""),
-            "全項目実施市町数": s["n_full"],
-            "全項目実施割合・県内(%)": _pct(s["n_full"], s["n_municipalities"]),
-        })
+        rows.append(
+            {
+                "年度": f"FY{y}（{wareki_fy(int(y))}）",
+                "回答市町数": s["n_municipalities"],
+                "重層実施市町数": s["n_jusou"],
+                "重層実施割合・県内(%)": _pct(s["n_jusou"], s["n_municipalities"]),
+                "重層実施市町村数・全国": nat_n,
+                "重層実施割合・全国(%)": _pct(nat_n, NATIONAL_MUNICIPALITIES) if nat_n is not None else np.nan,
+                "全国値の区分": (
+                    {"actual": "実績", "planned": "予定"}.get(nat.loc[y, "status"], "") if y in nat.index else ""
+                ),
+                "全項目実施市町数": s["n_full"],
+                "全項目実施割合・県内(%)": _pct(s["n_full"], s["n_municipalities"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -149,7 +161,7 @@ def prefecture_names() -> dict[str, str]:
     from .paths import data_dir
 
     master = pd.read_csv(data_dir() / "external" / "municipality_codes.csv", dtype=str, keep_default_na=False)
-    return dict(zip(master["pref_code"], master["prefecture"]))
+    return dict(zip(master["pref_code"], master["prefecture"], strict=False))
 
 
 def by_prefecture_table(year: pd.DataFrame) -> pd.DataFrame:
@@ -159,9 +171,17 @@ def by_prefecture_table(year: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for pref, g in frame.groupby("pref", sort=True):
         s = summary_counts(g)
-        rows.append({"都道府県コード": pref, "都道府県": names.get(pref, pref), "回答市町村数": s["n_municipalities"],
-                     "重層実施": s["n_jusou"], "重層実施割合(%)": _pct(s["n_jusou"], s["n_municipalities"]),
-                     "全項目実施": s["n_full"], "全項目実施割合(%)": _pct(s["n_full"], s["n_municipalities"])})
+        rows.append(
+            {
+                "都道府県コード": pref,
+                "都道府県": names.get(pref, pref),
+                "回答市町村数": s["n_municipalities"],
+                "重層実施": s["n_jusou"],
+                "重層実施割合(%)": _pct(s["n_jusou"], s["n_municipalities"]),
+                "全項目実施": s["n_full"],
+                "全項目実施割合(%)": _pct(s["n_full"], s["n_municipalities"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -169,5 +189,10 @@ def items_count_distribution(year: pd.DataFrame, book: Codebook) -> pd.DataFrame
     """How many municipalities implement 0, 1, …, k main items (large datasets)."""
     k = year[book.main_items].astype("boolean").fillna(False).sum(axis=1).astype(int)
     counts = k.value_counts().reindex(range(len(book.main_items) + 1), fill_value=0)
-    return pd.DataFrame({"実施している主要項目の数": counts.index, "市町村数": counts.to_numpy(),
-                         "割合(%)": [_pct(int(v), len(year)) for v in counts.to_numpy()]})
+    return pd.DataFrame(
+        {
+            "実施している主要項目の数": counts.index,
+            "市町村数": counts.to_numpy(),
+            "割合(%)": [_pct(int(v), len(year)) for v in counts.to_numpy()],
+        }
+    )

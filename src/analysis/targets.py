@@ -13,6 +13,7 @@ the thresholds of the codebook (`progress_rating`, default: met 順調; ≥ 2/3 
 やや遅れ; otherwise 遅れ). The overall rating applies the same thresholds to the share of
 indicators on track.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ INDICATORS = {
     "full": ("指針の主要項目を全て実施した市町数", "n_full"),
 }
 DEFAULT_RATING = [(1.0, "順調"), (2 / 3, "概ね順調"), (1 / 2, "やや遅れ"), (0.0, "遅れ")]
-NO_TARGETS_JA = ("この県では数値目標が設定されていません。地域福祉支援計画などの目標値（指標・目標年度・目標値）を"
-                 "データセットの設定に加えると、ここに目標値・実績・達成率・前年度比と評価を表示します（設定方法は利用の手引きを参照）。")
+NO_TARGETS_JA = (
+    "この県では数値目標が設定されていません。地域福祉支援計画などの目標値（指標・目標年度・目標値）を"
+    "データセットの設定に加えると、ここに目標値・実績・達成率・前年度比と評価を表示します（設定方法は利用の手引きを参照）。"
+)
 
 
 class TargetError(AnalysisError):
@@ -55,24 +58,33 @@ def parse_targets(raw, where: str = "dataset.yaml") -> list[Target]:
     for i, entry in enumerate(raw, start=1):
         at = f"{where}: targets の{i}番目"
         if not isinstance(entry, dict) or set(entry) - {"indicator", "target_year", "value"}:
-            raise TargetError(f"{at} は indicator・target_year・value の3項目で書いてください",
-                              f"target {i} must have exactly indicator, target_year and value")
+            raise TargetError(
+                f"{at} は indicator・target_year・value の3項目で書いてください",
+                f"target {i} must have exactly indicator, target_year and value",
+            )
         ind = entry.get("indicator")
         if ind not in INDICATORS:
-            raise TargetError(f"{at}: 指標 {ind!r} は使えません（使えるもの: {', '.join(INDICATORS)}）",
-                              f"target {i}: unknown indicator {ind!r} (use one of {', '.join(INDICATORS)})")
+            raise TargetError(
+                f"{at}: 指標 {ind!r} は使えません（使えるもの: {', '.join(INDICATORS)}）",
+                f"target {i}: unknown indicator {ind!r} (use one of {', '.join(INDICATORS)})",
+            )
         year, value = entry.get("target_year"), entry.get("value")
         if not isinstance(year, int) or isinstance(year, bool) or not 2000 <= year <= 2100:
-            raise TargetError(f"{at}: 目標年度 {year!r} は西暦の年度（例: 2027）で書いてください",
-                              f"target {i}: target_year {year!r} must be a fiscal year such as 2027")
+            raise TargetError(
+                f"{at}: 目標年度 {year!r} は西暦の年度（例: 2027）で書いてください",
+                f"target {i}: target_year {year!r} must be a fiscal year such as 2027",
+            )
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise TargetError(f"{at}: 目標値 {value!r} は1以上の整数（市町数）で書いてください",
-                              f"target {i}: value {value!r} must be a whole number of municipalities ≥ 1")
+            raise TargetError(
+                f"{at}: 目標値 {value!r} は1以上の整数（市町数）で書いてください",
+                f"target {i}: value {value!r} must be a whole number of municipalities ≥ 1",
+            )
         out.append(Target(ind, year, value))
     keys = [(t.indicator, t.target_year) for t in out]
     if len(set(keys)) != len(keys):
-        raise TargetError("同じ指標・目標年度の目標が2つあります", "duplicate target (indicator, target_year)",
-                          where=where)
+        raise TargetError(
+            "同じ指標・目標年度の目標が2つあります", "duplicate target (indicator, target_year)", where=where
+        )
     return sorted(out, key=lambda t: (list(INDICATORS).index(t.indicator), t.target_year))
 
 
@@ -93,8 +105,9 @@ def rate(ratio: float, thresholds) -> str:
     return thresholds[-1][1]
 
 
-def progress_table(targets: list[Target], counts_by_year: dict[int, dict], fiscal_year: int,
-                   thresholds=DEFAULT_RATING) -> pd.DataFrame:
+def progress_table(
+    targets: list[Target], counts_by_year: dict[int, dict], fiscal_year: int, thresholds=DEFAULT_RATING
+) -> pd.DataFrame:
     """One row per target: 目標値, 実績, 達成率, 前年度比, the expected value by now, and a rating."""
     years = sorted(counts_by_year)
     base_year = years[0]
@@ -110,13 +123,18 @@ def progress_table(targets: list[Target], counts_by_year: dict[int, dict], fisca
             share = (fiscal_year - base_year) / (t.target_year - base_year)
             expected = base + (t.value - base) * share
         on_track = actual / expected if expected > 0 else 1.0
-        rows.append({
-            "指標": t.label, "目標年度": t.target_year, "目標値(市町数)": t.value, "実績(市町数)": int(actual),
-            "達成率(%)": 100.0 * actual / t.value,
-            "前年度からの増減(市町数)": pd.NA if prev is None else int(actual - prev),
-            "今年度の目安(市町数)": round(expected, 1),
-            "評価": rate(on_track, thresholds),
-        })
+        rows.append(
+            {
+                "指標": t.label,
+                "目標年度": t.target_year,
+                "目標値(市町数)": t.value,
+                "実績(市町数)": int(actual),
+                "達成率(%)": 100.0 * actual / t.value,
+                "前年度からの増減(市町数)": pd.NA if prev is None else int(actual - prev),
+                "今年度の目安(市町数)": round(expected, 1),
+                "評価": rate(on_track, thresholds),
+            }
+        )
     frame = pd.DataFrame(rows)
     if not frame.empty:
         frame["前年度からの増減(市町数)"] = frame["前年度からの増減(市町数)"].astype("Int64")
@@ -128,10 +146,14 @@ def progress_sentence_ja(table: pd.DataFrame, fiscal_year: int, thresholds=DEFAU
         return NO_TARGETS_JA
     parts = []
     for _, r in table.iterrows():
-        parts.append(f"{r['指標']}は{r['実績(市町数)']}市町で、{r['目標年度']}年度の目標{r['目標値(市町数)']}市町に対する"
-                     f"達成率は{r['達成率(%)']:.0f}%、今年度の目安（{r['今年度の目安(市町数)']:.1f}市町）に照らした"
-                     f"評価は「{r['評価']}」です。")
-    parts.append("評価は、最初の調査年度の実績から目標年度の目標値までを直線で結んだ「今年度の目安」に対する実績の割合によります。")
+        parts.append(
+            f"{r['指標']}は{r['実績(市町数)']}市町で、{r['目標年度']}年度の目標{r['目標値(市町数)']}市町に対する"
+            f"達成率は{r['達成率(%)']:.0f}%、今年度の目安（{r['今年度の目安(市町数)']:.1f}市町）に照らした"
+            f"評価は「{r['評価']}」です。"
+        )
+    parts.append(
+        "評価は、最初の調査年度の実績から目標年度の目標値までを直線で結んだ「今年度の目安」に対する実績の割合によります。"
+    )
     return "".join(parts)
 
 

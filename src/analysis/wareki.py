@@ -1,4 +1,5 @@
 """Japanese era (和暦) names of fiscal years, for titles and tables."""
+
 from __future__ import annotations
 
 import re

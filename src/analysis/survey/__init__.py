@@ -29,12 +29,27 @@ Modules: `_grid` (files to raw cell grids), `_header` (header rows and columns),
 (codes and names), `_rows` (data rows), `_answers`, `_issues` (the issue log), `_report`
 (validation report), `_master` (the municipality master), `_limits`, `_reader` (the steps).
 """
+
 from ._issues import ISSUE_COLUMNS, SEVERITY_JA, SurveyError
 from ._limits import DEFAULT_LIMITS, Limits
 from ._master import MasterError, read_master
 from ._reader import ResponsePolicy, SurveyResult, read_survey, tidy_columns
 from ._report import advice, format_issues, report_text, what_to_do
 
-__all__ = ["DEFAULT_LIMITS", "ISSUE_COLUMNS", "SEVERITY_JA", "Limits", "MasterError", "ResponsePolicy",
-           "SurveyError", "SurveyResult", "advice", "format_issues", "read_master", "read_survey",
-           "report_text", "tidy_columns", "what_to_do"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "ISSUE_COLUMNS",
+    "SEVERITY_JA",
+    "Limits",
+    "MasterError",
+    "ResponsePolicy",
+    "SurveyError",
+    "SurveyResult",
+    "advice",
+    "format_issues",
+    "read_master",
+    "read_survey",
+    "report_text",
+    "tidy_columns",
+    "what_to_do",
+]

@@ -1,4 +1,5 @@
 """Answers: a cell mapped through the codebook's answer map, or reported as not mappable."""
+
 from __future__ import annotations
 
 from ..codebook import Codebook, answer_key

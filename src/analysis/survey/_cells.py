@@ -1,4 +1,5 @@
 """Cell values as text: normalised for matching, or as typed for messages; Excel cell names."""
+
 from __future__ import annotations
 
 import re

@@ -8,6 +8,7 @@ quote is an error naming its line instead of silently swallowing the rest of the
 ranges are returned as they are, not filled in: the reader decides what a merge means once it
 knows where the header ends.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,19 +45,19 @@ class Merge:
     def ref(self) -> str:
         return f"{col_letter(self.c1)}{self.r1 + 1}:{col_letter(self.c2)}{self.r2 + 1}"
 
-    def clip(self, max_row: int) -> "Merge | None":
+    def clip(self, max_row: int) -> Merge | None:
         return Merge(self.r1, self.c1, min(self.r2, max_row), self.c2) if self.r1 <= max_row else None
 
 
 @dataclass
 class Sheet:
-    name: str | None                       # None for CSV
-    grid: list[list[object]]               # cell values as stored (merged ranges not filled in)
+    name: str | None  # None for CSV
+    grid: list[list[object]]  # cell values as stored (merged ranges not filled in)
     visible: bool = True
-    no_cache: frozenset = frozenset()      # (row, col) 0-based cells holding a formula without a cached value
+    no_cache: frozenset = frozenset()  # (row, col) 0-based cells holding a formula without a cached value
     merges: tuple[Merge, ...] = ()
     long_cells: list = field(default_factory=list)  # (row, col, length) of cells over the length limit
-    lines: list[int] | None = None         # CSV: the file line each grid row starts on
+    lines: list[int] | None = None  # CSV: the file line each grid row starts on
 
 
 def fill(grid: list[list[object]], merges) -> list[list[object]]:
@@ -77,6 +78,7 @@ def fill(grid: list[list[object]], merges) -> list[list[object]]:
 
 # --- which kind of file ----------------------------------------------------------------------
 
+
 def sniff(data: bytes) -> str:
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return "zip"
@@ -91,16 +93,31 @@ def sniff(data: bytes) -> str:
     if head.startswith(_MARKUP_STARTS):
         if b"urn:schemas-microsoft-com:office:spreadsheet" in data[:4096].lower():
             return "spreadsheetml"
-        return "html" if b"<html" in head or b"<table" in head or b"<!doctype html" in head \
-            or b"<meta" in head or b"<head" in head or b"<body" in head else "xml"
+        return (
+            "html"
+            if b"<html" in head
+            or b"<table" in head
+            or b"<!doctype html" in head
+            or b"<meta" in head
+            or b"<head" in head
+            or b"<body" in head
+            else "xml"
+        )
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:3] == b"\xef\xbb\xbf":
         return "text"
     return "text" if b"\x00" not in data[:4096] else "binary"
 
 
-KIND_JA = {"zip": "Excel (.xlsx)", "ole": "旧形式 Excel (.xls) またはパスワード付きファイル", "pdf": "PDF",
-           "html": "HTML（Web ページ）", "xml": "XML", "spreadsheetml": "XML スプレッドシート 2003",
-           "text": "テキスト (CSV)", "binary": "バイナリ"}
+KIND_JA = {
+    "zip": "Excel (.xlsx)",
+    "ole": "旧形式 Excel (.xls) またはパスワード付きファイル",
+    "pdf": "PDF",
+    "html": "HTML（Web ページ）",
+    "xml": "XML",
+    "spreadsheetml": "XML スプレッドシート 2003",
+    "text": "テキスト (CSV)",
+    "binary": "バイナリ",
+}
 
 
 def _line_of(data: bytes, pos: int) -> int:
@@ -118,12 +135,16 @@ def read_file_bytes(path: Path, log: IssueLog, limits: Limits) -> bytes:
     if stat.S_ISDIR(st.st_mode):
         log.fatal("ファイルではなくフォルダです", "the path is a folder, not a file")
     if not stat.S_ISREG(st.st_mode):
-        log.fatal("通常のファイルではありません（デバイスや名前付きパイプなどは読みません）",
-                  "not a regular file (devices, pipes and the like are not read)")
-    too_big = ("ファイルが大きすぎます（{size}、上限 {limit}）。調査の集計表だけを保存したファイルにしてください。"
-               "上限は dataset.yaml の limits: max_file_bytes で変えられます",
-               "the file is too large ({size}; limit {limit}); save only the survey table, or raise "
-               "limits: max_file_bytes in dataset.yaml")
+        log.fatal(
+            "通常のファイルではありません（デバイスや名前付きパイプなどは読みません）",
+            "not a regular file (devices, pipes and the like are not read)",
+        )
+    too_big = (
+        "ファイルが大きすぎます（{size}、上限 {limit}）。調査の集計表だけを保存したファイルにしてください。"
+        "上限は dataset.yaml の limits: max_file_bytes で変えられます",
+        "the file is too large ({size}; limit {limit}); save only the survey table, or raise "
+        "limits: max_file_bytes in dataset.yaml",
+    )
     if st.st_size > limits.max_file_bytes:
         log.fatal(*(t.format(size=size_text(st.st_size), limit=size_text(limits.max_file_bytes)) for t in too_big))
     try:
@@ -132,8 +153,12 @@ def read_file_bytes(path: Path, log: IssueLog, limits: Limits) -> bytes:
     except OSError as exc:
         log.fatal(f"ファイルを読めません（{exc.strerror or exc}）", f"cannot read the file: {exc}")
     if len(data) > limits.max_file_bytes:  # grew while we looked
-        log.fatal(*(t.format(size=f"> {size_text(limits.max_file_bytes)}", limit=size_text(limits.max_file_bytes))
-                    for t in too_big))
+        log.fatal(
+            *(
+                t.format(size=f"> {size_text(limits.max_file_bytes)}", limit=size_text(limits.max_file_bytes))
+                for t in too_big
+            )
+        )
     return data
 
 
@@ -146,31 +171,48 @@ def read_sheets(path: Path, log: IssueLog, limits: Limits) -> tuple[list[Sheet],
     kind = sniff(data)
     if kind == "ole":
         if _utf16(b"EncryptionInfo") in data or _utf16(b"EncryptedPackage") in data:
-            log.fatal("パスワード付き（暗号化された）Excel ファイルは読めません。パスワードを外して .xlsx で保存し直してください",
-                      "password-protected (encrypted) workbook; remove the password and save as .xlsx")
-        log.fatal("旧形式(.xls)またはパスワード付きの Excel ファイルは読めません。パスワードを外し .xlsx で保存し直してください",
-                  "legacy .xls or password-protected workbook; remove any password and save as .xlsx")
-    if kind in ("html", "spreadsheetml", "xml") and suffix in XLSX_SUFFIXES + (".xls",):
+            log.fatal(
+                "パスワード付き（暗号化された）Excel ファイルは読めません。パスワードを外して .xlsx で保存し直してください",
+                "password-protected (encrypted) workbook; remove the password and save as .xlsx",
+            )
+        log.fatal(
+            "旧形式(.xls)またはパスワード付きの Excel ファイルは読めません。パスワードを外し .xlsx で保存し直してください",
+            "legacy .xls or password-protected workbook; remove any password and save as .xlsx",
+        )
+    if kind in ("html", "spreadsheetml", "xml") and suffix in (*XLSX_SUFFIXES, ".xls"):
         what = KIND_JA[kind]
-        log.fatal(f"拡張子は{suffix}ですが、中身は Excel ブックではなく {what} です（システムから書き出したファイルによくあります）。"
-                  "Excel で開き「Excel ブック (*.xlsx)」として保存し直してください",
-                  f"the file is named {suffix} but is {'an HTML page' if kind == 'html' else 'an XML file'} "
-                  f"({kind}), not an Excel workbook; open it in Excel and save it as .xlsx")
-    if suffix in XLSX_SUFFIXES or (suffix in TEXT_SUFFIXES + (".xls",) and kind == "zip"):
+        log.fatal(
+            f"拡張子は{suffix}ですが、中身は Excel ブックではなく {what} です（システムから書き出したファイルによくあります）。"
+            "Excel で開き「Excel ブック (*.xlsx)」として保存し直してください",
+            f"the file is named {suffix} but is {'an HTML page' if kind == 'html' else 'an XML file'} "
+            f"({kind}), not an Excel workbook; open it in Excel and save it as .xlsx",
+        )
+    if suffix in XLSX_SUFFIXES or (suffix in (*TEXT_SUFFIXES, ".xls") and kind == "zip"):
         if kind != "zip":
             if kind == "text" and _looks_like_csv(data):
-                log.add("warning", f"拡張子は{suffix}ですが中身は CSV でした。CSV として読みました",
-                        f"the file is named {suffix} but holds CSV text; read as CSV")
+                log.add(
+                    "warning",
+                    f"拡張子は{suffix}ですが中身は CSV でした。CSV として読みました",
+                    f"the file is named {suffix} but holds CSV text; read as CSV",
+                )
                 return [read_csv(data, log, limits)], "csv"
-            log.fatal(f"Excel ファイルとして開けません（中身は{KIND_JA.get(kind, kind)}です。壊れている可能性があります）",
-                      f"cannot open as xlsx: the content is {kind}, not an Excel workbook (corrupt or wrong type)")
+            log.fatal(
+                f"Excel ファイルとして開けません（中身は{KIND_JA.get(kind, kind)}です。壊れている可能性があります）",
+                f"cannot open as xlsx: the content is {kind}, not an Excel workbook (corrupt or wrong type)",
+            )
         if suffix not in XLSX_SUFFIXES:
-            log.add("warning", f"拡張子は{suffix}ですが中身は Excel (.xlsx) でした。Excel として読みました",
-                    f"the file is named {suffix} but is an xlsx workbook; read as xlsx")
+            log.add(
+                "warning",
+                f"拡張子は{suffix}ですが中身は Excel (.xlsx) でした。Excel として読みました",
+                f"the file is named {suffix} but is an xlsx workbook; read as xlsx",
+            )
         return read_xlsx(data, log, limits), "xlsx"
     if suffix == ".xls" and kind == "text" and _looks_like_csv(data):
-        log.add("warning", "拡張子は.xlsですが中身は CSV（テキスト）でした。CSV として読みました",
-                "the file is named .xls but holds CSV text; read as CSV")
+        log.add(
+            "warning",
+            "拡張子は.xlsですが中身は CSV（テキスト）でした。CSV として読みました",
+            "the file is named .xls but holds CSV text; read as CSV",
+        )
         return [read_csv(data, log, limits)], "csv"
     if suffix in TEXT_SUFFIXES:
         if kind in ("pdf", "html", "xml", "spreadsheetml", "binary"):
@@ -178,14 +220,20 @@ def read_sheets(path: Path, log: IssueLog, limits: Limits) -> tuple[list[Sheet],
             if kind == "binary":
                 line = _line_of(data, data.find(b"\x00"))
                 where_ja, where_en = f"。{line}行目に NUL 文字があります", f"; NUL character on line {line}"
-            log.fatal(f"CSV として読めません（中身は{KIND_JA[kind]}です{where_ja}）",
-                      f"cannot read as CSV: the content is {kind}{where_en}")
+            log.fatal(
+                f"CSV として読めません（中身は{KIND_JA[kind]}です{where_ja}）",
+                f"cannot read as CSV: the content is {kind}{where_en}",
+            )
         return [read_csv(data, log, limits)], "csv"
     if suffix == ".xls":
-        log.fatal("旧形式(.xls)の Excel ファイルは読めません。.xlsx で保存し直してください",
-                  "legacy .xls workbooks are not supported; save as .xlsx")
-    log.fatal(f"対応していないファイル形式です（{suffix or '拡張子なし'}）。Excel (.xlsx) か CSV で保存してください",
-              f"unsupported file type {suffix!r}; save as .xlsx or .csv")
+        log.fatal(
+            "旧形式(.xls)の Excel ファイルは読めません。.xlsx で保存し直してください",
+            "legacy .xls workbooks are not supported; save as .xlsx",
+        )
+    log.fatal(
+        f"対応していないファイル形式です（{suffix or '拡張子なし'}）。Excel (.xlsx) か CSV で保存してください",
+        f"unsupported file type {suffix!r}; save as .xlsx or .csv",
+    )
     raise AssertionError("unreachable")
 
 
@@ -202,6 +250,7 @@ def _looks_like_csv(data: bytes) -> bool:
 
 
 # --- xlsx --------------------------------------------------------------------------------------
+
 
 def read_xlsx(data: bytes, log: IssueLog, limits: Limits) -> list[Sheet]:
     from openpyxl import load_workbook
@@ -235,8 +284,10 @@ def read_xlsx(data: bytes, log: IssueLog, limits: Limits) -> list[Sheet]:
     except SurveyError:
         raise
     except Exception as exc:  # openpyxl raises many kinds (zip, xml, key, value, type errors)
-        log.fatal("Excel ファイルとして開けません（壊れている可能性があります）",
-                  f"cannot open as xlsx (corrupt?): {type(exc).__name__}: {str(exc)[:200]}")
+        log.fatal(
+            "Excel ファイルとして開けません（壊れている可能性があります）",
+            f"cannot open as xlsx (corrupt?): {type(exc).__name__}: {str(exc)[:200]}",
+        )
     if not sheets:
         log.fatal("Excel ファイルにワークシートがありません", "the workbook has no worksheet")
     return sheets
@@ -246,15 +297,19 @@ def _check_unpacked(archive: zipfile.ZipFile, log: IssueLog, limits: Limits) -> 
     """Reject a workbook whose parts unzip to more than the limit (the sizes zip itself enforces)."""
     total = sum(info.file_size for info in archive.infolist())
     if total > limits.max_unpacked_bytes:
-        log.fatal(f"Excel ファイルを展開すると大きすぎます（{size_text(total)}、上限 {size_text(limits.max_unpacked_bytes)}）",
-                  f"the workbook unpacks to {size_text(total)} (limit {size_text(limits.max_unpacked_bytes)})")
+        log.fatal(
+            f"Excel ファイルを展開すると大きすぎます（{size_text(total)}、上限 {size_text(limits.max_unpacked_bytes)}）",
+            f"the workbook unpacks to {size_text(total)} (limit {size_text(limits.max_unpacked_bytes)})",
+        )
 
 
 def _too_large(log: IssueLog, sheet: str, what_ja: str, what_en: str, limit_key: str, limit: int):
-    log.fatal(f"シート『{sheet}』が大きすぎます（{what_ja}、上限 {limit:,}）。不要な行・列や書式を削除して保存し直してください"
-              f"（Excel で Ctrl+End を押すと最後のセルが分かります）。上限は dataset.yaml の limits: {limit_key} で変えられます",
-              f"sheet {sheet!r} is too large ({what_en}; limit {limit:,}); delete unused rows, columns and "
-              f"formatting, or raise limits: {limit_key} in dataset.yaml")
+    log.fatal(
+        f"シート『{sheet}』が大きすぎます（{what_ja}、上限 {limit:,}）。不要な行・列や書式を削除して保存し直してください"
+        f"（Excel で Ctrl+End を押すと最後のセルが分かります）。上限は dataset.yaml の limits: {limit_key} で変えられます",
+        f"sheet {sheet!r} is too large ({what_en}; limit {limit:,}); delete unused rows, columns and "
+        f"formatting, or raise limits: {limit_key} in dataset.yaml",
+    )
 
 
 def _check_declared_size(ws, log: IssueLog, limits: Limits) -> None:
@@ -264,11 +319,23 @@ def _check_declared_size(ws, log: IssueLog, limits: Limits) -> None:
     if rows and cols:
         ref = f"A1:{col_letter(cols - 1)}{rows}"
     if rows and rows > limits.max_rows:
-        _too_large(log, ws.title, f"宣言された範囲 {ref}、{rows:,}行", f"declared range {ref}, {rows:,} rows",
-                   "max_rows", limits.max_rows)
+        _too_large(
+            log,
+            ws.title,
+            f"宣言された範囲 {ref}、{rows:,}行",
+            f"declared range {ref}, {rows:,} rows",
+            "max_rows",
+            limits.max_rows,
+        )
     if cols and cols > limits.max_columns:
-        _too_large(log, ws.title, f"宣言された範囲 {ref}、{cols:,}列", f"declared range {ref}, {cols:,} columns",
-                   "max_columns", limits.max_columns)
+        _too_large(
+            log,
+            ws.title,
+            f"宣言された範囲 {ref}、{cols:,}列",
+            f"declared range {ref}, {cols:,} columns",
+            "max_columns",
+            limits.max_columns,
+        )
 
 
 def _stream(ws, log: IssueLog, limits: Limits) -> tuple[list[list[object]], list]:
@@ -277,15 +344,27 @@ def _stream(ws, log: IssueLog, limits: Limits) -> tuple[list[list[object]], list
     grid, long_cells = [], []
     for r, row in enumerate(ws.iter_rows(values_only=True)):
         if r >= limits.max_rows:
-            _too_large(log, ws.title, f"{limits.max_rows + 1:,}行目以降にもデータがあります",
-                       f"data beyond row {limits.max_rows:,}", "max_rows", limits.max_rows)
+            _too_large(
+                log,
+                ws.title,
+                f"{limits.max_rows + 1:,}行目以降にもデータがあります",
+                f"data beyond row {limits.max_rows:,}",
+                "max_rows",
+                limits.max_rows,
+            )
         row = list(row)
         if len(row) > limits.max_columns:
             far = next((j for j in range(len(row) - 1, limits.max_columns - 1, -1) if row[j] is not None), None)
             if far is not None:
-                _too_large(log, ws.title, f"{col_letter(far)}{r + 1} にデータがあります（{far + 1:,}列目）",
-                           f"a value in {col_letter(far)}{r + 1}, column {far + 1:,}", "max_columns", limits.max_columns)
-            del row[limits.max_columns:]  # only empty (formatted) cells beyond the limit
+                _too_large(
+                    log,
+                    ws.title,
+                    f"{col_letter(far)}{r + 1} にデータがあります（{far + 1:,}列目）",
+                    f"a value in {col_letter(far)}{r + 1}, column {far + 1:,}",
+                    "max_columns",
+                    limits.max_columns,
+                )
+            del row[limits.max_columns :]  # only empty (formatted) cells beyond the limit
         for j, v in enumerate(row):
             if isinstance(v, str) and len(v) > limits.max_cell_chars:
                 long_cells.append((r, j, len(v)))
@@ -337,7 +416,9 @@ def _uncached_formulas(grid: list[list[object]], formula_ws) -> frozenset:
         values = grid[r] if r < len(grid) else []
         for j, v in enumerate(row):
             is_formula = (isinstance(v, str) and v.startswith("=")) or type(v).__name__ in (
-                "ArrayFormula", "DataTableFormula")
+                "ArrayFormula",
+                "DataTableFormula",
+            )
             if is_formula and (j >= len(values) or values[j] is None):
                 out.add((r, j))
     return frozenset(out)
@@ -357,6 +438,7 @@ def trim(grid: list[list[object]]) -> list[list[object]]:
 
 
 # --- text (CSV) --------------------------------------------------------------------------------
+
 
 def _decode(data: bytes) -> str:
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -380,9 +462,11 @@ def decode_text(data: bytes, log: IssueLog) -> str:
         try:
             data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            line = data[:exc.start].decode("utf-16", errors="replace").count("\n") + 1
-            log.fatal(f"UTF-16 のファイルとして{line}行目に読めない文字があります。UTF-8 か Shift_JIS で保存し直してください",
-                      f"cannot decode as UTF-16: invalid bytes on line {line}")
+            line = data[: exc.start].decode("utf-16", errors="replace").count("\n") + 1
+            log.fatal(
+                f"UTF-16 のファイルとして{line}行目に読めない文字があります。UTF-8 か Shift_JIS で保存し直してください",
+                f"cannot decode as UTF-16: invalid bytes on line {line}",
+            )
     where = []
     for enc, label in (("utf-8-sig", "UTF-8"), ("cp932", "Shift_JIS (CP932)")):
         try:
@@ -391,19 +475,30 @@ def decode_text(data: bytes, log: IssueLog) -> str:
             where.append((label, _line_of(data, exc.start)))
     ja = "、".join(f"{label} としては{line}行目" for label, line in where)
     en = "; ".join(f"as {label}: invalid bytes on line {line}" for label, line in where)
-    log.fatal(f"文字コードを判別できません（{ja}に読めない文字があります）。UTF-8 か Shift_JIS で保存し直してください",
-              f"cannot decode as UTF-8, UTF-16 or CP932 (Shift_JIS): {en}")
+    log.fatal(
+        f"文字コードを判別できません（{ja}に読めない文字があります）。UTF-8 か Shift_JIS で保存し直してください",
+        f"cannot decode as UTF-8, UTF-16 or CP932 (Shift_JIS): {en}",
+    )
     raise AssertionError("unreachable")
 
 
 _CSV_ERRORS = (
-    ("unexpected end of data", "{start}行目で始まる引用符（\"）が閉じられていません（ファイルの終わりまで閉じる引用符がありません）",
-     "unterminated quote: the quoted field starting on line {start} is never closed"),
-    ("expected after", "{line}行目: 引用符（\"）で囲んだ値のすぐ後に区切り文字がありません（{start}行目からの値）。引用符の閉じ忘れか、"
-                       "値の中の引用符が二重（\"\"）になっていない可能性があります",
-     "malformed quoting on line {line} (field starting on line {start}): a closing quote is not followed by a delimiter"),
-    ("field larger than field limit", "{start}行目からの値が長すぎます（{limit:,}文字超）。引用符の閉じ忘れの可能性があります",
-     "field starting on line {start} is longer than {limit:,} characters (an unterminated quote?)"),
+    (
+        "unexpected end of data",
+        '{start}行目で始まる引用符（"）が閉じられていません（ファイルの終わりまで閉じる引用符がありません）',
+        "unterminated quote: the quoted field starting on line {start} is never closed",
+    ),
+    (
+        "expected after",
+        '{line}行目: 引用符（"）で囲んだ値のすぐ後に区切り文字がありません（{start}行目からの値）。引用符の閉じ忘れか、'
+        '値の中の引用符が二重（""）になっていない可能性があります',
+        "malformed quoting on line {line} (field starting on line {start}): a closing quote is not followed by a delimiter",
+    ),
+    (
+        "field larger than field limit",
+        "{start}行目からの値が長すぎます（{limit:,}文字超）。引用符の閉じ忘れの可能性があります",
+        "field starting on line {start} is longer than {limit:,} characters (an unterminated quote?)",
+    ),
 )
 
 
@@ -412,8 +507,10 @@ def read_csv(data: bytes, log: IssueLog, limits: Limits) -> Sheet:
     nul = text.find("\x00")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
-        log.fatal(f"{line}行目に NUL 文字があります（テキストファイルではないか、壊れています）",
-                  f"not a text file: NUL character on line {line}")
+        log.fatal(
+            f"{line}行目に NUL 文字があります（テキストファイルではないか、壊れています）",
+            f"not a text file: NUL character on line {line}",
+        )
     if not text.strip():
         log.fatal("ファイルが空です", "the file is empty")
     lines = text[:200_000].splitlines()[:50]
@@ -435,14 +532,18 @@ def read_csv(data: bytes, log: IssueLog, limits: Limits) -> Sheet:
                     log.fatal(f"CSV の形式が不正です: {ja.format(**fmt)}", f"malformed CSV: {en.format(**fmt)}")
             log.fatal(f"CSV の形式が不正です（{start}行目から: {msg}）", f"malformed CSV (from line {start}): {msg}")
         if len(rows) >= limits.max_rows:
-            log.fatal(f"行数が上限（{limits.max_rows:,}行）を超えています（{start:,}行目）。上限は dataset.yaml の "
-                      "limits: max_rows で変えられます",
-                      f"more than {limits.max_rows:,} rows (line {start:,}); raise limits: max_rows in dataset.yaml")
+            log.fatal(
+                f"行数が上限（{limits.max_rows:,}行）を超えています（{start:,}行目）。上限は dataset.yaml の "
+                "limits: max_rows で変えられます",
+                f"more than {limits.max_rows:,} rows (line {start:,}); raise limits: max_rows in dataset.yaml",
+            )
         if len(row) > limits.max_columns:
-            if any(v.strip() for v in row[limits.max_columns:]):
-                log.fatal(f"{start}行目の列数が上限（{limits.max_columns:,}列）を超えています（{len(row):,}列）",
-                          f"line {start} has {len(row):,} columns (limit {limits.max_columns:,})")
-            del row[limits.max_columns:]
+            if any(v.strip() for v in row[limits.max_columns :]):
+                log.fatal(
+                    f"{start}行目の列数が上限（{limits.max_columns:,}列）を超えています（{len(row):,}列）",
+                    f"line {start} has {len(row):,} columns (limit {limits.max_columns:,})",
+                )
+            del row[limits.max_columns :]
         for j, v in enumerate(row):
             if len(v) > limits.max_cell_chars:
                 long_cells.append((len(rows), j, len(v)))

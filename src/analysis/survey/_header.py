@@ -5,6 +5,7 @@ space removed, with and without a leading question number (問1, (1), ①) and a
 such as (○×で回答). A header that matches nothing but is close to a question the table lacks is
 offered as a suggestion ("did you mean"), never taken as that question.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -17,8 +18,10 @@ from ._cells import cell_text, raw
 
 MAX_HEADER_SCAN = 30
 
-_ENUM_RE = re.compile(r"^(?:【[^】]*】|\[[^\]]*\]|問\d+(?:[-.の]\d+)*[.、:)]?|\(\d+\)|\d+(?:[-.]\d+)*[.、:)]"
-                      r"|[a-zA-Z][.)]|[ア-ン][.、)])+")
+_ENUM_RE = re.compile(
+    r"^(?:【[^】]*】|\[[^\]]*\]|問\d+(?:[-.の]\d+)*[.、:)]?|\(\d+\)|\d+(?:[-.]\d+)*[.、:)]"
+    r"|[a-zA-Z][.)]|[ア-ン][.、)])+"
+)
 _TRAIL_RE = re.compile(r"(?:\([^()]*\)|【[^】]*】|\[[^\]]*\]|※.*|\*+)$")
 
 
@@ -63,14 +66,14 @@ def suggest(text: str, table: dict[str, str], wanted: set[str], cutoff: float = 
 
 @dataclass
 class Header:
-    id_row: int                    # 0-based row holding the code / name header cell
-    top: int                       # first row considered (may be above id_row)
-    bottom: int                    # last header row; data starts below it
-    colmap: dict[int, str]         # column -> variable
-    labels: dict[int, str]         # column -> header text shown in issues
-    quality: dict[int, tuple]      # column -> (ends at the column's last header cell, length)
-    losers: dict[int, str]         # column -> variable it also matched but lost to another column
-    matched: dict[int, tuple]      # column -> the header cells its match was made of
+    id_row: int  # 0-based row holding the code / name header cell
+    top: int  # first row considered (may be above id_row)
+    bottom: int  # last header row; data starts below it
+    colmap: dict[int, str]  # column -> variable
+    labels: dict[int, str]  # column -> header text shown in issues
+    quality: dict[int, tuple]  # column -> (ends at the column's last header cell, length)
+    losers: dict[int, str]  # column -> variable it also matched but lost to another column
+    matched: dict[int, tuple]  # column -> the header cells its match was made of
     absorbed: list[int] = field(default_factory=list)  # rows taken into the header as continuation
 
     @property
@@ -112,7 +115,7 @@ def _match_columns(grid, top: int, bottom: int, table: dict[str, str]):
             best[j] = max(cands, key=lambda c: c[0])
     # each variable goes to its best column (ties: leftmost)
     owner: dict[str, int] = {}
-    for j, (q, var, _, _) in sorted(best.items(), key=lambda kv: (tuple(-x for x in kv[1][0]), kv[0])):
+    for j, (_q, var, _, _) in sorted(best.items(), key=lambda kv: (tuple(-x for x in kv[1][0]), kv[0])):
         owner.setdefault(var, j)
     colmap = {j: var for var, j in owner.items()}
     losers = {j: var for j, (_, var, _, _) in best.items() if j not in colmap}
@@ -127,8 +130,9 @@ def is_id_header_cell(value, table: dict[str, str]) -> bool:
     return bool(t) and any(table.get(k) in ("code", "name") for k in variants(t))
 
 
-def find_header(grid: list[list[object]], book: Codebook, table: dict[str, str] | None = None,
-                max_scan: int = MAX_HEADER_SCAN) -> Header | None:
+def find_header(
+    grid: list[list[object]], book: Codebook, table: dict[str, str] | None = None, max_scan: int = MAX_HEADER_SCAN
+) -> Header | None:
     """The table's header: rows, and the column -> variable map.
 
     Every row (of the first `max_scan`) with a cell naming the code or name column is a
@@ -150,8 +154,11 @@ def find_header(grid: list[list[object]], book: Codebook, table: dict[str, str] 
         if cand is None or not ({"code", "name"} & set(cand.colmap.values())):
             continue
         # rows right below that hold no municipality and no answer belong to the header too
-        while cand.bottom + 1 < len(grid) and cand.bottom - r < 2 and \
-                _is_header_continuation(grid[cand.bottom + 1], grid[cand.bottom], cand.colmap, book, table):
+        while (
+            cand.bottom + 1 < len(grid)
+            and cand.bottom - r < 2
+            and _is_header_continuation(grid[cand.bottom + 1], grid[cand.bottom], cand.colmap, book, table)
+        ):
             found = _match_columns(grid, top, cand.bottom + 1, table)
             absorbed = [*cand.absorbed, cand.bottom + 1]
             if len(found[0]) >= len(cand.colmap):

@@ -4,6 +4,7 @@ value, severity, reason in Japanese and English, cell), bounded per kind of prob
 A file with a million bad rows keeps the first `max_per_kind` issues of each kind and one
 summary row per kind saying how many more there were, so reports and the console stay readable.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,7 +50,7 @@ class IssueLog:
         self.path, self.sheet, self.rows = Path(path), sheet, []
         self.max_per_kind = max_per_kind
         self.kept: dict[str, int] = {}
-        self.omitted: dict[str, list] = {}   # kind -> [count, severity, first reason_ja, first reason_en]
+        self.omitted: dict[str, list] = {}  # kind -> [count, severity, first reason_ja, first reason_en]
 
     def add(self, severity, reason_ja, reason_en, row=None, column=None, value=None, cell=None, sheet=None):
         kind = issue_kind(severity, reason_en)
@@ -57,11 +58,19 @@ class IssueLog:
             self.omitted.setdefault(kind, [0, severity, reason_ja, reason_en])[0] += 1
             return
         self.kept[kind] = self.kept.get(kind, 0) + 1
-        self.rows.append({
-            "file": self.path.name, "sheet": (self.sheet if sheet is None else sheet) or "", "row": row,
-            "column": column or "", "value": "" if value is None else short(str(value)), "severity": severity,
-            "reason_ja": reason_ja, "reason_en": reason_en, "cell": cell or "",
-        })
+        self.rows.append(
+            {
+                "file": self.path.name,
+                "sheet": (self.sheet if sheet is None else sheet) or "",
+                "row": row,
+                "column": column or "",
+                "value": "" if value is None else short(str(value)),
+                "severity": severity,
+                "reason_ja": reason_ja,
+                "reason_en": reason_en,
+                "cell": cell or "",
+            }
+        )
 
     def fatal(self, reason_ja: str, reason_en: str, value=None):
         """Record a file-level error and raise SurveyError carrying every issue so far."""
@@ -70,16 +79,26 @@ class IssueLog:
 
     @property
     def n_errors(self) -> int:
-        return sum(r["severity"] == "error" for r in self.rows) + \
-            sum(n for n, sev, *_ in self.omitted.values() if sev == "error")
+        return sum(r["severity"] == "error" for r in self.rows) + sum(
+            n for n, sev, *_ in self.omitted.values() if sev == "error"
+        )
 
     def frame(self) -> pd.DataFrame:
         rows = list(self.rows)
         for n, sev, ja, en in self.omitted.values():
-            rows.append({"file": self.path.name, "sheet": self.sheet or "", "row": None, "column": "",
-                         "value": str(n), "severity": sev,
-                         "reason_ja": f"同じ種類の問題がほかに {n:,} 件あります（最初の {self.max_per_kind} 件のみ記録）: {ja}",
-                         "reason_en": f"{n:,} {OMITTED_EN} (first {self.max_per_kind} kept): {en}", "cell": ""})
+            rows.append(
+                {
+                    "file": self.path.name,
+                    "sheet": self.sheet or "",
+                    "row": None,
+                    "column": "",
+                    "value": str(n),
+                    "severity": sev,
+                    "reason_ja": f"同じ種類の問題がほかに {n:,} 件あります（最初の {self.max_per_kind} 件のみ記録）: {ja}",
+                    "reason_en": f"{n:,} {OMITTED_EN} (first {self.max_per_kind} kept): {en}",
+                    "cell": "",
+                }
+            )
         frame = pd.DataFrame(rows, columns=ISSUE_COLUMNS)
         frame["row"] = frame["row"].astype("Int64")
         return frame
@@ -90,7 +109,7 @@ def severity_counts(issues: pd.DataFrame) -> dict[str, int]:
     out = {"error": 0, "warning": 0, "info": 0}
     if issues is None or issues.empty:
         return out
-    for sev, en, value in zip(issues["severity"], issues["reason_en"].astype(str), issues["value"]):
+    for sev, en, value in zip(issues["severity"], issues["reason_en"].astype(str), issues["value"], strict=False):
         n = 1
         if OMITTED_EN in en:
             try:

@@ -5,6 +5,7 @@ crafted workbook declaring a cell at XFD1048576 costs milliseconds, not gigabyte
 fit any real file (a national file has ~1,750 rows and ~60 columns); a dataset can raise them in
 its dataset.yaml (`limits: {max_rows: 50000}`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -14,12 +15,12 @@ MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Limits:
-    max_file_bytes: int = 50 * MB        # the file as stored
-    max_unpacked_bytes: int = 500 * MB   # an xlsx's parts once unzipped (a zip bomb stops here)
-    max_rows: int = 20_000               # sheet rows, title and header included
+    max_file_bytes: int = 50 * MB  # the file as stored
+    max_unpacked_bytes: int = 500 * MB  # an xlsx's parts once unzipped (a zip bomb stops here)
+    max_rows: int = 20_000  # sheet rows, title and header included
     max_columns: int = 300
     max_cell_chars: int = 10_000
-    max_issues_per_kind: int = 100       # issues kept per kind; the rest are counted
+    max_issues_per_kind: int = 100  # issues kept per kind; the rest are counted
 
     @classmethod
     def names(cls) -> list[str]:

@@ -6,6 +6,7 @@ labels (市町村コード, 市町村名, 人口, 高齢化率, 過疎, 財政�
 file (CSV in UTF-8 with or without BOM, CP932 or UTF-16; xlsx; the same size limits), and every
 problem is collected with its row and column before one `MasterError` is raised.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -29,8 +30,12 @@ MASTER_COLUMNS = {
 }
 REQUIRED = ("code", "name")
 # column -> (lowest, highest, integers only)
-RANGES = {"population": (0, 50_000_000, True), "aging_rate": (0, 100, False), "kaso": (0, 1, True),
-          "fiscal_strength": (0, 10, False)}
+RANGES = {
+    "population": (0, 50_000_000, True),
+    "aging_rate": (0, 100, False),
+    "kaso": (0, 1, True),
+    "fiscal_strength": (0, 10, False),
+}
 _MISSING = {"", "-", "―", "－", "—", "NA", "N/A", "nan", "NaN"}
 
 
@@ -59,11 +64,15 @@ def read_master(path: Path | str, limits: Limits | None = None) -> pd.DataFrame:
         _fail(log, path)
     log.sheet = sheet.name
     grid = sheet.grid
-    h = next((r for r, row in enumerate(grid[:20]) if sum(_key(v) in _HEADER_OF for v in row if v is not None) >= 2),
-             None)
+    h = next(
+        (r for r, row in enumerate(grid[:20]) if sum(_key(v) in _HEADER_OF for v in row if v is not None) >= 2), None
+    )
     if h is None:
-        log.add("error", "見出し行（code と name の列）が見つかりません",
-                "header row with the columns code and name not found")
+        log.add(
+            "error",
+            "見出し行（code と name の列）が見つかりません",
+            "header row with the columns code and name not found",
+        )
         _fail(log, path)
     cols: dict[str, int] = {}
     extra: dict[str, int] = {}
@@ -74,15 +83,25 @@ def read_master(path: Path | str, limits: Limits | None = None) -> pd.DataFrame:
                 extra[raw(v)] = j
             continue
         if col in cols:
-            log.add("error", f"列『{col}』が2つあります（{col_letter(cols[col])}列と{col_letter(j)}列）",
-                    f"column {col!r} appears twice ({col_letter(cols[col])} and {col_letter(j)})",
-                    row=h + 1, column=raw(v), cell=f"{col_letter(j)}{h + 1}")
+            log.add(
+                "error",
+                f"列『{col}』が2つあります（{col_letter(cols[col])}列と{col_letter(j)}列）",
+                f"column {col!r} appears twice ({col_letter(cols[col])} and {col_letter(j)})",
+                row=h + 1,
+                column=raw(v),
+                cell=f"{col_letter(j)}{h + 1}",
+            )
             continue
         cols[col] = j
     for col in REQUIRED:
         if col not in cols:
-            log.add("error", f"必須の列『{col}』（{MASTER_COLUMNS[col][1]}）がありません",
-                    f"required column {col!r} missing", row=h + 1, column=col)
+            log.add(
+                "error",
+                f"必須の列『{col}』（{MASTER_COLUMNS[col][1]}）がありません",
+                f"required column {col!r} missing",
+                row=h + 1,
+                column=col,
+            )
     if log.n_errors:
         _fail(log, path)
     data = {col: [] for col in [*cols, *extra]}
@@ -91,19 +110,31 @@ def read_master(path: Path | str, limits: Limits | None = None) -> pd.DataFrame:
         row = grid[r]
         if not any(cell_text(v) for v in row):
             continue
-        cell = lambda j: row[j] if j < len(row) else None  # noqa: E731
+        cell = lambda j, row=row: row[j] if j < len(row) else None  # noqa: E731
         excel_row = r + 1
         code = _code(log, cell(cols["code"]), excel_row, cols["code"])
         if code is not None:
             if code in seen:
-                log.add("error", f"コードが重複しています（{seen[code]}行目と同じ {code}）",
-                        f"duplicate code {code} (also row {seen[code]})", row=excel_row, column="code", value=code,
-                        cell=f"{col_letter(cols['code'])}{excel_row}")
+                log.add(
+                    "error",
+                    f"コードが重複しています（{seen[code]}行目と同じ {code}）",
+                    f"duplicate code {code} (also row {seen[code]})",
+                    row=excel_row,
+                    column="code",
+                    value=code,
+                    cell=f"{col_letter(cols['code'])}{excel_row}",
+                )
             seen.setdefault(code, excel_row)
         name = raw(cell(cols["name"]))
         if not name:
-            log.add("error", "市町村名が空です", "empty name", row=excel_row, column="name",
-                    cell=f"{col_letter(cols['name'])}{excel_row}")
+            log.add(
+                "error",
+                "市町村名が空です",
+                "empty name",
+                row=excel_row,
+                column="name",
+                cell=f"{col_letter(cols['name'])}{excel_row}",
+            )
         data["code"].append(code)
         data["name"].append(name)
         for col, j in cols.items():
@@ -129,10 +160,14 @@ def _fail(log: IssueLog, path: Path):
     if not errors.empty:
         first = errors.iloc[0]
         row = pd.notna(first["row"])
-        ja += (f"。最初の問題: {f'{int(first.row)}行目 ' if row else ''}{f'列『{first.column}』 ' if first.column else ''}"
-               f"{f'値『{first.value}』 ' if first.value else ''}{first.reason_ja}")
-        en += (f"; first: {f'row {int(first.row)} ' if row else ''}{f'column {first.column!r} ' if first.column else ''}"
-               f"{f'value {first.value!r} ' if first.value else ''}{first.reason_en}")
+        ja += (
+            f"。最初の問題: {f'{int(first.row)}行目 ' if row else ''}{f'列『{first.column}』 ' if first.column else ''}"
+            f"{f'値『{first.value}』 ' if first.value else ''}{first.reason_ja}"
+        )
+        en += (
+            f"; first: {f'row {int(first.row)} ' if row else ''}{f'column {first.column!r} ' if first.column else ''}"
+            f"{f'value {first.value!r} ' if first.value else ''}{first.reason_en}"
+        )
     raise MasterError(ja, en, issues, where=str(path))
 
 
@@ -145,8 +180,15 @@ def _code(log: IssueLog, value, excel_row: int, j: int) -> str | None:
     try:
         found = codes.candidates(value)
     except codes.CodeError as exc:
-        log.add("error", f"市町村コードが不正です: {exc.ja}", f"invalid code: {exc.en}", row=excel_row, column="code",
-                value=raw(value), cell=cell)
+        log.add(
+            "error",
+            f"市町村コードが不正です: {exc.ja}",
+            f"invalid code: {exc.en}",
+            row=excel_row,
+            column="code",
+            value=raw(value),
+            cell=cell,
+        )
         return None
     if len(found) > 1 and not isinstance(value, str):
         # a number that lost its leading zero (1100 2 for 011002) or a 5-digit code: the national list decides
@@ -154,9 +196,15 @@ def _code(log: IssueLog, value, excel_row: int, j: int) -> str | None:
 
         known = [c for c in found if c in national()]
         if len(known) != 1:
-            log.add("error", f"市町村コードが曖昧です（{'/'.join(found)} のどちらか）。コードを6桁の文字列で書いてください",
-                    f"ambiguous code ({'/'.join(found)}); write the 6-digit code as text", row=excel_row,
-                    column="code", value=raw(value), cell=cell)
+            log.add(
+                "error",
+                f"市町村コードが曖昧です（{'/'.join(found)} のどちらか）。コードを6桁の文字列で書いてください",
+                f"ambiguous code ({'/'.join(found)}); write the 6-digit code as text",
+                row=excel_row,
+                column="code",
+                value=raw(value),
+                cell=cell,
+            )
             return None
         return known[0]
     return found[0]
@@ -177,16 +225,30 @@ def _number(log: IssueLog, col: str, value, excel_row: int, j: int):
         try:
             number = float(text) if any(ch in text for ch in ".eE") else int(text)
         except ValueError:
-            log.add("error", f"数値ではありません（{col}）", f"not a number ({col})", row=excel_row, column=col,
-                    value=raw(value), cell=f"{col_letter(j)}{excel_row}")
+            log.add(
+                "error",
+                f"数値ではありません（{col}）",
+                f"not a number ({col})",
+                row=excel_row,
+                column=col,
+                value=raw(value),
+                cell=f"{col_letter(j)}{excel_row}",
+            )
             return None
     if number != number:
         return None
     low, high, integer = RANGES[col]
     if not low <= number <= high or (integer and float(number) != int(number)):
         kind_ja = "整数" if integer else "数値"
-        log.add("error", f"{col} の値が範囲外です（{low}〜{high} の{kind_ja}）", f"{col} out of range ({low}..{high})",
-                row=excel_row, column=col, value=raw(value), cell=f"{col_letter(j)}{excel_row}")
+        log.add(
+            "error",
+            f"{col} の値が範囲外です（{low}〜{high} の{kind_ja}）",
+            f"{col} out of range ({low}..{high})",
+            row=excel_row,
+            column=col,
+            value=raw(value),
+            cell=f"{col_letter(j)}{excel_row}",
+        )
         return None
     return number
 

@@ -4,6 +4,7 @@ Names are not unique nationally (伊達市 is in Hokkaido and Fukushima), so a n
 set of codes; only a single candidate is used, several are reported as ambiguous. A name that
 matches nothing gets "did you mean" candidates (御殿場 → 御殿場市) but is never taken as one.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -42,7 +43,7 @@ class Resolver:
     """Turns a row's code / name cells into a master code, or says why it cannot."""
 
     def __init__(self, master: pd.DataFrame, prefecture_code: str | None):
-        self.by_code = dict(zip(master["code"], master["name"]))
+        self.by_code = dict(zip(master["code"], master["name"], strict=False))
         self.known = frozenset(self.by_code)
         self.by_name: dict[str, set[str]] = {}
         for c, n in self.by_code.items():
@@ -96,11 +97,16 @@ class Resolver:
                 names = national_names()
                 named = next((c for c in others if c in names), others[0])
                 where = names.get(named, f"都道府県コード {named[:2]}")
-                return (None, f"他の都道府県の市町村コードです（{named}: {where}）",
-                        f"municipality of another prefecture ({named}, prefecture {named[:2]}, "
-                        f"not {self.prefecture})")
+                return (
+                    None,
+                    f"他の都道府県の市町村コードです（{named}: {where}）",
+                    f"municipality of another prefecture ({named}, prefecture {named[:2]}, not {self.prefecture})",
+                )
             names = national_names()
             known_as = "".join(f"、{c} は{names[c]}" for c in found if c in names)
             known_as_en = "".join(f"; {c} is {names[c]}" for c in found if c in names)
-            return None, f"コード表（市町村マスタ）にない市町村コードです（{'/'.join(found)}{known_as}）", \
-                f"unknown municipality code, not in the master list ({'/'.join(found)}{known_as_en})"
+            return (
+                None,
+                f"コード表（市町村マスタ）にない市町村コードです（{'/'.join(found)}{known_as}）",
+                f"unknown municipality code, not in the master list ({'/'.join(found)}{known_as_en})",
+            )

@@ -5,6 +5,7 @@ merged ranges (header merges are filled, merges over data rows are reported, nev
 columns (unknown, duplicate, missing; "did you mean" for near misses), rows (`_rows`), the
 response rate against the master (and the dataset's minimum), and the pandera schema.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,12 +20,12 @@ from ..wareki import parse_fy
 from ._cells import cell_text, col_index, col_letter, raw
 from ._grid import Merge, Sheet, fill, read_sheets
 from ._header import Header, column_cells, find_header, key_table, suggest
-from ._issues import ISSUE_COLUMNS, SEVERITY_JA, IssueLog, SurveyError  # noqa: F401 - analysis.io names
+from ._issues import ISSUE_COLUMNS, SEVERITY_JA, IssueLog, SurveyError
 from ._limits import DEFAULT_LIMITS, Limits
-from ._master import MasterError, read_master  # noqa: F401 - analysis.io names
+from ._master import MasterError, read_master
 from ._municipality import Resolver
-from ._report import format_issues, report_text, what_to_do  # noqa: F401 - analysis.io names
-from ._rows import TOTAL_MARKERS, read_rows  # noqa: F401 - analysis.io names
+from ._report import format_issues, report_text, what_to_do
+from ._rows import TOTAL_MARKERS, read_rows
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,17 @@ class SurveyResult:
         return self.info.get("response_rate")
 
 
-def read_survey(path: Path | str, book: Codebook, master: pd.DataFrame,
-                fiscal_year: int | None = None, prefecture_code: str | None = None,
-                check_schema: bool = True, *, limits: Limits | None = None,
-                response: ResponsePolicy | None = None) -> SurveyResult:
+def read_survey(
+    path: Path | str,
+    book: Codebook,
+    master: pd.DataFrame,
+    fiscal_year: int | None = None,
+    prefecture_code: str | None = None,
+    check_schema: bool = True,
+    *,
+    limits: Limits | None = None,
+    response: ResponsePolicy | None = None,
+) -> SurveyResult:
     """Read one survey file; `master` lists the expected municipalities. Never writes to the file.
 
     `prefecture_code` (2 digits) tells valid codes of other prefectures apart from unknown ones;
@@ -94,8 +102,10 @@ def read_survey(path: Path | str, book: Codebook, master: pd.DataFrame,
         id_ja = f"『{book.id_columns['code']['header_ja']}』または『{book.id_columns['name']['header_ja']}』"
         if not sheet.grid:
             log.fatal("ファイルにデータがありません（空のシート）", "the file holds no cells (empty sheet)")
-        log.fatal(f"見出し行（{id_ja}の列）が見つかりません。調査票の集計表か確認してください",
-                  "header row with the code or name column not found; is this the survey's summary table?")
+        log.fatal(
+            f"見出し行（{id_ja}の列）が見つかりません。調査票の集計表か確認してください",
+            "header row with the code or name column not found; is this the survey's summary table?",
+        )
     ctx = _Context(sheet, header, book, table, log, Resolver(master, prefecture_code))
     _check_long_cells(ctx, limits)
     _check_merges(ctx)
@@ -108,7 +118,7 @@ def read_survey(path: Path | str, book: Codebook, master: pd.DataFrame,
     missing = sorted(res.known - set(rows.seen))
     rate = _check_response(ctx, rows, missing, fy, response)
     tidy = _tidy_frame(rows.records, book, fy)
-    rows_by_code = dict(zip((rec["code"] for rec in rows.records), rows.source_rows))
+    rows_by_code = dict(zip((rec["code"] for rec in rows.records), rows.source_rows, strict=False))
     if check_schema:
         from ..schema import check_tidy
 
@@ -116,25 +126,41 @@ def read_survey(path: Path | str, book: Codebook, master: pd.DataFrame,
             code = p.get("code")
             excel_row = rows_by_code.get(code) if code is not None else None
             j = ctx.col_of.get(p["column"])
-            log.add("error", p["reason_ja"], p["reason_en"], row=excel_row,
-                    column=ctx.label(j) if j is not None else p["column"], value=p.get("value"),
-                    cell=f"{col_letter(j)}{excel_row}" if j is not None and excel_row else None)
-    return SurveyResult(tidy=tidy, issues=log.frame(), fiscal_year=fy, path=path, sheet=sheet.name,
-                        info={"n_rows": len(rows.records), "n_expected": len(res.known), "missing": missing,
-                              "response_rate": rate,
-                              "non_responding": sorted(response.listed(fy) & set(missing)) if response else [],
-                              "format": fmt, "header_rows": (header_first + 1, header.bottom + 1),
-                              "columns": {v: ctx.label(j) for j, v in header.colmap.items()},
-                              "source_rows": rows_by_code,
-                              "accepted_answers": dict(ctx.accepted),
-                              "fiscal_year_source": "argument" if fiscal_year is not None else fy_source})
+            log.add(
+                "error",
+                p["reason_ja"],
+                p["reason_en"],
+                row=excel_row,
+                column=ctx.label(j) if j is not None else p["column"],
+                value=p.get("value"),
+                cell=f"{col_letter(j)}{excel_row}" if j is not None and excel_row else None,
+            )
+    return SurveyResult(
+        tidy=tidy,
+        issues=log.frame(),
+        fiscal_year=fy,
+        path=path,
+        sheet=sheet.name,
+        info={
+            "n_rows": len(rows.records),
+            "n_expected": len(res.known),
+            "missing": missing,
+            "response_rate": rate,
+            "non_responding": sorted(response.listed(fy) & set(missing)) if response else [],
+            "format": fmt,
+            "header_rows": (header_first + 1, header.bottom + 1),
+            "columns": {v: ctx.label(j) for j, v in header.colmap.items()},
+            "source_rows": rows_by_code,
+            "accepted_answers": dict(ctx.accepted),
+            "fiscal_year_source": "argument" if fiscal_year is not None else fy_source,
+        },
+    )
 
 
 class _Context:
     """What the steps of `read_survey` share: the sheet, its header, the codebook and the log."""
 
-    def __init__(self, sheet: Sheet, header: Header, book: Codebook, table: dict, log: IssueLog,
-                 resolver: Resolver):
+    def __init__(self, sheet: Sheet, header: Header, book: Codebook, table: dict, log: IssueLog, resolver: Resolver):
         self.sheet, self.header = sheet, header
         # header merges are filled (a group over its questions); merges below the header are not
         self.header_merges = [c for c in (m.clip(header.bottom) for m in sheet.merges) if c is not None]
@@ -169,16 +195,25 @@ def _pick_sheet(sheets: list[Sheet], book: Codebook, table, log: IssueLog) -> tu
         log.sheet = best_s.name
         others = [s.name for s, h in visible if s is not best_s and (h is None or h.score < best_h.score)]
         if others:
-            log.add("info", f"シート『{'』『'.join(others)}』は回答表ではないため読み飛ばしました（表紙など）",
-                    f"sheet(s) {', '.join(others)} skipped (cover or other non-table sheets)")
+            log.add(
+                "info",
+                f"シート『{'』『'.join(others)}』は回答表ではないため読み飛ばしました（表紙など）",
+                f"sheet(s) {', '.join(others)} skipped (cover or other non-table sheets)",
+            )
         rivals = [s.name for s, h in visible if s is not best_s and h is not None and h.score >= best_h.score]
         if rivals:
-            log.add("warning", f"シート『{'』『'.join(rivals)}』にも同じ形の回答表があります（読み込んだのは『{best_s.name}』のみ）",
-                    f"sheet(s) {', '.join(rivals)} also hold a survey table; only {best_s.name} was read")
+            log.add(
+                "warning",
+                f"シート『{'』『'.join(rivals)}』にも同じ形の回答表があります（読み込んだのは『{best_s.name}』のみ）",
+                f"sheet(s) {', '.join(rivals)} also hold a survey table; only {best_s.name} was read",
+            )
         hidden = [s.name for s, h in found if not s.visible and h is not None]
         if hidden:
-            log.add("info", f"非表示のシート『{'』『'.join(hidden)}』は読み込んでいません",
-                    f"hidden sheet(s) {', '.join(hidden)} not read")
+            log.add(
+                "info",
+                f"非表示のシート『{'』『'.join(hidden)}』は読み込んでいません",
+                f"hidden sheet(s) {', '.join(hidden)} not read",
+            )
     return best_s, best_h
 
 
@@ -186,11 +221,16 @@ def _check_long_cells(ctx: _Context, limits: Limits) -> None:
     for r, j, n in ctx.sheet.long_cells:
         line = ctx.sheet.lines[r] if ctx.sheet.lines and r < len(ctx.sheet.lines) else None
         at_ja, at_en = (f"（ファイルの{line}行目）", f" (line {line} of the file)") if line else ("", "")
-        ctx.log.add("error", f"セルの文字数が上限（{limits.max_cell_chars:,}文字）を超えています（{n:,}文字）{at_ja}。"
-                    "上限は dataset.yaml の limits: max_cell_chars で変えられます",
-                    f"cell longer than {limits.max_cell_chars:,} characters ({n:,}){at_en}",
-                    row=r + 1, column=ctx.label(j), value=raw(ctx.grid[r][j]) if j < len(ctx.grid[r]) else "",
-                    cell=f"{col_letter(j)}{r + 1}")
+        ctx.log.add(
+            "error",
+            f"セルの文字数が上限（{limits.max_cell_chars:,}文字）を超えています（{n:,}文字）{at_ja}。"
+            "上限は dataset.yaml の limits: max_cell_chars で変えられます",
+            f"cell longer than {limits.max_cell_chars:,} characters ({n:,}){at_en}",
+            row=r + 1,
+            column=ctx.label(j),
+            value=raw(ctx.grid[r][j]) if j < len(ctx.grid[r]) else "",
+            cell=f"{col_letter(j)}{r + 1}",
+        )
 
 
 def _check_merges(ctx: _Context) -> None:
@@ -210,26 +250,39 @@ def _check_merges(ctx: _Context) -> None:
         first = max(m.r1, header.bottom + 1)
         rows = range(first, min(m.r2, len(grid) - 1) + 1)
         cols = range(m.c1, m.c2 + 1)
-        outside = lambda r: any(cell_text(v) for c, v in enumerate(grid[r]) if c not in cols)  # noqa: E731
+        outside = lambda r, cols=cols: any(cell_text(v) for c, v in enumerate(grid[r]) if c not in cols)  # noqa: E731
         spans_rows = any(c in colmap for c in cols) and any(r != m.r1 and outside(r) for r in rows)
-        spans_questions = m.r1 > header.bottom and any(c in questions for c in cols[1:]) and \
-            (m.c1 in questions or outside(m.r1))  # not a note row merged across the table
+        spans_questions = (
+            m.r1 > header.bottom and any(c in questions for c in cols[1:]) and (m.c1 in questions or outside(m.r1))
+        )  # not a note row merged across the table
         if not (spans_rows or spans_questions):
             continue
         anchor = at(m.r1, m.c1)
         covered = [(r, c) for r in rows for c in cols if (r, c) != (m.r1, m.c1)]
         if all(cell_text(at(r, c)) == cell_text(anchor) for r, c in covered):
-            ctx.log.add("warning", f"結合セル {m.ref} は、結合されたすべてのセルに同じ値『{raw(anchor)}』が入っているため、"
-                        "そのまま読みました（結合は解除してください）",
-                        f"merged range {m.ref} holds the same value in every covered cell; read as it is "
-                        "(please unmerge it)", row=first + 1, column=ctx.label(m.c1), value=raw(anchor), cell=m.ref)
+            ctx.log.add(
+                "warning",
+                f"結合セル {m.ref} は、結合されたすべてのセルに同じ値『{raw(anchor)}』が入っているため、"
+                "そのまま読みました（結合は解除してください）",
+                f"merged range {m.ref} holds the same value in every covered cell; read as it is (please unmerge it)",
+                row=first + 1,
+                column=ctx.label(m.c1),
+                value=raw(anchor),
+                cell=m.ref,
+            )
         else:
-            ctx.log.add("error", f"結合セル {m.ref} が複数の行（市町）や設問の列にまたがっています。Excel は結合の左上の値しか"
-                        "持たないため、ほかのセルは空として読みました（値を複製して補うことはしません）。結合を解除し、"
-                        "各セルに値を入力してください",
-                        f"merged range {m.ref} spans data rows or question columns; only its top-left cell holds a "
-                        "value, the covered cells were read as empty (never copied); unmerge it and fill each cell",
-                        row=first + 1, column=ctx.label(m.c1), value=raw(anchor), cell=m.ref)
+            ctx.log.add(
+                "error",
+                f"結合セル {m.ref} が複数の行（市町）や設問の列にまたがっています。Excel は結合の左上の値しか"
+                "持たないため、ほかのセルは空として読みました（値を複製して補うことはしません）。結合を解除し、"
+                "各セルに値を入力してください",
+                f"merged range {m.ref} spans data rows or question columns; only its top-left cell holds a "
+                "value, the covered cells were read as empty (never copied); unmerge it and fill each cell",
+                row=first + 1,
+                column=ctx.label(m.c1),
+                value=raw(anchor),
+                cell=m.ref,
+            )
 
 
 def _title_fiscal_year(rows: list[list[object]], path: Path) -> tuple[int | None, str | None, str | None]:
@@ -256,16 +309,29 @@ def _fiscal_year(ctx: _Context, path: Path, requested: int | None) -> tuple[int 
     if requested is not None and title_fy is not None and title_fy != requested:
         if source == "title":
             r = int(re.sub(r"^[A-Z]+", "", where))
-            log.add("error", f"ファイルの表題は{title_fy}年度ですが、{requested}年度として読み込もうとしています",
-                    f"the file's title says FY{title_fy} but FY{requested} was requested", row=r,
-                    column="表題", value=raw(grid[r - 1][col_index(where)]), cell=where)
+            log.add(
+                "error",
+                f"ファイルの表題は{title_fy}年度ですが、{requested}年度として読み込もうとしています",
+                f"the file's title says FY{title_fy} but FY{requested} was requested",
+                row=r,
+                column="表題",
+                value=raw(grid[r - 1][col_index(where)]),
+                cell=where,
+            )
         else:
-            log.add("warning", f"ファイル名は{title_fy}年度を示していますが、{requested}年度として読み込みます",
-                    f"the file name suggests FY{title_fy} but FY{requested} was requested", value=path.name)
+            log.add(
+                "warning",
+                f"ファイル名は{title_fy}年度を示していますが、{requested}年度として読み込みます",
+                f"the file name suggests FY{title_fy} but FY{requested} was requested",
+                value=path.name,
+            )
     fy = requested if requested is not None else title_fy
     if fy is None:
-        log.add("warning", "年度が分かりません（表題に年度がなく、--fiscal-year も指定されていません）",
-                "fiscal year unknown: no year in the title and none requested")
+        log.add(
+            "warning",
+            "年度が分かりません（表題に年度がなく、--fiscal-year も指定されていません）",
+            "fiscal year unknown: no year in the title and none requested",
+        )
     return fy, source
 
 
@@ -287,22 +353,41 @@ def _check_columns(ctx: _Context) -> int:
         if j in header.losers and header.quality[j][0]:
             var = header.losers[j]
             other = col_letter(ctx.col_of[var])
-            log.add("error", f"同じ設問の列が複数あります（{other}列と重複）。どちらか一方にしてください",
-                    f"duplicate column for {var} (also column {other})",
-                    row=below, column=ctx.label(j), value=ctx.label(j), cell=f"{col_letter(j)}{below}")
+            log.add(
+                "error",
+                f"同じ設問の列が複数あります（{other}列と重複）。どちらか一方にしてください",
+                f"duplicate column for {var} (also column {other})",
+                row=below,
+                column=ctx.label(j),
+                value=ctx.label(j),
+                cell=f"{col_letter(j)}{below}",
+            )
         elif cells:
             var = suggest(" ".join(cells), ctx.table, absent) or suggest(cells[-1], ctx.table, absent)
             if var is None:
-                log.add("info", "調査票にない列のため無視しました", "unknown column ignored",
-                        row=below, column=cells[-1], value=cells[-1], cell=f"{col_letter(j)}{below}")
+                log.add(
+                    "info",
+                    "調査票にない列のため無視しました",
+                    "unknown column ignored",
+                    row=below,
+                    column=cells[-1],
+                    value=cells[-1],
+                    cell=f"{col_letter(j)}{below}",
+                )
                 continue
             q = ctx.book.question(var)
             near.setdefault(var, cells[-1])
-            log.add("warning", f"調査票にない列のため無視しました。もしかして設問『{q.header_ja}』の列ですか？"
-                    f"そうなら見出しを『{q.header_ja}』に直すか、data/codebook/survey.yaml の aliases に追加してください",
-                    f"unknown column ignored; did you mean the question {var} ({q.header_ja})? Rename the header or "
-                    "add it to the question's aliases in the codebook",
-                    row=below, column=cells[-1], value=cells[-1], cell=f"{col_letter(j)}{below}")
+            log.add(
+                "warning",
+                f"調査票にない列のため無視しました。もしかして設問『{q.header_ja}』の列ですか？"
+                f"そうなら見出しを『{q.header_ja}』に直すか、data/codebook/survey.yaml の aliases に追加してください",
+                f"unknown column ignored; did you mean the question {var} ({q.header_ja})? Rename the header or "
+                "add it to the question's aliases in the codebook",
+                row=below,
+                column=cells[-1],
+                value=cells[-1],
+                cell=f"{col_letter(j)}{below}",
+            )
     for r in header.absorbed:
         odd = []
         for j in colmap:
@@ -312,24 +397,35 @@ def _check_columns(ctx: _Context) -> int:
                 odd.append((j, grid[r][j]))
         if odd:
             j, v = odd[0]
-            log.add("info", "見出しの続きとみなして読み飛ばした行です（市町村も回答もありません）",
-                    "row below the header treated as part of the header (no municipality, no answer)",
-                    row=r + 1, column=ctx.label(j), value=raw(v), cell=f"{col_letter(j)}{r + 1}")
+            log.add(
+                "info",
+                "見出しの続きとみなして読み飛ばした行です（市町村も回答もありません）",
+                "row below the header treated as part of the header (no municipality, no answer)",
+                row=r + 1,
+                column=ctx.label(j),
+                value=raw(v),
+                cell=f"{col_letter(j)}{r + 1}",
+            )
     found = set(colmap.values())
     for q in ctx.book.questions:
         if q.required and q.variable not in found:
             hint_ja = f"（『{near[q.variable]}』の列のことですか？）" if q.variable in near else ""
             hint_en = f" (is it the column {near[q.variable]!r}?)" if q.variable in near else ""
-            log.add("error", f"必須の設問『{q.header_ja}』の列がありません{hint_ja}",
-                    f"required question column missing: {q.variable}{hint_en}", column=q.header_ja)
+            log.add(
+                "error",
+                f"必須の設問『{q.header_ja}』の列がありません{hint_ja}",
+                f"required question column missing: {q.variable}{hint_en}",
+                column=q.header_ja,
+            )
     for r in range(header.top, header.id_row):
         if any(j < len(grid[r]) and cell_text(grid[r][j]) in header.matched.get(j, ()) for j in colmap):
             return r
     return header.id_row
 
 
-def _check_response(ctx: _Context, rows, missing: list[str], fy: int | None,
-                    response: ResponsePolicy | None) -> float | None:
+def _check_response(
+    ctx: _Context, rows, missing: list[str], fy: int | None, response: ResponsePolicy | None
+) -> float | None:
     """Report municipalities without an answer; below the policy's minimum rate the file is an error.
 
     Returns the response rate: responding municipalities / municipalities in the master.
@@ -340,21 +436,40 @@ def _check_response(ctx: _Context, rows, missing: list[str], fy: int | None,
     column = ctx.label(ctx.col_of.get("code", ctx.col_of.get("name")))
     for c in missing:
         if c in listed:
-            log.add("info", f"未回答（dataset.yaml の non_responding に登録済み: {res.by_code[c]}）",
-                    f"no answer from municipality {c}, listed as non-responding in dataset.yaml", column=column, value=c)
+            log.add(
+                "info",
+                f"未回答（dataset.yaml の non_responding に登録済み: {res.by_code[c]}）",
+                f"no answer from municipality {c}, listed as non-responding in dataset.yaml",
+                column=column,
+                value=c,
+            )
         else:
-            log.add("warning", f"回答がありません（未回答の市町: {res.by_code[c]}）", f"no answer from municipality {c}",
-                    column=column, value=c)
+            log.add(
+                "warning",
+                f"回答がありません（未回答の市町: {res.by_code[c]}）",
+                f"no answer from municipality {c}",
+                column=column,
+                value=c,
+            )
     if response is None:
         return len(rows.seen) / n_master if n_master else None
     for c in sorted(listed - res.known):
-        log.add("error", "dataset.yaml の non_responding に市町村マスタにないコードがあります",
-                f"non_responding in dataset.yaml lists a code that is not in the master: {c}", value=c)
+        log.add(
+            "error",
+            "dataset.yaml の non_responding に市町村マスタにないコードがあります",
+            f"non_responding in dataset.yaml lists a code that is not in the master: {c}",
+            value=c,
+        )
     for c in sorted(listed & set(rows.seen)):
-        log.add("warning", f"dataset.yaml で未回答とされている市町の回答があります（{res.by_code[c]}）。"
-                "non_responding から外してください",
-                f"municipality {c} is listed as non-responding in dataset.yaml but has answered",
-                row=rows.seen[c], column=column, value=c)
+        log.add(
+            "warning",
+            f"dataset.yaml で未回答とされている市町の回答があります（{res.by_code[c]}）。"
+            "non_responding から外してください",
+            f"municipality {c} is listed as non-responding in dataset.yaml but has answered",
+            row=rows.seen[c],
+            column=column,
+            value=c,
+        )
     n_answered = len(rows.seen)
     rate = n_answered / n_master if n_master else None
     explained = (n_answered + len(listed & set(missing))) / n_master if n_master else 1.0
@@ -362,13 +477,17 @@ def _check_response(ctx: _Context, rows, missing: list[str], fy: int | None,
         unlisted = [c for c in missing if c not in listed]
         names = "、".join(res.by_code[c] for c in unlisted[:10]) + ("ほか" if len(unlisted) > 10 else "")
         fy_key = fy if fy is not None else "年度"
-        log.add("error", f"回答のない市町が {len(unlisted)} 市町あります（{names}）。回答率 {n_answered}/{n_master}"
-                f"（{rate:.1%}）が最低回答率 {response.min_rate:.0%} を下回ります。行の欠落や読み込めない行がないか確認し、"
-                f"未回答が確定している市町は dataset.yaml の non_responding に {fy_key}: [コード, ...] として登録してください",
-                f"{len(unlisted)} municipalities of the master have no answer: response rate {n_answered}/{n_master} "
-                f"({rate:.1%}) is below the minimum {response.min_rate:.0%}; check for lost rows, or list "
-                f"municipalities that did not answer under non_responding in dataset.yaml",
-                column=column, value=f"{n_answered}/{n_master}")
+        log.add(
+            "error",
+            f"回答のない市町が {len(unlisted)} 市町あります（{names}）。回答率 {n_answered}/{n_master}"
+            f"（{rate:.1%}）が最低回答率 {response.min_rate:.0%} を下回ります。行の欠落や読み込めない行がないか確認し、"
+            f"未回答が確定している市町は dataset.yaml の non_responding に {fy_key}: [コード, ...] として登録してください",
+            f"{len(unlisted)} municipalities of the master have no answer: response rate {n_answered}/{n_master} "
+            f"({rate:.1%}) is below the minimum {response.min_rate:.0%}; check for lost rows, or list "
+            f"municipalities that did not answer under non_responding in dataset.yaml",
+            column=column,
+            value=f"{n_answered}/{n_master}",
+        )
     return rate
 
 
@@ -390,6 +509,20 @@ def _tidy_frame(records: list[dict], book: Codebook, fiscal_year: int | None) ->
     return frame[tidy_columns(book)].sort_values("code").reset_index(drop=True)
 
 
-__all__ = ["ISSUE_COLUMNS", "SEVERITY_JA", "TOTAL_MARKERS", "Limits", "MasterError", "Merge", "ResponsePolicy",
-           "SurveyError", "SurveyResult", "format_issues", "read_master", "read_survey", "report_text",
-           "tidy_columns", "what_to_do"]
+__all__ = [
+    "ISSUE_COLUMNS",
+    "SEVERITY_JA",
+    "TOTAL_MARKERS",
+    "Limits",
+    "MasterError",
+    "Merge",
+    "ResponsePolicy",
+    "SurveyError",
+    "SurveyResult",
+    "format_issues",
+    "read_master",
+    "read_survey",
+    "report_text",
+    "tidy_columns",
+    "what_to_do",
+]
