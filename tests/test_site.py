@@ -434,3 +434,19 @@ def test_pdfs_and_one_page_summaries_are_linked_when_present(reports):
 def test_no_pdf_or_summary_links_without_the_files(reports):
     html = build_index(reports, DATASET).read_text(encoding="utf-8")
     assert ".pdf" not in html and "summary.html" not in html and "1枚の要約" not in html
+
+
+def test_assumptions_caption_names_the_logs_own_columns(tmp_path):
+    """The caption lists the columns the table has (the log's header row), no stale list."""
+    from analysis.site import write_assumptions
+
+    md = tmp_path / "assumptions.md"
+    md.write_text("# 前提\n\n| 番号 | 日付 | 前提 |\n|---|---|---|\n| 1 | 2026-11-30 | <b>x</b> |\n", encoding="utf-8")
+    page = write_assumptions(md, tmp_path / "out").read_text(encoding="utf-8")
+    assert "<caption>前提の一覧（番号・日付・前提）</caption>" in page
+    assert "<b>x</b>" not in page  # raw HTML in the log stays escaped
+    real = (Path(__file__).resolve().parents[1] / "docs" / "assumptions.md").read_text(encoding="utf-8")
+    header = next(line for line in real.splitlines() if line.startswith("| 番号"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    page = write_assumptions(Path(__file__).resolve().parents[1] / "docs" / "assumptions.md", tmp_path / "real")
+    assert f"<caption>前提の一覧（{'・'.join(columns)}）</caption>" in page.read_text(encoding="utf-8")

@@ -28,6 +28,18 @@ def test_progress_against_the_straight_path_to_the_target():
     assert f["今年度の目安(市町数)"] == pytest.approx(1 + 14 * 4 / 6, abs=0.05) and f["評価"] == "概ね順調"
 
 
+def test_the_base_year_is_not_rated():
+    """The path starts at the first year's actual: rating that year would say 順調 by construction."""
+    table = targets.progress_table(GOALS, COUNTS, 2021)
+    assert list(table["評価"]) == [targets.BASE_YEAR_RATING_JA] * 2
+    sentence = targets.progress_sentence_ja(table, 2021)
+    assert "評価はしません" in sentence and "順調" not in sentence
+    # the year after is rated again, and a whole number of municipalities reads without ".0"
+    later = targets.progress_table(GOALS, COUNTS, 2025)
+    assert targets.BASE_YEAR_RATING_JA not in set(later["評価"])
+    assert "今年度の目安（14市町）" in targets.progress_sentence_ja(later, 2025)
+
+
 @pytest.mark.parametrize("actual,label", [(14, "順調"), (10, "概ね順調"), (7, "やや遅れ"), (6, "遅れ")])
 def test_rating_thresholds(actual, label):
     counts = {**COUNTS, 2025: {"n_jusou": actual, "n_full": 7}}

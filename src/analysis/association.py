@@ -690,7 +690,7 @@ def measure_sentence_ja(row, timing_ja: str = "同じ年度") -> str:
         text += "偶然だけでは説明しにくい差ですが、関連であり、施策の効果を示すものではありません。"
     else:
         text += "この差は偶然でも生じうる大きさです。"
-    return text
+    return text + _note_of(row)
 
 
 def measure_sentences_ja(table: pd.DataFrame, timing_ja: str = "同じ年度") -> list[str]:
@@ -717,7 +717,13 @@ def hazard_sentence_ja(row) -> str:
         text += "。複数の施策の検定を補正しても統計的に有意ですが、関連であり効果ではありません。"
     else:
         text += "。複数の施策の検定を補正すると、偶然でも生じうる大きさです。"
-    return text
+    return text + _note_of(row)
+
+
+def _note_of(row) -> str:
+    """The row's note (separation, non-convergence...), so the sentence warns where the table does."""
+    note = row.get("note", "")
+    return note if isinstance(note, str) else ""
 
 
 # --- methods, for readers and for specialists ---------------------------------------------------

@@ -197,27 +197,36 @@ def targets_chart(counts_by_year: dict, goals: list):
 
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     years = sorted(counts_by_year)
+    top = 0.0  # highest value drawn: actuals, projections and targets all stay inside the frame
     for i, indicator in enumerate(dict.fromkeys(g.indicator for g in goals)):
         label, key = tg.INDICATORS[indicator]
         color = OKABE_ITO[i % len(OKABE_ITO)]
-        ax.plot(years, [counts_by_year[y][key] for y in years], marker="o", color=color, label=f"{label}（実績）")
+        actual = [counts_by_year[y][key] for y in years]
+        ax.plot(years, actual, marker="o", color=color, label=f"{label}（実績）")
+        top = max(top, *actual)
         for g in (g for g in goals if g.indicator == indicator):
             xs, ys = tg.projection(counts_by_year, g)
             ax.plot(xs, ys, linestyle="--", color=color, linewidth=1.2)
             ax.plot([g.target_year], [g.value], marker="*", markersize=14, color=color, linestyle="none")
+            top = max(top, g.value, *ys)
+            # left of the star, on a white ground: no line or frame runs through the label
             ax.annotate(
                 f"目標 {g.value}（FY{g.target_year}）",
                 (g.target_year, g.value),
                 textcoords="offset points",
-                xytext=(-10, 8),
+                xytext=(-12, 0),
                 ha="right",
+                va="center",
                 fontsize=8,
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.9},
+                zorder=5,
             )
     last = max([years[-1], *[g.target_year for g in goals]])
     ax.set_xticks(list(range(years[0], last + 1)))
     ax.set_xticklabels([f"FY{y}" for y in range(years[0], last + 1)])
+    ax.set_xlim(years[0] - 0.4, last + 0.4)
     ax.set_ylabel("市町数")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, top * 1.15 + 1)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_title("数値目標と実績（破線はこれまでの傾向を延ばした見通し）")
     ax.legend(loc="upper left", fontsize=8)

@@ -55,7 +55,7 @@ def response_table(q: QualityResult, ds: Dataset) -> pd.DataFrame:
         return pd.DataFrame(
             [
                 {"項目": "調査ファイル", "値": f"{q.path}（読み込めませんでした）"},
-                {"項目": "対象市町数", "値": "—" if n_expected is None else str(n_expected)},
+                {"項目": "対象市町数", "値": "—" if n_expected is None else int(n_expected)},
             ]
         )
     res = q.result
@@ -67,15 +67,16 @@ def response_table(q: QualityResult, ds: Dataset) -> pd.DataFrame:
     rows = [
         ("調査ファイル", q.path),
         ("シート", res.sheet or "—"),
-        ("対象市町数", str(n_expected)),
-        ("回答市町数", str(n)),
-        ("回答率(%)", f"{100 * n / n_expected:.1f}" if n_expected else "—"),
+        ("対象市町数", int(n_expected) if n_expected else "—"),
+        ("回答市町数", n),
+        ("回答率(%)", round(100 * n / n_expected, 1) if n_expected else "—"),
         ("未回答の市町", "、".join(missing) if missing else "なし"),
         *([("うち未回答として登録済み（dataset.yaml）", "、".join(listed))] if listed else []),
-        ("エラー", f"{q.n_errors} 件"),
-        ("警告", f"{int((q.issues['severity'] == 'warning').sum())} 件"),
-        ("情報（読み飛ばした行・無視した列など）", f"{int((q.issues['severity'] == 'info').sum())} 件"),
+        ("エラー(件)", int(q.n_errors)),
+        ("警告(件)", int((q.issues["severity"] == "warning").sum())),
+        ("情報（読み飛ばした行・無視した列など）(件)", int((q.issues["severity"] == "info").sum())),
     ]
+    # numbers stay numbers (a spreadsheet can sum them; no "number stored as text" warnings)
     return pd.DataFrame(rows, columns=["項目", "値"])
 
 

@@ -439,6 +439,13 @@ def build_index(reports_dir: Path, dataset: dict) -> Path:
     return write_text_atomic(reports_dir / "index.html", html)
 
 
+def _caption_from_headers(m: re.Match) -> str:
+    """<table> of the assumptions log with a caption that names its own columns (never a stale list)."""
+    heads = [re.sub(r"<[^>]+>", "", h).strip() for h in re.findall(r"<th\b[^>]*>(.*?)</th>", m.group(1), re.S)]
+    caption = "前提の一覧（" + "・".join(h for h in heads if h) + "）" if heads else "前提の一覧"
+    return f"<table><caption>{caption}</caption>{m.group(1)}</table>"
+
+
 def write_assumptions(markdown_path: Path, reports_dir: Path, banner_ja: str | None = None) -> Path | None:
     """Render the assumptions log (docs/assumptions.md) to reports_dir/assumptions.html.
 
@@ -451,7 +458,7 @@ def write_assumptions(markdown_path: Path, reports_dir: Path, banner_ja: str | N
         return None
     md = mistune.create_markdown(escape=True, plugins=["table"])
     body = md(markdown_path.read_text(encoding="utf-8"))
-    body = re.sub(r"<table>", "<table><caption>前提の一覧（番号・日付・項目・前提・理由・変更箇所）</caption>", body)
+    body = re.sub(r"<table>(.*?)</table>", _caption_from_headers, body, flags=re.S)
     banner = f'<div class="banner" role="note"><strong>{html_escape(banner_ja)}</strong></div>\n' if banner_ja else ""
     css = (TEMPLATE_DIR / "site" / "site.css").read_text(encoding="utf-8")
     css += print_page_css("前提の記録（分析の前提）", synthetic=bool(banner_ja))

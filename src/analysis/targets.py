@@ -26,6 +26,7 @@ INDICATORS = {
     "jusou": ("重層的支援体制整備事業の実施市町数", "n_jusou"),
     "full": ("指針の主要項目を全て実施した市町数", "n_full"),
 }
+BASE_YEAR_RATING_JA = "基準年度（評価なし）"
 DEFAULT_RATING = [(1.0, "順調"), (2 / 3, "概ね順調"), (1 / 2, "やや遅れ"), (0.0, "遅れ")]
 NO_TARGETS_JA = (
     "この県では数値目標が設定されていません。地域福祉支援計画などの目標値（指標・目標年度・目標値）を"
@@ -123,6 +124,8 @@ def progress_table(
             share = (fiscal_year - base_year) / (t.target_year - base_year)
             expected = base + (t.value - base) * share
         on_track = actual / expected if expected > 0 else 1.0
+        # the base year is the path's own starting point: rating it would be 順調 by construction
+        rating = BASE_YEAR_RATING_JA if fiscal_year == base_year < t.target_year else rate(on_track, thresholds)
         rows.append(
             {
                 "指標": t.label,
@@ -132,7 +135,7 @@ def progress_table(
                 "達成率(%)": 100.0 * actual / t.value,
                 "前年度からの増減(市町数)": pd.NA if prev is None else int(actual - prev),
                 "今年度の目安(市町数)": round(expected, 1),
-                "評価": rate(on_track, thresholds),
+                "評価": rating,
             }
         )
     frame = pd.DataFrame(rows)
@@ -141,16 +144,26 @@ def progress_table(
     return frame
 
 
+def _count(v: float) -> str:
+    """A number of municipalities: 14 rather than 14.0, 10.3 as it is."""
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}"
+
+
 def progress_sentence_ja(table: pd.DataFrame, fiscal_year: int, thresholds=DEFAULT_RATING) -> str:
     if table.empty:
         return NO_TARGETS_JA
     parts = []
     for _, r in table.iterrows():
-        parts.append(
+        head = (
             f"{r['指標']}は{r['実績(市町数)']}市町で、{r['目標年度']}年度の目標{r['目標値(市町数)']}市町に対する"
-            f"達成率は{r['達成率(%)']:.0f}%、今年度の目安（{r['今年度の目安(市町数)']:.1f}市町）に照らした"
-            f"評価は「{r['評価']}」です。"
+            f"達成率は{r['達成率(%)']:.0f}%"
         )
+        if r["評価"] == BASE_YEAR_RATING_JA:
+            parts.append(head + "です（最初の調査年度で、目安の起点のため評価はしません）。")
+        else:
+            parts.append(
+                head + f"、今年度の目安（{_count(r['今年度の目安(市町数)'])}市町）に照らした評価は「{r['評価']}」です。"
+            )
     parts.append(
         "評価は、最初の調査年度の実績から目標年度の目標値までを直線で結んだ「今年度の目安」に対する実績の割合によります。"
     )
