@@ -24,31 +24,13 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
 
 import pytest
+from browser_support import PYTESTMARK, SCREENSHOT_DIR
 
 from analysis.wareki import wareki_fy
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
-SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
 
-# skipped before any fixture runs (the shared sample run is not started for nothing)
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"
-    ),
-]
+pytestmark = PYTESTMARK
 
 YEARS = range(2021, 2026)
 EXPECTED_PAGES = [
@@ -199,19 +181,6 @@ class Crawl:
 
 
 # --- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium_browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")

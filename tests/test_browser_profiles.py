@@ -18,25 +18,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from browser_support import PYTESTMARK, SCREENSHOT_DIR
 
 from analysis import profiles
 from analysis.codebook import load_codebook
 from analysis.panel import build_panel
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
-SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
+
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 LONG_NOTE = (
@@ -44,12 +33,7 @@ LONG_NOTE = (
     "人員の確保が難しく、研修の開催時期についても相談したいと考えています。"
 ) * 3
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"
-    ),
-]
+pytestmark = PYTESTMARK
 
 FACTS_JS = r"""
 () => {
@@ -75,17 +59,6 @@ def pdf_page_count(pdf: bytes) -> int:
     """Page objects in a PDF (chromium writes them uncompressed: '/Type /Page', not '/Pages')."""
     assert pdf.startswith(b"%PDF-"), pdf[:20]
     return len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", pdf))
-
-
-@pytest.fixture(scope="module")
-def chromium_browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")

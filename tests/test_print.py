@@ -27,28 +27,11 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from browser_support import PYTESTMARK, SCREENSHOT_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
-SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}"
-    ),
-]
+pytestmark = PYTESTMARK
 
 PAGES = {
     "index": "index.html",
@@ -132,14 +115,9 @@ LINKS_ON_SCREEN_JS = r"""
 
 
 @pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+def browser(chromium_browser):
+    """The session's chromium (tests/conftest.py)."""
+    return chromium_browser
 
 
 @pytest.fixture(scope="module")
