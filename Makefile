@@ -24,8 +24,7 @@ report: setup
 	$(BIN)/python -m analysis run --dataset $(DATASET) --years $(YEARS)
 
 ## Unit, estimator, notebook (papermill + nbval), end-to-end and browser tests.
-## Sequential: under pytest-xdist the nbval cells of a notebook were still split across workers
-## (tests/conftest.py's xdist_group markers did not take effect), so the parallel run is not used yet.
+## Sequential: a parallel run (pytest-xdist) must first keep the cells of one notebook on one worker.
 test: setup browser-deps
 	$(BIN)/python -m pytest -p no:cacheprovider
 

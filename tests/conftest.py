@@ -61,22 +61,6 @@ def sample_run(tmp_path_factory):
     return project, proc
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group markers
-def pytest_collection_modifyitems(config, items):
-    """Group tests for pytest-xdist (`--dist loadgroup`): one group per file, like `loadfile`,
-    so a notebook's nbval cells stay on one worker in order; every test that uses the session's
-    full sample run in one group, so that run happens once, not once per worker; and tests marked
-    `spread` (independent cases, no costly shared fixture) one by one."""
-    for item in items:
-        if "sample_run" in getattr(item, "fixturenames", ()):
-            group = "sample_run"
-        elif item.get_closest_marker("spread"):  # independent cases with no shared fixture: spread them
-            group = item.nodeid
-        else:
-            group = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def chromium_browser():
     """One headless system chromium for every browser test of the run (tests/browser_support.py)."""

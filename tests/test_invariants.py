@@ -74,7 +74,6 @@ def _cases():
     return cases
 
 
-@pytest.mark.spread
 @pytest.mark.parametrize("case", _cases(), ids=lambda c: f"n{c['n']}y{c['n_years']}s{c['seed']}")
 def test_random_datasets_agree(case, book, tmp_path):
     rng = np.random.default_rng(case["seed"])
