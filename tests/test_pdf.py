@@ -301,6 +301,13 @@ def test_pdf_dates_are_fixed_without_moving_any_byte():
     assert pdf.fix_pdf_dates(fixed) == fixed
 
 
+def test_structure_ids_are_renumbered_in_order_without_moving_any_byte():
+    data = b"<</T (node00000046)>> <</T (node00000012)>> <</K (node00000046)>>"
+    fixed = pdf.renumber_structure_ids(data)
+    assert fixed == b"<</T (node00000000)>> <</T (node00000001)>> <</K (node00000000)>>"
+    assert pdf.renumber_structure_ids(fixed) == fixed
+
+
 def test_header_and_footer_templates_escape_and_number_pages():
     head = pdf.header_template(f"令和7年度 {INJECT}", synthetic=True)
     assert INJECT not in head and "&lt;script&gt;" in head and "架空データ" in head

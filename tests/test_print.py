@@ -23,6 +23,8 @@ import html
 import io
 import re
 import struct
+import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -240,6 +242,28 @@ def test_summary_slide_image_is_1600_by_900(reports_dir):
     data = (reports_dir / "FY2025" / "summary.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", data[16:24]) == (1600, 900)
+
+
+def test_pdfs_hold_no_local_path_and_print_alike_in_another_browser(reports_dir):
+    """Links to the site's own pages are not file:// links into this computer's folder, and a
+    chromium process of its own prints the same bytes (structure ids renumbered)."""
+    written = sorted(reports_dir.rglob("*.pdf"))
+    assert len(written) >= len(PDFS)
+    leaking = [str(p.relative_to(reports_dir)) for p in written if b"file:" in p.read_bytes()]
+    assert not leaking, f"PDFs with file: links: {leaking}"
+    out = reports_dir.parent / "reprinted.pdf"
+    script = (
+        "import sys; from pathlib import Path; from analysis.pdf import Printer\n"
+        "with Printer() as p: p.pdf(Path(sys.argv[1]), Path(sys.argv[2]), synthetic=True)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(reports_dir / PAGES["fiscal_year"]), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.read_bytes() == (reports_dir / PDFS["fiscal_year"]).read_bytes()
 
 
 def test_printing_again_gives_the_same_bytes(browser, reports_dir):

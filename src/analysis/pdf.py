@@ -85,6 +85,11 @@ _NO_MARGIN_BOXES = (
 _NO_NAVIGATION = "nav { display: none !important; }"
 _PREPARE_JS = """async () => {
   document.querySelectorAll('details').forEach(d => { d.open = true; });
+  // links to the site's own files would become file:// links to this computer's folder in the PDF
+  document.querySelectorAll('a[href]').forEach(a => {
+    const h = a.getAttribute('href');
+    if (!/^(https?:|mailto:|#)/i.test(h)) a.removeAttribute('href');
+  });
   await document.fonts.ready;
   await Promise.all([...document.images].map(i => i.complete ? null : i.decode().catch(() => null)));
 }"""
@@ -141,6 +146,28 @@ def pdf_unavailable() -> PdfUnavailable | None:
 def fix_pdf_dates(data: bytes) -> bytes:
     """The PDF with its CreationDate/ModDate set to 2000-01-01 (same length: offsets stay valid)."""
     return _PDF_DATE_RE.sub(lambda m: m.group(1) + FIXED_PDF_DATE, data)
+
+
+_NODE_ID_RE = re.compile(rb"\(node(\d{8})\)")
+
+
+def renumber_structure_ids(data: bytes) -> bytes:
+    """Tagged-PDF structure ids renumbered in order of first appearance.
+
+    chromium numbers them with a per-process counter, so the same page printed by two browser
+    processes would differ only there; the new ids have the same length (offsets stay valid).
+    """
+    seen: dict[bytes, bytes] = {}
+
+    def new_id(m: re.Match) -> bytes:
+        return b"(node" + seen.setdefault(m.group(1), b"%08d" % len(seen)) + b")"
+
+    return _NODE_ID_RE.sub(new_id, data)
+
+
+def deterministic_pdf(data: bytes) -> bytes:
+    """The bytes of a printed PDF that do not depend on when or by which browser process it was printed."""
+    return renumber_structure_ids(fix_pdf_dates(data))
 
 
 def header_template(title: str, synthetic: bool) -> str:
@@ -244,7 +271,7 @@ class Printer:
             )
         finally:
             context.close()
-        return fix_pdf_dates(data)
+        return deterministic_pdf(data)
 
     def pdf(self, html: Path, out: Path, *, synthetic: bool, title: str | None = None) -> Path:
         """Print html to out (atomically)."""
