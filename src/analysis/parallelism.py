@@ -28,6 +28,19 @@ def current_client() -> Any | None:
     return client if client.status == "running" else None
 
 
+class _DaskParallel:
+    """joblib.Parallel run inside ``joblib.parallel_config(backend="dask")`` (which registers the backend)."""
+
+    def __init__(self, **kwargs: Any):
+        self.kwargs = kwargs
+
+    def __call__(self, iterable: Any) -> Any:
+        from joblib import Parallel, parallel_config
+
+        with parallel_config(backend="dask"):
+            return Parallel(**self.kwargs)(iterable)
+
+
 def parallel(n_jobs: int = 1, **kwargs: Any) -> Any:
     """joblib.Parallel for the simulations: the Dask backend while a Client is current, else joblib's default.
 
@@ -37,7 +50,7 @@ def parallel(n_jobs: int = 1, **kwargs: Any) -> Any:
     from joblib import Parallel
 
     if current_client() is not None:
-        return Parallel(n_jobs=-1, backend="dask", **kwargs)
+        return _DaskParallel(**kwargs)
     return Parallel(n_jobs=n_jobs, **kwargs)
 
 
