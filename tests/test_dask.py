@@ -78,7 +78,9 @@ def _break_notebook(project: Path, name: str) -> None:
     """Make every run of notebooks/<name>.ipynb fail in its first code cell."""
     path = project / "notebooks" / f"{name}.ipynb"
     nb = json.loads(path.read_text(encoding="utf-8"))
-    first = next(c for c in nb["cells"] if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", []))
+    first = next(
+        c for c in nb["cells"] if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])
+    )
     first["source"] = "raise RuntimeError('broken on purpose')\n" + "".join(first["source"])
     path.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
 
