@@ -13,7 +13,7 @@ YEARS   ?= 2021-2025
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (analysis)" >/dev/null
 	@touch $@
 
@@ -41,7 +41,7 @@ format: setup
 
 ## JupyterLab on notebooks/ (installs the lab extra on first use).
 lab: setup
-	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,lab]'
+	@$(BIN)/python -c "import jupyterlab" 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,dask,lab]'
 	$(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = "0" ] && echo --allow-root)
 
 ## Re-execute the committed notebooks in place (their outputs are nbval's reference).

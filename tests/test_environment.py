@@ -7,14 +7,15 @@ import yaml
 
 
 def _norm(req: str) -> tuple[str, str]:
-    m = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", req)
+    # extras are dropped: conda-forge's `dask` is pip's `dask[distributed]`
+    m = re.match(r"^\s*([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(.*)$", req)
     return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
 
 
 def test_environment_yml_matches_pyproject(root):
     project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = {_norm(r) for r in project["dependencies"]}
-    for extra in ("test", "lab"):
+    for extra in ("test", "lab", "dask"):
         wanted |= {_norm(r) for r in project["optional-dependencies"][extra]}
     env = yaml.safe_load((root / "environment.yml").read_text(encoding="utf-8"))
     listed = set()

@@ -19,9 +19,25 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--national", action="store_true", help="全国1,741市町村の合成データ（data/raw/national-synthetic）を生成"
     )
+    s.add_argument(
+        "--by-prefecture",
+        action="store_true",
+        help="--national と一緒に: 都道府県ごとの47データセット（data/raw/national_pref01〜47）も書き出す"
+        " / with --national: also write one dataset per prefecture",
+    )
 
     r = sub.add_parser("run", help="全年度のレポートを作成 / run the reports")
-    r.add_argument("--dataset", default="sample")
+    which = r.add_mutually_exclusive_group()
+    which.add_argument("--dataset", default=None, help="データセット名（既定: sample）")
+    which.add_argument(
+        "--datasets",
+        default=None,
+        metavar="A,B,...",
+        help="複数のデータセットをまとめて実行（ジョブを一緒に割り振る）/ several datasets, scheduled together",
+    )
+    which.add_argument(
+        "--all", action="store_true", help="data/raw/ の全データセットを実行 / every dataset under data/raw/"
+    )
     r.add_argument("--years", default=None, help="例: 2021-2025（既定: 全年度）")
     r.add_argument("--jobs", type=int, default=None, help="並列数（既定: CPU数）")
     r.add_argument("--force", action="store_true", help="変更がなくても作り直す")
@@ -37,6 +53,19 @@ def _parser() -> argparse.ArgumentParser:
         "--wait",
         action="store_true",
         help="同じデータセットの別の実行が終わるのを待つ（既定: すぐに終了）/ wait for a concurrent run",
+    )
+    r.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="実行方式: local（このマシンの作業プロセス、既定）か dask（dask.distributed）/ where the jobs run",
+    )
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="--executor dask のスケジューラ（例: tcp://10.0.0.5:8786）。省略時は --jobs 個のワーカーの"
+        "LocalCluster / Dask scheduler address (default: a local cluster)",
     )
 
     st = sub.add_parser("site", help="レポート一覧（index.html）だけを作り直す / rebuild the index")
@@ -141,14 +170,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if args.command == "sample" and args.by_prefecture and not args.national:
+        from .runner import RunError
+
+        raise RunError("--by-prefecture は --national と一緒に指定してください", "--by-prefecture needs --national")
     if args.command == "sample" and args.national:
         from .paths import raw_dir
-        from .synthetic import NATIONAL_NAME, write_national
+        from .synthetic import NATIONAL_NAME, prefecture_dataset_name, write_national, write_national_by_prefecture
 
         out = args.out or raw_dir(NATIONAL_NAME)
         _check_sample_out(out)
+        if args.by_prefecture:
+            parent = out.parent
+            for code in range(1, 48):
+                _check_sample_out(parent / prefecture_dataset_name(f"{code:02d}"))
         info = write_national(out)
         print(f"全国合成データを書き出しました: {out}（{info['n_municipalities']} 市町村, シード {info['seed']}）")
+        if args.by_prefecture:
+            written = write_national_by_prefecture(out.parent)
+            print(
+                f"都道府県別の合成データを書き出しました / per-prefecture datasets written: {len(written)} 件 "
+                f"（{written[0].name} 〜 {written[-1].name}）: {out.parent}"
+            )
         return 0
     if args.command == "sample":
         from .paths import raw_dir
@@ -162,34 +205,7 @@ def _dispatch(args) -> int:
             print(f"  FY{y}: 重層実施 {c['n_jusou']} 市町, 主要項目を全て実施 {c['n_full']} 市町")
         return 0
     if args.command == "run":
-        from .runner import DEFAULT_MEMORY_LIMIT_MB, run, summary_table
-
-        limit = DEFAULT_MEMORY_LIMIT_MB if args.memory_limit_mb is None else args.memory_limit_mb
-        results = run(
-            args.dataset,
-            args.years,
-            jobs=args.jobs,
-            force=args.force,
-            exposure_lag=args.exposure_lag,
-            progress=not args.no_progress,
-            memory_limit_mb=limit,
-            wait=args.wait,
-        )
-        print(summary_table(results))
-        for warning in getattr(results, "warnings", []):
-            print(f"注意 / warning: {warning}", file=sys.stderr)
-        failed = [r for r in results if r.status == "failed"]
-        from .paths import reports_dir
-
-        print(f"レポート一覧 / index: {reports_dir(args.dataset) / 'index.html'}")
-        if failed:
-            print(
-                f"{len(failed)} 件のレポートが失敗しました（以前のレポートはそのまま残しています）/ "
-                f"{len(failed)} report(s) failed; earlier reports were left in place",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return _run(args)
     if args.command == "site":
         from .datasets import load_dataset
         from .runner import build_index, validate_dataset_name
@@ -217,6 +233,62 @@ def _dispatch(args) -> int:
 
         return run_cli(args)
     raise AssertionError(args.command)
+
+
+def _run(args) -> int:
+    """`run`: one dataset (--dataset), several (--datasets A,B) or all (--all), on the chosen executor."""
+    from .datasets import available
+    from .paths import project_root, reports_dir
+    from .runner import DEFAULT_MEMORY_LIMIT_MB, RunError, run_many, summary_table
+
+    if args.all:
+        names = available()
+        if not names:
+            raise RunError("data/raw/ にデータセットがありません", "no dataset under data/raw/")
+    elif args.datasets is not None:
+        names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+        if not names:
+            raise RunError("--datasets にデータセット名がありません", "--datasets names no dataset")
+    else:
+        names = [args.dataset or "sample"]
+    limit = DEFAULT_MEMORY_LIMIT_MB if args.memory_limit_mb is None else args.memory_limit_mb
+    if args.executor == "dask" and not args.no_progress:
+        where = args.scheduler or f"LocalCluster（ワーカー {args.jobs or 'CPU数'} / workers）"
+        print(f"Dask で実行します / running on Dask: {where}", file=sys.stderr)
+    by_dataset = run_many(
+        names,
+        args.years,
+        jobs=args.jobs,
+        force=args.force,
+        exposure_lag=args.exposure_lag,
+        progress=not args.no_progress,
+        memory_limit_mb=limit,
+        wait=args.wait,
+        executor=args.executor,
+        scheduler=args.scheduler,
+    )
+    n_failed = 0
+    for name, results in by_dataset.items():
+        if len(by_dataset) > 1:
+            print(f"== データセット / dataset: {name} ==")
+        print(summary_table(results))
+        for warning in getattr(results, "warnings", []):
+            print(f"注意 / warning: {warning}", file=sys.stderr)
+        n_failed += sum(r.status == "failed" for r in results)
+        print(f"レポート一覧 / index: {reports_dir(name) / 'index.html'}")
+    if len(by_dataset) > 1:
+        from .overview import build_overview
+
+        overview = build_overview(project_root() / "reports", list(by_dataset))
+        print(f"全データセットの一覧 / index of all datasets: {overview}")
+    if n_failed:
+        print(
+            f"{n_failed} 件のレポートが失敗しました（以前のレポートはそのまま残しています）/ "
+            f"{n_failed} report(s) failed; earlier reports were left in place",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _validate(args) -> int:

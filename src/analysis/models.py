@@ -803,7 +803,9 @@ def discrete_time_hazard(
     CR1 standard errors (statsmodels ``cov_type="cluster"``) of the ML fit
     are returned in ``HazardResult.cr1`` for comparison.
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
+
+    from .parallelism import parallel as simulation_parallel
 
     if method not in ("firth", "ml"):
         raise ValueError(f"method must be 'firth' or 'ml', got {method!r}.")
@@ -869,7 +871,7 @@ def discrete_time_hazard(
         else:
             tcodes, t_labels = np.zeros(len(rows), dtype=np.intp), [0]
 
-    parallel = Parallel(n_jobs=n_jobs)
+    parallel = simulation_parallel(n_jobs)
     records = []
     for term in test_terms:
         k = names.index(term)

@@ -32,10 +32,11 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import delayed
 from scipy import stats
 
 from analysis.crosstab import two_by_two
+from analysis.parallelism import parallel
 
 __all__ = [
     "DEFAULT_SEED",
@@ -161,7 +162,7 @@ def _simulate_rejections(
     cdf0 = _binom_cdf(n0, np.array([p0]))[0]
     sizes = [_CHUNK] * (n_sim // _CHUNK) + ([n_sim % _CHUNK] if n_sim % _CHUNK else [])
     children = np.random.SeedSequence(seed).spawn(len(sizes))
-    parts = Parallel(n_jobs=n_jobs)(
+    parts = parallel(n_jobs)(
         delayed(_chunk_rejections)(child, m, cdf1, cdf0, reject) for child, m in zip(children, sizes, strict=False)
     )
     return np.sum(parts, axis=0)

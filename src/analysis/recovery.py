@@ -118,12 +118,14 @@ def run(
     progress: bool = False,
 ) -> pd.DataFrame:
     """`n_rep` replications (joblib, seeded per replication: identical for any n_jobs)."""
-    from joblib import Parallel, delayed
+    from joblib import delayed
+
+    from .parallelism import parallel
 
     book = load_codebook()
     truth = Truth() if confounded else truth_without_confounding()
     seeds = [seed0 + i for i in range(n_rep)]
-    rows = Parallel(n_jobs=n_jobs, verbose=5 if progress else 0)(
+    rows = parallel(n_jobs, verbose=5 if progress else 0)(
         delayed(one_replication)(s, truth, size, book, n_boot) for s in seeds
     )
     return pd.DataFrame(rows)
@@ -304,12 +306,14 @@ def size_study(
     and ``error`` (replications with no events, where the report shows no test, are counted
     there). Summarise with :func:`size_summary`. Identical for any ``n_jobs``.
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
+
+    from .parallelism import parallel
 
     if shift is None:
         shift = 0.0 if target_events is None else calibrate_events(n_municipalities, target_events)
     book = load_codebook()
-    rows = Parallel(n_jobs=n_jobs)(
+    rows = parallel(n_jobs)(
         delayed(_size_replication)(seed + i, n_municipalities, shift, n_boot, book, measure) for i in range(n_rep)
     )
     out = pd.DataFrame(rows)

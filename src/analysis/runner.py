@@ -31,12 +31,13 @@ import traceback
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 from .datasets import Dataset, DatasetError, load_dataset, sha256
 from .errors import AnalysisError
@@ -653,6 +654,48 @@ def preflight(ds: Dataset, years: list[int]) -> dict[int, tuple[str, str]]:
 # ---------------------------------------------------------------------------
 
 
+#: A job to execute: the job, its fingerprint (parameters, input hashes, code hash) and the run's metadata.
+Task = tuple[Job, dict, dict]
+
+EXECUTORS = ("local", "dask")
+
+
+class JobExecutor(Protocol):
+    """Where report jobs run: submit them all, get each JobResult back as it completes (any order).
+
+    A job's own failure comes back as a failed JobResult, never as an exception; the iterator
+    stops every outstanding job when it is closed early (an interrupted run).
+    """
+
+    notes: list[str]
+
+    def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]: ...
+
+
+def make_executor(
+    name: str = "local",
+    jobs: int | None = None,
+    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+    scheduler: str | None = None,
+) -> JobExecutor:
+    """The executor called `name`: 'local' (worker processes here) or 'dask' (a dask.distributed cluster)."""
+    if name == "local":
+        if scheduler:
+            raise RunError(
+                "--scheduler は --executor dask と一緒に指定してください",
+                "--scheduler needs --executor dask",
+            )
+        return LocalExecutor(jobs, memory_limit_mb)
+    if name == "dask":
+        from .cluster import DaskExecutor
+
+        return DaskExecutor(scheduler=scheduler, jobs=jobs, memory_limit_mb=memory_limit_mb)
+    raise RunError(
+        f"実行方式『{name}』はありません（{' / '.join(EXECUTORS)} のどれか）",
+        f"unknown executor {name!r} (one of {', '.join(EXECUTORS)})",
+    )
+
+
 def run(
     dataset: str,
     years: str | list[int] | None = None,
@@ -663,57 +706,97 @@ def run(
     build_site: bool = True,
     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
     wait: bool = False,
+    executor: str | JobExecutor = "local",
+    scheduler: str | None = None,
 ) -> RunResults:
     """Run every report of `dataset` for `years` (+ the trends report) and rebuild the index.
 
     Holds the dataset's run lock (RunLocked if another run has it, unless wait=True); SIGTERM or
     SIGINT stop every worker and kernel and raise Interrupted. `memory_limit_mb` bounds each
-    worker and kernel's address space (0/None: no limit).
+    worker and kernel's address space (0/None: no limit). `executor`: 'local' worker processes
+    (default), 'dask' (a dask.distributed cluster at `scheduler`, or a LocalCluster of `jobs`
+    workers) or a JobExecutor.
+    """
+    validate_dataset_name(dataset)
+    return run_many(
+        [dataset],
+        years,
+        jobs=jobs,
+        force=force,
+        exposure_lag=exposure_lag,
+        progress=progress,
+        build_site=build_site,
+        memory_limit_mb=memory_limit_mb,
+        wait=wait,
+        executor=executor,
+        scheduler=scheduler,
+    )[dataset]
+
+
+def run_many(
+    datasets: list[str],
+    years: str | list[int] | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    exposure_lag: int = 0,
+    progress: bool = True,
+    build_site: bool = True,
+    memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+    wait: bool = False,
+    executor: str | JobExecutor = "local",
+    scheduler: str | None = None,
+) -> dict[str, RunResults]:
+    """Run the reports of several datasets with their jobs scheduled together; {name: RunResults}.
+
+    Each dataset is prepared (lock, repair, skips), executed and finished (failure records,
+    profiles, index) exactly as a single-dataset run; only the execution is shared, so one
+    executor keeps every worker busy across datasets. Locks are taken in name order.
     """
     root = project_root()
-    validate_dataset_name(dataset)
-    ds = load_dataset(dataset)
+    names = list(dict.fromkeys(validate_dataset_name(n) for n in datasets))
+    if not names:
+        raise RunError("実行するデータセットがありません", "no dataset to run")
+    dss = [load_dataset(n) for n in names]
     if exposure_lag not in (0, 1):
         raise RunError("exposure_lag は 0 か 1 です", "exposure_lag must be 0 or 1")
     if memory_limit_mb is not None and (not isinstance(memory_limit_mb, int) or memory_limit_mb < 0):
         raise RunError("メモリ上限は 0 以上の整数（MB）で指定してください", "memory limit must be an integer >= 0 (MB)")
-    year_list = years if isinstance(years, list) else parse_years(years, ds.years)
-    base = reports_base(root, ds.name)
-    with run_lock(base, wait=wait), _interrupt_on_signals():
+    year_lists = {ds.name: years if isinstance(years, list) else parse_years(years, ds.years) for ds in dss}
+    bases = {ds.name: reports_base(root, ds.name) for ds in dss}
+    exe = make_executor(executor, jobs, memory_limit_mb or None, scheduler) if isinstance(executor, str) else executor
+    with ExitStack() as stack:
+        for name in sorted(bases):
+            stack.enter_context(run_lock(bases[name], wait=wait))
+        stack.enter_context(_interrupt_on_signals())
         try:
             return _run_locked(
-                ds, root, base, year_list, jobs, force, exposure_lag, progress, build_site, memory_limit_mb or None
+                dss, root, bases, year_lists, exe, force, exposure_lag, progress, build_site, memory_limit_mb or None
             )
         except BaseException:
-            repair(base)  # staging folders of the workers just stopped
+            for base in bases.values():
+                repair(base)  # staging folders of the workers just stopped
             raise
 
 
-def _run_locked(
-    ds: Dataset,
-    root: Path,
-    base: Path,
-    year_list: list[int],
-    jobs: int | None,
-    force: bool,
-    exposure_lag: int,
-    progress: bool,
-    build_site: bool,
-    memory_limit_mb: int | None,
-) -> RunResults:
+@dataclass
+class _Prepared:
+    """One dataset's part of a run: every job, results known before execution, jobs to execute."""
+
+    all_jobs: list[Job]
+    results: list[JobResult]
+    todo: list[Task]
+    warnings: list[str]
+
+
+def _prepare(
+    ds: Dataset, root: Path, base: Path, year_list: list[int], force: bool, exposure_lag: int, code: str, common: dict
+) -> _Prepared:
     warnings = repair(base)
     all_jobs = plan(ds, year_list, exposure_lag)
     bad = preflight(ds, ds.years)
-    code = code_hash()
-    meta = {
-        "titles": _titles(ds),
-        "synthetic": ds.synthetic,
-        "git_commit": git_commit(root),
-        "versions": versions(),
-        "memory_limit_mb": memory_limit_mb,
-    }
+    meta = {"titles": _titles(ds), "synthetic": ds.synthetic, **common}
     results: list[JobResult] = []
-    todo: list[tuple[Job, dict]] = []
+    todo: list[Task] = []
     for job in all_jobs:
         needed = ds.years if job.fiscal_year is None else [job.fiscal_year]
         broken = [] if job.notebook == "data_quality" else [y for y in needed if y in bad]
@@ -737,15 +820,46 @@ def _run_locked(
                 )
             )
             continue
-        todo.append((job, fp))
+        todo.append((job, fp, meta))
+    return _Prepared(all_jobs, results, todo, warnings)
+
+
+def _run_locked(
+    dss: list[Dataset],
+    root: Path,
+    bases: dict[str, Path],
+    year_lists: dict[str, list[int]],
+    executor: JobExecutor,
+    force: bool,
+    exposure_lag: int,
+    progress: bool,
+    build_site: bool,
+    memory_limit_mb: int | None,
+) -> dict[str, RunResults]:
+    code = code_hash()
+    common = {"git_commit": git_commit(root), "versions": versions(), "memory_limit_mb": memory_limit_mb}
+    prepared = {
+        ds.name: _prepare(ds, root, bases[ds.name], year_lists[ds.name], force, exposure_lag, code, common)
+        for ds in dss
+    }
+    todo = [task for p in prepared.values() for task in p.todo]
     if todo:
-        results += _execute_all(todo, root, meta, max(1, min(jobs or os.cpu_count() or 1, len(todo))), progress)
+        for res in _execute_all(todo, root, executor, progress):
+            prepared[res.job.dataset].results.append(res)
+    if executor.notes:
+        prepared[dss[0].name].warnings.extend(executor.notes)
+    return {ds.name: _finish(ds, bases[ds.name], prepared[ds.name], build_site) for ds in dss}
+
+
+def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunResults:
+    """After execution: tidy the staging folder, record failures, profiles, print outputs, index."""
+    results, warnings = prep.results, prep.warnings
     try:
         if (base / ".staging").is_dir() and not any((base / ".staging").iterdir()):
             (base / ".staging").rmdir()
     except OSError:
         pass
-    order = {j.out_name: i for i, j in enumerate(all_jobs)}
+    order = {j.out_name: i for i, j in enumerate(prep.all_jobs)}
     results.sort(key=lambda r: order[r.job.out_name])
     warnings += record_outcomes(base, results)
     if build_site:
@@ -772,54 +886,82 @@ def _run_locked(
     return RunResults(results, warnings)
 
 
-def _execute_all(
-    todo: list[tuple[Job, dict]], root: Path, meta: dict, n_workers: int, progress: bool
-) -> list[JobResult]:
-    """Run the jobs in spawned worker processes; stop them all if the run is interrupted."""
+def _execute_all(todo: list[Task], root: Path, executor: JobExecutor, progress: bool) -> list[JobResult]:
+    """Run the jobs on `executor`, with a progress bar; closing the iterator stops what is left."""
     from tqdm import tqdm
 
     results: list[JobResult] = []
     bar = tqdm(total=len(todo), desc="レポート作成", unit="件", disable=not progress, dynamic_ncols=True)
-    pool = ProcessPoolExecutor(
-        max_workers=n_workers,
-        mp_context=get_context("spawn"),
-        initializer=_worker_init,
-        initargs=(os.getpid(), meta["memory_limit_mb"]),
-    )
     try:
-        futures = {pool.submit(execute_job, job, str(root), fp, meta): job for job, fp in todo}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            final = str(root / "reports" / job.dataset / job.out_name)
-            try:
-                res = fut.result()
-            except BrokenProcessPool:
-                # one dead worker breaks the pool: every job not yet finished ends here
-                res = _failed(
-                    job,
-                    "作業プロセスが異常終了したため作成できませんでした（メモリ不足で OS に強制終了された"
-                    "可能性があります）。もう一度実行してください",
-                    "a worker process died (possibly killed by the OS for lack of memory); run again",
-                    report_dir=final,
-                )
-            except Exception as exc:
-                res = _failed(job, *describe_failure(exc, meta["memory_limit_mb"]), report_dir=final)
-            results.append(res)
-            bar.set_postfix_str(f"{res.job.out_name}: {res.status}")
-            bar.update(1)
-    except BaseException:
-        workers = [p.pid for p in getattr(pool, "_processes", {}).values()]
-        # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process
-        from multiprocessing import resource_tracker
-
-        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
-        stop_processes([p for p in descendants(os.getpid()) if p != tracker] or workers)
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
+        stream = executor.run_jobs(todo, root)
+        try:
+            for res in stream:
+                results.append(res)
+                bar.set_postfix_str(f"{res.job.dataset}/{res.job.out_name}: {res.status}")
+                bar.update(1)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
     finally:
         bar.close()
-    pool.shutdown(wait=True)
     return results
+
+
+def worker_died(job: Job, root: Path) -> JobResult:
+    """The result of a job whose worker process died under it (e.g. killed by the OS)."""
+    return _failed(
+        job,
+        "作業プロセスが異常終了したため作成できませんでした（メモリ不足で OS に強制終了された"
+        "可能性があります）。もう一度実行してください",
+        "a worker process died (possibly killed by the OS for lack of memory); run again",
+        report_dir=str(root / "reports" / job.dataset / job.out_name),
+    )
+
+
+class LocalExecutor:
+    """Today's executor: spawned worker processes on this machine (concurrent.futures).
+
+    Workers die with the main process and take their kernels along (_worker_init); an
+    interrupted run stops every descendant process.
+    """
+
+    def __init__(self, jobs: int | None = None, memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB):
+        self.jobs = jobs
+        self.memory_limit_mb = memory_limit_mb or None
+        self.notes: list[str] = []
+
+    def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]:
+        n_workers = max(1, min(self.jobs or os.cpu_count() or 1, len(todo)))
+        pool = ProcessPoolExecutor(
+            max_workers=n_workers,
+            mp_context=get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(os.getpid(), self.memory_limit_mb),
+        )
+        try:
+            futures = {pool.submit(execute_job, job, str(root), fp, meta): job for job, fp, meta in todo}
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    res = fut.result()
+                except BrokenProcessPool:
+                    # one dead worker breaks the pool: every job not yet finished ends here
+                    res = worker_died(job, root)
+                except Exception as exc:
+                    final = str(root / "reports" / job.dataset / job.out_name)
+                    res = _failed(job, *describe_failure(exc, self.memory_limit_mb), report_dir=final)
+                yield res
+        except BaseException:
+            workers = [p.pid for p in getattr(pool, "_processes", {}).values()]
+            # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process
+            from multiprocessing import resource_tracker
+
+            tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+            stop_processes([p for p in descendants(os.getpid()) if p != tracker] or workers)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
 
 def record_outcomes(base: Path, results: list[JobResult]) -> list[str]:
@@ -962,15 +1104,19 @@ __all__ = [
     "DatasetError",
     "Interrupted",
     "Job",
+    "JobExecutor",
     "JobResult",
+    "LocalExecutor",
     "OutputError",
     "RunError",
     "RunLocked",
     "RunResults",
     "descendants",
     "describe_failure",
+    "make_executor",
     "parse_years",
     "run",
+    "run_many",
     "summary_table",
     "validate_dataset_name",
 ]

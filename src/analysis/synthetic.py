@@ -435,32 +435,38 @@ def national_municipalities(rng: np.random.Generator, master_path: Path) -> pd.D
     return municipality_covariates(munis["lg_code"], munis["municipality"], kind.to_numpy(), rng)
 
 
-def write_national(out_dir: Path, book: Codebook | None = None, master_path: Path | None = None) -> dict:
-    """Write data/raw/national-synthetic/: every real code, FY2021–FY2025, marked synthetic."""
-    import yaml
-
+def _national_draw(book: Codebook, master_path: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Truth]:
+    """(municipalities, panel, truth) of the national synthetic data: one fixed-seed draw."""
     from .paths import data_dir
 
-    book = book or load_codebook()
     master_path = master_path or data_dir() / "external" / "municipality_codes.csv"
     truth = Truth(seed=NATIONAL_SEED)
     rng = np.random.default_rng(truth.seed)
     munis = national_municipalities(rng, master_path)
     panel = simulate_panel(munis, truth, rng, book)
+    return munis, panel, truth
+
+
+def _write_surveys(out_dir: Path, munis: pd.DataFrame, panel: pd.DataFrame, book: Codebook, years, prefecture: str):
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(munis, out_dir / "municipalities.csv")
     files = {}
-    for t in truth.years:
+    for t in years:
         name = f"survey_FY{t}.xlsx"
         write_survey_xlsx(
-            panel[panel["fiscal_year"] == t],
-            book,
-            out_dir / name,
-            t,
-            prefecture="全国・合成データ",
-            note=NATIONAL_NOTE_JA,
+            panel[panel["fiscal_year"] == t], book, out_dir / name, t, prefecture=prefecture, note=NATIONAL_NOTE_JA
         )
         files[t] = name
+    return files
+
+
+def write_national(out_dir: Path, book: Codebook | None = None, master_path: Path | None = None) -> dict:
+    """Write data/raw/national-synthetic/: every real code, FY2021–FY2025, marked synthetic."""
+    import yaml
+
+    book = book or load_codebook()
+    munis, panel, truth = _national_draw(book, master_path)
+    files = _write_surveys(out_dir, munis, panel, book, truth.years, "全国・合成データ")
     write_text(
         out_dir / "truth.json",
         json.dumps(
@@ -490,3 +496,60 @@ def write_national(out_dir: Path, book: Codebook | None = None, master_path: Pat
         + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False),
     )
     return {"seed": truth.seed, "n_municipalities": len(munis)}
+
+
+def prefecture_dataset_name(pref_code: str) -> str:
+    """Dataset name of one prefecture's part of the national synthetic data, e.g. national_pref01."""
+    return f"national_pref{pref_code}"
+
+
+def write_national_by_prefecture(
+    raw_root: Path,
+    book: Codebook | None = None,
+    master_path: Path | None = None,
+    prefectures: list[str] | None = None,
+) -> list[Path]:
+    """The national synthetic data split into one dataset per prefecture: raw_root/national_pref<01..47>/.
+
+    The same draw as write_national (same seed), so a prefecture's answers are its municipalities'
+    rows of the national data. `prefectures` (two-digit codes) limits the output; returns the folders.
+    """
+    import yaml
+
+    from .paths import data_dir
+
+    book = book or load_codebook()
+    master_path = master_path or data_dir() / "external" / "municipality_codes.csv"
+    munis, panel, truth = _national_draw(book, master_path)
+    master = codes.load_master(master_path)
+    names = dict(zip(master["pref_code"], master["prefecture"], strict=False))
+    pref_of = munis["code"].astype(str).str[:2]
+    written = []
+    for pref in sorted(pref_of.unique()):
+        if prefectures is not None and pref not in prefectures:
+            continue
+        name, pref_ja = prefecture_dataset_name(pref), names[pref]
+        sub = munis[pref_of == pref].reset_index(drop=True)
+        out_dir = raw_root / name
+        files = _write_surveys(out_dir, sub, panel[panel["code"].isin(sub["code"])], book, truth.years, pref_ja)
+        dataset = {
+            "name": name,
+            "label_ja": f"{pref_ja}（全国合成データ・架空の回答）",
+            "label_en": f"Prefecture {pref} of the national synthetic data (fictional answers)",
+            "synthetic": True,
+            "prefecture_code": pref,
+            "prefecture_ja": pref_ja,
+            "description_ja": (
+                f"全国合成データ（national-synthetic と同じ固定シード）のうち{pref_ja}の{len(sub)}市町村の分です。"
+                "実在のコード・名称に架空の回答を割り当てたもので、実際の調査結果ではありません。"
+            ),
+            "municipalities": "municipalities.csv",
+            "surveys": files,
+        }
+        write_text(
+            out_dir / "dataset.yaml",
+            "# Written by `python -m analysis sample --national --by-prefecture`.\n"
+            + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False),
+        )
+        written.append(out_dir)
+    return written

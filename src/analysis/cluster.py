@@ -1,0 +1,212 @@
+"""Dask: report jobs as tasks on a dask.distributed cluster, and joblib's Dask backend for simulations.
+
+Optional (`pip install -e '.[dask]'`). `run --executor dask` sends each report job to a cluster:
+the one at `--scheduler ADDRESS`, or a LocalCluster on this machine sized by `--jobs` (processes,
+one thread each, no dashboard). A job does on a Dask worker exactly what it does in a local worker
+process (runner.execute_job: staging folder, manifest, swap), so the outputs are the same files.
+Workers must see the project at the same path (a shared file system, or this machine) and run the
+same package code; a job on a worker that does not is failed with a message, not run.
+
+`parallel(n_jobs)` is the joblib.Parallel of the simulations (power, recovery, bootstrap): while a
+dask.distributed Client is current in this process it uses joblib's Dask backend, so the
+replications go to the cluster; seeds are fixed before the work is split, so the numbers are the
+same as a local run's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from .parallelism import current_client, parallel
+from .runner import DEFAULT_MEMORY_LIMIT_MB, JobResult, RunError, Task, _failed, code_hash, execute_job, worker_died
+
+CONNECT_TIMEOUT_S = 20
+_INSTALL_HINT = "pip install -e '.[dask]'"
+
+
+def require_distributed() -> Any:
+    """The dask.distributed module, or RunError (ja / en) saying how to install it."""
+    try:
+        import distributed
+    except ImportError:
+        raise RunError(
+            f"--executor dask には dask.distributed が必要です。`{_INSTALL_HINT}` でインストールしてください",
+            f"--executor dask needs dask.distributed; install it with `{_INSTALL_HINT}`",
+        ) from None
+    return distributed
+
+
+# ---------------------------------------------------------------------------
+# report jobs as Dask tasks
+# ---------------------------------------------------------------------------
+
+_ONE_JOB_AT_A_TIME = threading.Lock()  # a worker with several threads still runs one job at a time
+
+
+def run_report_task(task: Task, root: str, memory_limit_mb: int | None) -> JobResult:
+    """Run one report job on a Dask worker, as a local worker process would (runner.execute_job).
+
+    Refuses (a failed JobResult) when the worker cannot see the project at `root` or runs other
+    package code than the run planned with. For the job's duration, the worker's stderr goes to the
+    job's kernel log and its address space is bounded like a local worker's; both are restored after.
+    """
+    job, fp, meta = task
+    final = str(Path(root) / "reports" / job.dataset / job.out_name)
+    if not (Path(root) / "pyproject.toml").is_file() or not (Path(root) / "data" / "raw" / job.dataset).is_dir():
+        return _failed(
+            job,
+            f"Dask のワーカー（{os.uname().nodename}）からプロジェクトのフォルダ {root} が見えません。"
+            "ワーカーにも同じパスでプロジェクト（data/ と reports/）を共有してください",
+            f"the Dask worker on {os.uname().nodename} cannot see the project at {root}; share the project "
+            "(data/ and reports/) with the workers at the same path",
+            report_dir=final,
+        )
+    if code_hash() != fp["code_hash"]:
+        return _failed(
+            job,
+            f"Dask のワーカー（{os.uname().nodename}）の analysis パッケージが、この実行のものと異なります。"
+            "ワーカーを同じ環境・同じコードで起動し直してください",
+            f"the analysis package on the Dask worker {os.uname().nodename} differs from this run's; restart the "
+            "workers with the same environment and code",
+            report_dir=final,
+        )
+    with _ONE_JOB_AT_A_TIME:
+        import resource
+
+        saved_stderr = os.dup(2)
+        saved_limit = resource.getrlimit(resource.RLIMIT_AS)
+        saved_parent = os.environ.get("JPY_PARENT_PID")
+        # ipykernel polls its parent and exits when it is gone: kernels die with this worker
+        os.environ["JPY_PARENT_PID"] = str(os.getpid())
+        try:
+            if memory_limit_mb:
+                soft, hard = saved_limit
+                limit = int(memory_limit_mb) * 1024 * 1024
+                if hard != resource.RLIM_INFINITY:
+                    limit = min(limit, hard)
+                if soft == resource.RLIM_INFINITY or limit < soft:
+                    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))  # inherited by the kernel
+            return execute_job(job, root, fp, meta)
+        finally:
+            resource.setrlimit(resource.RLIMIT_AS, saved_limit)
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            if saved_parent is None:
+                os.environ.pop("JPY_PARENT_PID", None)
+            else:
+                os.environ["JPY_PARENT_PID"] = saved_parent
+
+
+def _unreachable(address: str, exc: BaseException) -> RunError:
+    return RunError(
+        f"Dask のスケジューラ {address} に接続できません（{type(exc).__name__}: {exc}）。"
+        "アドレスと、スケジューラが起動しているかを確認してください",
+        f"Dask scheduler {address} unreachable ({type(exc).__name__}: {exc}); check the address and that the "
+        "scheduler is running",
+    )
+
+
+class DaskExecutor:
+    """Report jobs as Dask tasks: on the cluster at `scheduler`, or on a LocalCluster of `jobs` workers.
+
+    The LocalCluster (processes, one thread per worker, no dashboard, no Dask memory limit: the
+    kernels are bounded by `memory_limit_mb` as with local workers) lives for one run_jobs call.
+    An interrupted run cancels the outstanding tasks; on a LocalCluster it also stops the workers
+    and their kernels. Tasks already running on a remote cluster finish there (Dask cannot stop a
+    running task), but their staged output is only swapped in when complete.
+    """
+
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        jobs: int | None = None,
+        memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+        client: Any | None = None,
+    ):
+        require_distributed()
+        self.scheduler = scheduler
+        self.jobs = jobs
+        self.memory_limit_mb = memory_limit_mb or None
+        self.client = client
+        self.notes: list[str] = []
+
+    def _connect(self, n_jobs: int) -> tuple[Any, Any]:
+        """(client, cluster or None) for this run; the caller closes what it gets."""
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        if self.client is not None:
+            return self.client, None
+        if self.scheduler:
+            try:
+                return Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
+            except (OSError, TimeoutError) as exc:
+                raise _unreachable(self.scheduler, exc) from None
+        n_workers = max(1, min(self.jobs or os.cpu_count() or 1, n_jobs))
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            memory_limit=0,
+            silence_logs=logging.ERROR,
+        )
+        return Client(cluster), cluster
+
+    def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]:
+        from distributed import as_completed
+
+        client, cluster = self._connect(len(todo))
+        own_client = client is not self.client
+        futures: dict[Any, Task] = {}
+        try:
+            for task in todo:
+                job = task[0]
+                key = f"report-{job.dataset}-{job.out_name.replace('/', '_')}-{uuid.uuid4().hex[:8]}"
+                fut = client.submit(run_report_task, task, str(root), self.memory_limit_mb, key=key, retries=0)
+                futures[fut] = task
+            for fut in as_completed(list(futures)):
+                job = futures[fut][0]
+                try:
+                    res = fut.result()
+                except Exception as exc:
+                    # KilledWorker: the worker died under the job (the same words as a local worker's death)
+                    res = (
+                        worker_died(job, root) if type(exc).__name__ == "KilledWorker" else _task_error(job, root, exc)
+                    )
+                yield res
+        except BaseException:
+            with suppress(Exception):
+                client.cancel(list(futures), force=True)
+            if cluster is not None:  # the LocalCluster's workers and their kernels are this process's descendants
+                from multiprocessing import resource_tracker
+
+                from .processes import descendants, stop_processes
+
+                tracker = getattr(resource_tracker._resource_tracker, "_pid", None)  # ends with this process
+                stop_processes([p for p in descendants(os.getpid()) if p != tracker])
+            raise
+        finally:
+            if own_client:
+                with suppress(Exception):
+                    client.close()
+            if cluster is not None:
+                with suppress(Exception):
+                    cluster.close()
+
+
+def _task_error(job: Any, root: Path, exc: BaseException) -> JobResult:
+    from .runner import describe_failure
+
+    final = str(root / "reports" / job.dataset / job.out_name)
+    return _failed(job, *describe_failure(exc), report_dir=final)
+
+
+__all__ = ["DaskExecutor", "current_client", "parallel", "require_distributed", "run_report_task"]

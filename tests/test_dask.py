@@ -1,0 +1,230 @@
+"""Dask: report jobs on a LocalCluster give the local run's files; simulations give the local numbers.
+
+Needs the dask extra (`pip install -e '.[dask]'`, which `make test` installs); without it the tests
+that need Dask are skipped with a message, and the test of that message runs regardless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_project_copy, run_cli
+
+SKIP_REASON = "dask.distributed is not installed (pip install -e '.[dask]'; make test installs it)"
+
+
+def _published(project: Path) -> dict[str, str]:
+    """sha256 of every file under reports/sample/, with the volatile parts of a few masked.
+
+    Masked, because they differ between any two runs (or any two project folders), executor or not:
+    manifest timings; the index's generation time; the project's absolute path (PDF links, the
+    injected output_dir) and the staging folder's pid; papermill's execution times and the random
+    id of the injected-parameters cell; the structure-element ids chromium numbers its tagged PDFs
+    with (/ID (node00000046): a DOM node counter of the browser that prints every page of a run,
+    seen to differ between two local runs too). Everything else must be byte-identical.
+    """
+    base = project / "reports" / "sample"
+    out = {}
+    for p in sorted(base.rglob("*")):
+        rel = p.relative_to(base).as_posix()
+        if not p.is_file() or rel == ".run.lock":
+            continue
+        data = p.read_bytes().replace(str(project).encode(), b"<project>")
+        if p.name == "manifest.json":
+            m = json.loads(data)
+            for key in ("started", "finished", "seconds", "peak_kernel_rss_mb"):
+                m.pop(key)
+            data = json.dumps(m, sort_keys=True).encode()
+        elif p.suffix == ".ipynb":
+            nb = json.loads(data)
+            nb["metadata"].pop("papermill", None)
+            for cell in nb["cells"]:
+                cell.get("metadata", {}).pop("papermill", None)
+                cell.get("metadata", {}).pop("execution", None)
+                if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+                    cell["id"] = "injected"
+            data = re.sub(rb"(\.staging/[\w-]+)-\d+", rb"\1-<pid>", json.dumps(nb, sort_keys=True).encode())
+        elif p.suffix == ".pdf":
+            data = re.sub(rb"\(node\d{8}\)", b"(node)", data)
+        elif rel == "index.html":
+            data = re.sub(rb"<time datetime=\"[^\"]+\">[^<]+</time>", b"<time/>", data)
+        out[rel] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_dask_run_gives_the_local_runs_files(sample_run):
+    pytest.importorskip("distributed", reason=SKIP_REASON)
+    local_project, local = sample_run
+    assert local.returncode == 0, local.stderr[-3000:]
+    # a path as long as the local copy's: PDFs embed absolute file:// links, and a longer path
+    # would shift every byte offset after them
+    project = make_project_copy(local_project.parent / f"dask{local_project.name[4:]}")
+    args = ("run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "2", "--no-progress")
+    proc = run_cli(project, *args, "--executor", "dask")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "失敗" not in proc.stdout and "Traceback" not in proc.stderr
+    local_files, dask_files = _published(local_project), _published(project)
+    assert len(dask_files) > 200  # reports, tables, figures, profiles, PDFs, index
+    assert dask_files.keys() == local_files.keys()
+    assert [k for k in dask_files if dask_files[k] != local_files[k]] == []
+    assert not (project / "reports" / "sample" / ".staging").exists()
+    # incremental: nothing changed, so nothing runs (and no cluster is needed)
+    again = run_cli(project, *args, "--executor", "dask")
+    assert again.returncode == 0 and "成功" not in again.stdout and again.stdout.count("最新") == 11
+
+
+def _break_notebook(project: Path, name: str) -> None:
+    """Make every run of notebooks/<name>.ipynb fail in its first code cell."""
+    path = project / "notebooks" / f"{name}.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    first = next(
+        c for c in nb["cells"] if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])
+    )
+    first["source"] = "raise RuntimeError('broken on purpose')\n" + "".join(first["source"])
+    path.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
+
+
+def test_prefecture_datasets_run_together_on_dask_and_a_failure_stays_isolated(tmp_path):
+    pytest.importorskip("distributed", reason=SKIP_REASON)
+    project = make_project_copy(tmp_path / "p")
+    gen = run_cli(project, "sample", "--national", "--by-prefecture")
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    names = ["national_pref16", "national_pref31"]  # the two smallest (15 and 19 municipalities)
+    _break_notebook(project, "data_quality")
+    args = ("run", "--datasets", ",".join(names), "--years", "2025", "--jobs", "2", "--no-progress")
+    proc = run_cli(project, *args, "--executor", "dask")
+    # the quality reports fail, everything else is made; the command ends non-zero and says so
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "2 件のレポートが失敗しました" in proc.stderr and "Traceback" not in proc.stderr
+    for name in names:
+        base = project / "reports" / name
+        for job in ("FY2025", "trends"):
+            assert json.loads((base / job / "manifest.json").read_text(encoding="utf-8"))["status"] == "ok"
+        assert not (base / "quality" / "FY2025").exists()
+        record = json.loads((base / ".failed" / "quality_FY2025.json").read_text(encoding="utf-8"))
+        assert "broken on purpose" in record["reason_ja"]
+        assert (base / "index.html").is_file() and not (base / ".staging").exists()
+    overview = (project / "reports" / "index.html").read_text(encoding="utf-8")
+    for name, pref in zip(names, ("富山県", "鳥取県"), strict=True):
+        assert f'href="{name}/index.html"' in overview and pref in overview
+    assert overview.count("失敗 1 件") == 2 and '<html lang="ja"' in overview
+
+
+def test_unreachable_scheduler_is_one_bilingual_error(tmp_path):
+    pytest.importorskip("distributed", reason=SKIP_REASON)
+    project = make_project_copy(tmp_path / "p")
+    proc = run_cli(
+        project, "run", "--years", "2025", "--no-progress", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "スケジューラ tcp://127.0.0.1:9 に接続できません" in proc.stderr and "unreachable" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (project / "reports" / "sample" / ".staging").exists()
+
+
+def test_without_dask_the_executor_says_how_to_install_it(tmp_path):
+    # runs whether or not dask is installed: the import is blocked in the child process
+    project = make_project_copy(tmp_path / "p")
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from analysis.cli import main\n"
+        "raise SystemExit(main(['run', '--executor', 'dask', '--no-progress']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env={**os.environ, "ANALYSIS_ROOT": str(project)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "dask.distributed が必要です" in proc.stderr and "pip install -e '.[dask]'" in proc.stderr
+    assert not (project / "reports").exists()
+
+
+def test_scheduler_without_the_dask_executor_is_refused(tmp_path):
+    project = make_project_copy(tmp_path / "p")
+    proc = run_cli(project, "run", "--scheduler", "tcp://127.0.0.1:8786")
+    assert proc.returncode == 2 and "--executor dask" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# simulations: joblib's Dask backend while a client is current
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed", reason=SKIP_REASON)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def _on_cluster(client, func):
+    """(func(), number of tasks the cluster ran for it)."""
+    from distributed import get_task_stream
+
+    with get_task_stream(client) as stream:
+        result = func()
+    return result, len(stream.data)
+
+
+def test_recovery_replications_on_dask_equal_the_local_run(dask_client):
+    from analysis import recovery
+
+    local = recovery.run(2, "prefecture", confounded=False, n_boot=49)
+    remote, n_tasks = _on_cluster(dask_client, lambda: recovery.run(2, "prefecture", confounded=False, n_boot=49))
+    assert n_tasks >= 2  # the replications really ran on the cluster
+    assert remote.equals(local)
+
+
+def test_power_simulation_on_dask_equals_the_local_run(dask_client):
+    from analysis.power import minimal_detectable_difference, simulated_power
+
+    local = simulated_power(20, 15, 0.6, 0.3, n_sim=2500, seed=123)
+    remote, n_tasks = _on_cluster(dask_client, lambda: simulated_power(20, 15, 0.6, 0.3, n_sim=2500, seed=123))
+    assert n_tasks >= 2 and remote == local
+    local_mdd = minimal_detectable_difference(10, 25, 0.2, seed=7, n_sim=1000)
+    remote_mdd, _ = _on_cluster(dask_client, lambda: minimal_detectable_difference(10, 25, 0.2, seed=7, n_sim=1000))
+    assert remote_mdd == local_mdd
+
+
+def test_hazard_wild_bootstrap_on_dask_equals_the_local_run(dask_client):
+    import joblib
+    import numpy as np
+    import pandas as pd
+
+    from analysis.models import discrete_time_hazard
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for cluster in range(20):
+        support = int(rng.random() < 0.5)
+        for t in range(4):
+            event = int(rng.random() < 0.15 + 0.2 * support)
+            rows.append({"pref": cluster, "t": t, "support": support, "full": event})
+            if event:
+                break
+    pp = pd.DataFrame(rows)
+    kw = {"method": "firth", "n_boot": 99, "seed": 11, "period_col": "t"}
+    local = discrete_time_hazard("full ~ support", pp, "pref", **kw)
+    remote, n_tasks = _on_cluster(dask_client, lambda: discrete_time_hazard("full ~ support", pp, "pref", **kw))
+    assert n_tasks >= 1
+    pd.testing.assert_frame_equal(remote.tests, local.tests, check_exact=True)
+    # the explicit form documented in the README does the same
+    with joblib.parallel_config(backend="dask"):
+        explicit = discrete_time_hazard("full ~ support", pp, "pref", **kw)
+    pd.testing.assert_frame_equal(explicit.tests, local.tests, check_exact=True)
