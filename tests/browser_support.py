@@ -21,6 +21,8 @@ LAUNCH_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-partial-raster",
+    "--force-color-profile=srgb",
 ]
 ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
 SCREENSHOT_DIR = ROOT / "reports" / "screenshots"

@@ -251,19 +251,18 @@ def test_pdfs_hold_no_local_path_and_print_alike_in_another_browser(reports_dir)
     assert len(written) >= len(PDFS)
     leaking = [str(p.relative_to(reports_dir)) for p in written if b"file:" in p.read_bytes()]
     assert not leaking, f"PDFs with file: links: {leaking}"
-    out = reports_dir.parent / "reprinted.pdf"
+    out, slide = reports_dir.parent / "reprinted.pdf", reports_dir.parent / "reprinted.png"
     script = (
         "import sys; from pathlib import Path; from analysis.pdf import Printer\n"
-        "with Printer() as p: p.pdf(Path(sys.argv[1]), Path(sys.argv[2]), synthetic=True)"
+        "with Printer() as p:\n"
+        "    p.pdf(Path(sys.argv[1]), Path(sys.argv[2]), synthetic=True)\n"
+        "    p.png(Path(sys.argv[3]), Path(sys.argv[4]))"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script, str(reports_dir / PAGES["fiscal_year"]), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = [reports_dir / PAGES["fiscal_year"], out, reports_dir / PAGES["summary"], slide]
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.read_bytes() == (reports_dir / PDFS["fiscal_year"]).read_bytes()
+    assert slide.read_bytes() == (reports_dir / "FY2025" / "summary.png").read_bytes()
 
 
 def test_printing_again_gives_the_same_bytes(browser, reports_dir):

@@ -67,6 +67,10 @@ LAUNCH_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # rasterise whole tiles, in sRGB: otherwise the antialiasing of a rounded corner differed
+    # between two chromium processes, and so did the bytes of the slide image
+    "--disable-partial-raster",
+    "--force-color-profile=srgb",
 ]
 #: Size (CSS px) of the summary's slide image.
 SLIDE_SIZE = (1600, 900)
