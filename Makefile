@@ -23,10 +23,11 @@ setup: $(STAMP)
 report: setup
 	$(BIN)/python -m analysis run --dataset $(DATASET) --years $(YEARS)
 
-## Unit, estimator, notebook (papermill + nbval), end-to-end and browser tests.
+## The house-style check (lint: ruff + mypy), then unit, estimator, notebook (papermill + nbval),
+## end-to-end and browser tests.
 ## Sequential: under pytest-xdist the nbval cells of a notebook were still split across workers
 ## (tests/conftest.py's xdist_group markers did not take effect), so the parallel run is not used yet.
-test: setup browser-deps
+test: setup lint browser-deps
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 ## House style (pyproject.toml [tool.ruff], [tool.mypy]): lint, format check, type check of src/.
