@@ -23,9 +23,10 @@ setup: $(STAMP)
 report: setup
 	$(BIN)/python -m analysis run --dataset $(DATASET) --years $(YEARS)
 
-## Unit, estimator, notebook (papermill + nbval), end-to-end and browser tests.
+## The house-style check (lint: ruff + mypy), then unit, estimator, notebook (papermill + nbval),
+## end-to-end and browser tests.
 ## Sequential: a parallel run (pytest-xdist) must first keep the cells of one notebook on one worker.
-test: setup browser-deps
+test: setup lint browser-deps
 	$(BIN)/python -m pytest -p no:cacheprovider
 
 ## House style (pyproject.toml [tool.ruff], [tool.mypy]): lint, format check, type check of src/.

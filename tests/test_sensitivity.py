@@ -111,6 +111,14 @@ def test_invalid_input_is_refused_in_both_languages():
         evalue_or(2.0, 1.0, 3.0, rare="yes")
 
 
+def test_negative_ratio_is_refused_with_the_sqrt_conversion_too():
+    # the square root used to run before the check, so a negative OR raised a bare "math domain error"
+    for args in [(-1.0,), (2.0, -0.5, 3.0), (2.0, 1.0, -3.0)]:
+        with pytest.raises(AnalysisError) as err:
+            evalue_or(*args, rare=False)
+        assert "0以上" in err.value.ja and ">= 0" in err.value.en
+
+
 def test_rare_threshold():
     assert is_rare(0.10) and not is_rare(0.15) and not is_rare(7 / 35)
     with pytest.raises(AnalysisError):

@@ -20,6 +20,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,7 +99,12 @@ def association_table(year: pd.DataFrame, book: Codebook, covariates: Sequence[s
         tab = crosstab.two_by_two(frame[m], frame["y"])
         method = crosstab.ci_method_for(tab.n_exposed, tab.n_unexposed)
         c = crosstab.measure_association_table(frame, [m], "y", ci_method=method, adjust=()).iloc[0]
-        rec = {"measure": m, "label": book.label(m), "viewpoint": book.viewpoint_of(m), "ci_method": method}
+        rec: dict[str, Any] = {
+            "measure": m,
+            "label": book.label(m),
+            "viewpoint": book.viewpoint_of(m),
+            "ci_method": method,
+        }
         rec.update(
             {
                 k: c[k]
@@ -396,7 +402,7 @@ def hazard_table(
         data = pp.dropna(subset=[term])
         treated = data.groupby("code")[term].max()
         n_events = int(data["event"].sum())
-        rec = {
+        rec: dict[str, Any] = {
             "measure": m,
             "label": book.label(m),
             "n_person_years": len(data),

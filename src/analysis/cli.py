@@ -164,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in WRITE_ERRNOS:
             raise
-        ja, en = write_error_text(exc.errno, exc.filename)
+        text = write_error_text(exc.errno, exc.filename)
+        if text is None:  # not reached: every errno in WRITE_ERRNOS has a text
+            raise
+        ja, en = text
         print(f"エラー / error: {ja} / {en}", file=sys.stderr)
         return 1
 
@@ -344,7 +347,7 @@ _RUNNER_OWNED = re.compile(
 )
 
 
-def check_output_path(path: Path | str, dataset: str, protected: set[Path] = frozenset()) -> Path:
+def check_output_path(path: Path | str, dataset: str, protected: set[Path] | frozenset[Path] = frozenset()) -> Path:
     """Refuse an explicit output file (--tidy-out, --issues-out) that would overwrite inputs or reports.
 
     Not allowed: an input file; anything under data/ except data/processed/ (raw surveys,

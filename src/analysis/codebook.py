@@ -11,10 +11,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from .paths import project_root
+
+Lang = Literal["ja", "en"]  # the codebook's label languages (label_ja / label_en)
 
 
 def header_key(text: str) -> str:
@@ -117,14 +120,14 @@ class Codebook:
         check_covariate_terms(terms, self)
         return terms
 
-    def term_label(self, term: str, lang: str = "ja") -> str:
+    def term_label(self, term: str, lang: Lang = "ja") -> str:
         """Label of a model term: a covariate's label, or 「人口（対数）」 for log_population."""
         if term.startswith("log_"):
             base = self.label(term[4:], lang)
             return f"{base}（対数）" if lang == "ja" else f"log {base}"
         return self.label(term, lang)
 
-    def label(self, variable: str, lang: str = "ja") -> str:
+    def label(self, variable: str, lang: Lang = "ja") -> str:
         """Reader-facing label of a variable (question, covariate or id column)."""
         key = f"label_{lang}"
         for q in self.raw["questions"]:
@@ -137,7 +140,7 @@ class Codebook:
             return self.raw["id_columns"][variable].get(key, variable)
         raise KeyError(f"codebook has no label for {variable!r}")
 
-    def status_label(self, status: str, lang: str = "ja") -> str:
+    def status_label(self, status: str, lang: Lang = "ja") -> str:
         return self.raw["jusou_status_labels"][status][lang]
 
     @cached_property

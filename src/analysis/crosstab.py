@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,9 @@ __all__ = [
     "risk_difference",
     "two_by_two",
 ]
+
+# Risk-difference interval: Newcombe hybrid score, or Chan & Zhang exact unconditional.
+CIMethod = Literal["newcombe", "exact"]
 
 # Methods accepted by ``adjust_pvalues`` -> column suffix used in the table.
 _ADJUST_LABELS = {"holm": "holm", "fdr_bh": "bh", "bonferroni": "bonferroni", "fdr_by": "by"}
@@ -105,7 +109,7 @@ class RiskDifference:
     risk_unexposed: float
     n_exposed: int
     n_unexposed: int
-    method: str
+    method: CIMethod
     conf_level: float
 
 
@@ -181,7 +185,7 @@ def _counts(table) -> tuple[int, int, int, int]:
 # ---------------------------------------------------------------------------
 
 
-def risk_difference(table, *, alpha: float = 0.05, method: str = "newcombe") -> RiskDifference:
+def risk_difference(table, *, alpha: float = 0.05, method: CIMethod = "newcombe") -> RiskDifference:
     """Risk difference p1 - p0 with a (1 - alpha) confidence interval.
 
     method:
@@ -228,7 +232,7 @@ def risk_difference(table, *, alpha: float = 0.05, method: str = "newcombe") -> 
     )
 
 
-def ci_method_for(n_exposed: int, n_unexposed: int) -> str:
+def ci_method_for(n_exposed: int, n_unexposed: int) -> CIMethod:
     """Interval method for the risk difference by the documented rule (assumptions log A6).
 
     ``"newcombe"`` when *both* groups exceed ``power.LARGE_GROUP`` (200) units, where the two
@@ -546,7 +550,7 @@ def measure_association_table(
     outcome_col: str,
     *,
     alpha: float = 0.05,
-    ci_method: str = "newcombe",
+    ci_method: CIMethod = "newcombe",
     adjust: Sequence[str] = ("holm", "fdr_bh"),
     boschloo: bool = False,
 ) -> pd.DataFrame:

@@ -136,7 +136,7 @@ def _years_text(years: list[int]) -> str:
     return ", ".join(f"FY{y}" for y in years) or "なし"
 
 
-def check_name(name: str) -> str:
+def check_name(name: object) -> str:
     """`name` if it is a plain dataset name (letters, digits, _ and -; no path), else DatasetError."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise DatasetError(
@@ -188,11 +188,11 @@ def _load_yaml(path: Path):
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f"{mark.line + 1}行目" if mark is not None else ""
+        line_ja = f"{mark.line + 1}行目" if mark is not None else ""
         line_en = f" on line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise DatasetError(
-            f"YAML の書式が正しくありません（{line}: {problem}）。字下げやコロン（:）の後の空白を確認してください",
+            f"YAML の書式が正しくありません（{line_ja}: {problem}）。字下げやコロン（:）の後の空白を確認してください",
             f"invalid YAML{line_en}: {problem}",
             where=str(path),
         ) from None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Literal
 
 import pandas as pd
 
@@ -27,8 +28,10 @@ MINUS = "−"  # U+2212, the typographic minus used in Japanese print
 NOT_COMPUTED = "計算できず"
 MISSING = "—"
 
+ColumnKind = Literal["p", "pct", "diff0", "ratio", "int", "year", "float", "text"]  # see column_kind
 
-def column_kind(name: str, dtype=None) -> str:
+
+def column_kind(name: str, dtype=None) -> ColumnKind:
     """How a column is shown: 'p', 'pct', 'diff0', 'ratio', 'int', 'year', 'float' or 'text'."""
     if dtype is not None and not _is_number_dtype(dtype):
         return "text"
@@ -66,7 +69,7 @@ def _number(v: float, digits: int) -> str:
     return text.replace("-", MINUS)
 
 
-def format_value(v, kind: str) -> str:
+def format_value(v, kind: ColumnKind) -> str:
     """One cell as the reader sees it in HTML."""
     if v is None or (not isinstance(v, str) and pd.isna(v)):
         return NOT_COMPUTED if kind == "p" else MISSING
@@ -85,7 +88,7 @@ def format_value(v, kind: str) -> str:
     return _number(v, digits)
 
 
-def format_interval(lo, hi, kind: str) -> str:
+def format_interval(lo, hi, kind: ColumnKind) -> str:
     """「lo〜hi」; an unbounded side is said in words, a bound that could not be computed too."""
     lo_missing = lo is None or pd.isna(lo)
     hi_missing = hi is None or pd.isna(hi)
@@ -98,7 +101,7 @@ def format_interval(lo, hi, kind: str) -> str:
     return f"{left}〜{right}"
 
 
-def interval_pairs(columns) -> dict[str, tuple[str, str, str]]:
+def interval_pairs(columns) -> dict[str, tuple[str, str]]:
     """Lower-bound column -> (upper-bound column, merged header) for every complete pair."""
     cols = list(columns)
     out = {}
@@ -140,6 +143,7 @@ def captioned_table(table_html: str, caption: str) -> str:
 
 __all__ = [
     "EXCEL_FORMATS",
+    "ColumnKind",
     "captioned_table",
     "column_kind",
     "display_frame",

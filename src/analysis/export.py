@@ -65,7 +65,7 @@ def atomic_path(target: Path | str, suffix: str | None = None) -> Iterator[Path]
             tmp_path.unlink()
 
 
-def write_error_text(err: int | None, path: str | os.PathLike | None) -> tuple[str, str] | None:
+def write_error_text(err: int | None, path: object) -> tuple[str, str] | None:
     """(ja, en) for a write that failed for lack of space or permission; None for other errors."""
     where = f": {path}" if path else ""
     if err in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):

@@ -62,6 +62,9 @@ __all__ = [
 ]
 
 INTERCEPT = "Intercept"
+FitMethod = Literal["firth", "ml"]  # Firth's penalised likelihood or plain maximum likelihood
+Inference = Literal["wild_bootstrap", "permutation"]  # how the hazard model's p-values are drawn
+WeightType = Literal["rademacher", "webb"]  # wild-bootstrap weights
 
 # Tight convergence so that results agree with R logistf to better than 1e-6.
 # With thousands of person-period rows the penalised log-likelihood cannot
@@ -513,8 +516,8 @@ class HazardResult:
     """
 
     formula: str
-    method: str
-    inference: str
+    method: FitMethod
+    inference: Inference
     params: pd.Series
     bse: pd.Series
     tests: pd.DataFrame
@@ -523,15 +526,16 @@ class HazardResult:
     n_events: int
     n_boot: int
     seed: int | None
-    weight_type: str
+    weight_type: WeightType
     converged: bool
     separation: list[str]
     loglik: float = math.nan  # log-likelihood (penalised when method="firth")
-    _endog: pd.Series = field(repr=False, compare=False, default=None)
-    _exog: pd.DataFrame = field(repr=False, compare=False, default=None)
-    _codes: np.ndarray = field(repr=False, compare=False, default=None)
+    # set by discrete_time_hazard (keyword-only, no default, so that their types need no None)
+    _endog: pd.Series = field(repr=False, compare=False, kw_only=True)
+    _exog: pd.DataFrame = field(repr=False, compare=False, kw_only=True)
+    _codes: np.ndarray = field(repr=False, compare=False, kw_only=True)
     _cr1: pd.DataFrame | None = field(repr=False, compare=False, default=None)
-    _model: FirthLogisticRegression | None = field(repr=False, compare=False, default=None)
+    _model: FirthLogisticRegression = field(repr=False, compare=False, kw_only=True)
     _ci: dict = field(repr=False, compare=False, default_factory=dict)
 
     @property
@@ -646,7 +650,7 @@ def _studentised(u: np.ndarray) -> float:
     return float(np.sum(u)) / denom if denom > 0 else math.nan
 
 
-def _draw_weights(rng: np.random.Generator, n_boot: int, n_clusters: int, kind: str) -> np.ndarray:
+def _draw_weights(rng: np.random.Generator, n_boot: int, n_clusters: int, kind: WeightType) -> np.ndarray:
     if kind == "rademacher":
         return rng.choice(np.array([-1.0, 1.0]), size=(n_boot, n_clusters))
     if kind == "webb":
@@ -740,14 +744,14 @@ def discrete_time_hazard(
     formula: str,
     person_period_frame: pd.DataFrame,
     cluster_col: str,
-    method: Literal["firth", "ml"] = "firth",
-    inference: Literal["wild_bootstrap", "permutation"] = "wild_bootstrap",
+    method: FitMethod = "firth",
+    inference: Inference = "wild_bootstrap",
     n_boot: int = 999,
     seed: int | None = 0,
     *,
     period_col: str | None = None,
     test_terms: Sequence[str] | None = None,
-    weight_type: Literal["rademacher", "webb"] = "rademacher",
+    weight_type: WeightType = "rademacher",
     n_jobs: int = 1,
 ) -> HazardResult:
     """Logit discrete-time hazard model with small-cluster-honest inference.

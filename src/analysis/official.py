@@ -241,17 +241,17 @@ def _find_header(rows: list[tuple], path: Path, sheet: str) -> tuple[int, dict[s
             "the published layout may have changed",
             where=_where(path, sheet),
         )
-    row, found = best
+    header_row, found = best
     missing = [ja for ja, en in wanted.items() if en not in found]
     if missing:
-        present = " | ".join(str(v).strip() for v in rows[row - 1] if v is not None)
+        present = " | ".join(str(v).strip() for v in rows[header_row - 1] if v is not None)
         raise OfficialDataError(
             f"見出し行にない列があります: {'、'.join(missing)}（見出し行の内容: {present}）。公表様式が変わった可能性があります",
             f"header row lacks column(s): {', '.join(missing)} (header row reads: {present}); "
             "the published layout may have changed",
-            where=_where(path, sheet, row),
+            where=_where(path, sheet, header_row),
         )
-    return row, found
+    return header_row, found
 
 
 def _fiscal_year(title_rows: list[tuple], path: Path, sheet: str) -> tuple[int, str]:

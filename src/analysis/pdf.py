@@ -28,10 +28,14 @@ import shutil
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AnalysisError
 from .export import write_bytes
 from .htmlexport import PRINT_BANNER_JA
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Playwright
 
 __all__ = [
     "CHROMIUM_ENV",
@@ -219,7 +223,7 @@ class Printer:
 
     def __init__(self, chromium: Path | None = None, *, browser=None):
         self.chromium = chromium or find_chromium()
-        self._playwright = None
+        self._playwright: Playwright | None = None
         self._browser = browser  # a Playwright Browser to use (and leave open), e.g. a test's
         self._own = browser is None
 

@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,10 @@ __all__ = [
 ]
 
 DEFAULT_SEED = 20240601
+PowerTest = Literal["fisher"]  # the only test implemented: two-sided Fisher exact
+PowerMethod = Literal["simulation", "exact"]  # Monte Carlo or full enumeration
+MDDMethod = Literal["simulation", "exact", "normal"]  # mdd_summary also has the normal approximation
+Direction = Literal["increase", "decrease"]
 _CHUNK = 500  # replications per seed chunk; fixed so results do not depend on n_jobs
 _REL_TOL = 1 + 1e-7  # tie tolerance of the two-sided Fisher p-value (as scipy and R)
 
@@ -99,7 +104,7 @@ def fisher_pvalue_matrix(n1: int, n0: int) -> np.ndarray:
     return _fisher_pvalues_cached(n1, n0)
 
 
-def rejection_matrix(n1: int, n0: int, alpha: float = 0.05, test: str = "fisher") -> np.ndarray:
+def rejection_matrix(n1: int, n0: int, alpha: float = 0.05, test: PowerTest = "fisher") -> np.ndarray:
     """Boolean [a, c] matrix: does the test reject at level alpha (p <= alpha)?"""
     if test != "fisher":
         raise ValueError(f"unsupported test {test!r}; only 'fisher' is implemented")
@@ -152,7 +157,7 @@ def _chunk_rejections(
 
 
 def _simulate_rejections(
-    n1: int, n0: int, p1s: np.ndarray, p0: float, alpha: float, test: str, n_sim: int, seed, n_jobs: int
+    n1: int, n0: int, p1s: np.ndarray, p0: float, alpha: float, test: PowerTest, n_sim: int, seed, n_jobs: int
 ) -> np.ndarray:
     """Total rejections out of n_sim at each exposed rate in p1s (base rate p0)."""
     if n_sim < 1:
@@ -185,7 +190,7 @@ def simulated_power(
     p0: float,
     *,
     alpha: float = 0.05,
-    test: str = "fisher",
+    test: PowerTest = "fisher",
     n_sim: int = 2000,
     seed=DEFAULT_SEED,
     n_jobs: int = 1,
@@ -202,7 +207,7 @@ def simulated_power(
     return _estimate(int(rej[0]), n_sim)
 
 
-def exact_power(n1: int, n0: int, p1: float, p0: float, *, alpha: float = 0.05, test: str = "fisher") -> float:
+def exact_power(n1: int, n0: int, p1: float, p0: float, *, alpha: float = 0.05, test: PowerTest = "fisher") -> float:
     """Exact power by full enumeration: sum of P(a) P(c) over rejected tables.
 
     A finite sum, so no Monte Carlo error; used to cross-check the simulation
@@ -216,7 +221,7 @@ def exact_power(n1: int, n0: int, p1: float, p0: float, *, alpha: float = 0.05, 
     return float(f1 @ reject.astype(float) @ f0)
 
 
-def _difference_grid(base_rate: float, step: float, direction: str) -> np.ndarray:
+def _difference_grid(base_rate: float, step: float, direction: Direction) -> np.ndarray:
     if direction == "increase":
         room = 1.0 - base_rate
     elif direction == "decrease":
@@ -236,13 +241,13 @@ def power_curve(
     base_rate: float,
     *,
     alpha: float = 0.05,
-    test: str = "fisher",
+    test: PowerTest = "fisher",
     n_sim: int = 2000,
     seed=DEFAULT_SEED,
     n_jobs: int = 1,
     step: float = 0.01,
-    direction: str = "increase",
-    method: str = "simulation",
+    direction: Direction = "increase",
+    method: PowerMethod = "simulation",
 ) -> pd.DataFrame:
     """Power at each difference on the grid (step, 2*step, ... up to the boundary).
 
@@ -282,15 +287,15 @@ def minimal_detectable_difference(
     base_rate: float,
     alpha: float = 0.05,
     power: float = 0.8,
-    test: str = "fisher",
+    test: PowerTest = "fisher",
     n_sim: int = 2000,
     seed=DEFAULT_SEED,
     n_jobs: int = 1,
     *,
     step: float = 0.01,
     refine: bool = False,
-    direction: str = "increase",
-    method: str = "simulation",
+    direction: Direction = "increase",
+    method: PowerMethod = "simulation",
 ) -> float:
     """Smallest risk difference whose power reaches ``power`` (NaN if none does).
 
@@ -358,12 +363,12 @@ def power_table(
     *,
     alpha: float = 0.05,
     power: float = 0.8,
-    test: str = "fisher",
+    test: PowerTest = "fisher",
     n_sim: int = 2000,
     seed=DEFAULT_SEED,
     n_jobs: int = 1,
     refine: bool = False,
-    method: str = "simulation",
+    method: PowerMethod = "simulation",
     unit: str = "市町",
 ) -> pd.DataFrame:
     """Per measure: group sizes, base rate and minimal detectable difference.
@@ -390,11 +395,12 @@ def power_table(
                 n1, n0, base, alpha, power, test, n_sim, seed, n_jobs, refine=refine, method=method
             )
             if base < 1:
-                kwargs = dict(alpha=alpha, test=test)
                 power_at_max = (
-                    exact_power(n1, n0, 1.0, base, **kwargs)
+                    exact_power(n1, n0, 1.0, base, alpha=alpha, test=test)
                     if method == "exact"
-                    else simulated_power(n1, n0, 1.0, base, n_sim=n_sim, seed=seed, n_jobs=n_jobs, **kwargs).power
+                    else simulated_power(
+                        n1, n0, 1.0, base, alpha=alpha, test=test, n_sim=n_sim, seed=seed, n_jobs=n_jobs
+                    ).power
                 )
             else:
                 power_at_max = float("nan")
@@ -480,7 +486,7 @@ def mdd_summary(
     power: float = 0.8,
     n_sim: int = 2000,
     seed=DEFAULT_SEED,
-    method: str | None = None,
+    method: MDDMethod | None = None,
 ) -> dict:
     """The numbers behind the power sentence, for one comparison (JSON-ready dict).
 
@@ -496,7 +502,7 @@ def mdd_summary(
     nan = float("nan")
     large = min(n1, n0) > LARGE_GROUP
     method = method or ("normal" if large else "exact")
-    out = {
+    out: dict[str, Any] = {
         "test": "z_two_proportions" if method == "normal" else "fisher_two_sided",
         "alpha": alpha,
         "target_power": power,
@@ -530,7 +536,7 @@ def mdd_summary(
 
         mdd = normal_mdd(n1, n0, base_rate, alpha=alpha, power=power)
 
-        def at(d):
+        def at(d: float) -> float:
             return pw(min(base_rate + d, 1.0))
     else:
         if method not in ("exact", "simulation"):

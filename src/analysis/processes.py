@@ -26,7 +26,7 @@ class RunLocked(AnalysisError):
 
 def _proc_table() -> dict[int, tuple[int, str]]:
     """{pid: (parent pid, state)} of every process, from /proc (empty where there is no /proc)."""
-    table = {}
+    table: dict[int, tuple[int, str]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import numpy as np
@@ -370,7 +370,8 @@ def _context(y: _Year, ds: Dataset, code: str) -> dict:
         }
 
     def grid(variables: list[str]) -> list[dict]:
-        return [line(v, book.label(v), lambda r, v=v: _mark(r.get(v))) for v in variables]
+        # v=v binds each variable; mypy cannot type a lambda with a default argument (python/mypy#15459)
+        return [line(v, book.label(v), lambda r, v=v: _mark(r.get(v))) for v in variables]  # type: ignore[misc]
 
     yes, _, missing = _n_items(row, book)
     summary = {
@@ -390,7 +391,7 @@ def _context(y: _Year, ds: Dataset, code: str) -> dict:
     count_row = line("n_items", "主要項目の実施数", lambda r: _items_text(r, book))
     full_row = line("full_implementation", "主要項目を全て実施", lambda r: _mark(r.get("full_implementation")))
 
-    pref = {
+    pref: dict[str, Any] = {
         "covs": [],
         "status": f"実施{y.n_jusou}市町",
         "n_items": f"中央値{_fmt_median(y.median_items)}/{len(book.main_items)}",
@@ -532,7 +533,7 @@ def write_profiles(ds: Dataset, panel: pd.DataFrame, book: Codebook, fiscal_year
     y = _prepare(panel, book, fiscal_year)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
     for code in sorted(y.rows):
         path = out_dir / f"{_safe_code(code)}.html"
         html = _render(y, ds, code, check=not written)  # the template is checked once per year

@@ -18,6 +18,7 @@ import math
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ def _one_replication(seed: int, truth: Truth, size: str, book: Codebook, n_boot:
     pp = _hazard_data(panel, munis, book)
     terms = [f"{m}_lag1" for m in book.support_measures]
     formula = f"event ~ C(fiscal_year) + {' + '.join(terms)} + jusou + log_population"
-    out = {"seed": seed, "n_events": int(pp["event"].sum()), "n_rows": len(pp), "converged": True}
+    out: dict[str, Any] = {"seed": seed, "n_events": int(pp["event"].sum()), "n_rows": len(pp), "converged": True}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # non-convergence is counted below
@@ -250,7 +251,7 @@ def _size_replication(
         pp = _null_hazard_data(seed, n_municipalities, shift, book, measure)
         term = f"{measure}_lag1"
         data = pp.dropna(subset=[term])
-        out = {
+        out: dict[str, Any] = {
             "seed": seed,
             "n_events": int(data["event"].sum()),
             "n_rows": len(data),
@@ -392,6 +393,7 @@ def size_figures_for(n_municipalities: int, n_events: int, figures: dict | None 
             math.log(max(e["mean_events"], 0.5) / max(n_events, 0.5))
         )
 
-    best = dict(min(entries, key=distance))
+    nearest = min(entries, key=distance)
+    best = dict(nearest)
     best["applies"] = bool(best["n_municipalities"] == n_municipalities and abs(best["mean_events"] - n_events) <= 1)
     return best

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from .datasets import Dataset, DatasetError, load_dataset, sha256
 from .errors import AnalysisError
@@ -67,10 +67,14 @@ KEY_PACKAGES = (
 DEFAULT_MEMORY_LIMIT_MB = 8192
 
 
+JobKind = Literal["fiscal_year_report", "trends", "data_quality", "site"]  # a NOTEBOOKS key, or "site" (index.html)
+JobStatus = Literal["ok", "skipped", "failed"]
+
+
 @dataclass
 class Job:
     dataset: str
-    notebook: str
+    notebook: JobKind
     out_name: str
     fiscal_year: int | None
     parameters: dict
@@ -83,7 +87,7 @@ class Job:
 @dataclass
 class JobResult:
     job: Job
-    status: str  # ok | skipped | failed
+    status: JobStatus
     seconds: float = 0.0
     message: str = ""  # one line; for failures "ja / en（ログ / log: path）"
     report_dir: str = ""
@@ -285,7 +289,7 @@ def restore_interrupted(base: Path) -> list[Path]:
     If FY2025/ is missing but .old-FY2025-<pid>/ exists, the old report is still complete: move it
     back, so a crash at the worst moment still loses nothing.
     """
-    restored = []
+    restored: list[Path] = []
     if not base.is_dir():
         return restored
     for old in sorted(base.rglob(".old-*")):

@@ -24,7 +24,7 @@ from .codebook import Codebook
 FY_RANGE = (1989, 2100)
 
 
-def allowed_values(book: Codebook, answers: str) -> list[str]:
+def allowed_values(book: Codebook, answers: str) -> list[object]:
     """The values an answer map can produce (missing excluded), e.g. implemented/preparing/..."""
     return sorted({v for v in book.answer_maps[answers].values() if v is not None}, key=str)
 

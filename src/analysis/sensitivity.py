@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,9 @@ __all__ = [
     "evalue_sentence_ja",
     "is_rare",
 ]
+
+# How the ratio became a risk ratio: given as one, OR used as RR (rare outcome), or RR = sqrt(OR).
+Conversion = Literal["none", "rare", "sqrt"]
 
 RARE_OUTCOME = 0.15  # VanderWeele & Ding 2017; EValue: "rare (<15 percent at end of follow-up)"
 
@@ -60,7 +64,7 @@ class EValue:
     rr_lower: float
     rr_upper: float
     ci_includes_null: bool
-    conversion: str  # "none" (risk ratio given), "rare" (OR used as RR) or "sqrt" (RR = sqrt(OR))
+    conversion: Conversion  # "none" (risk ratio given), "rare" (OR used as RR) or "sqrt" (RR = sqrt(OR))
 
 
 def _error(ja: str, en: str) -> AnalysisError:
@@ -108,16 +112,20 @@ def evalue_or(
     ratio; otherwise each of estimate and limits is converted with RR = sqrt(OR). Odds ratios
     below 1 are handled by inversion, as risk ratios are.
     """
-    values = [_finite_or_nan(v) for v in (or_, lower, upper)]
+    o, lo, hi = (_finite_or_nan(v) for v in (or_, lower, upper))
     if not isinstance(rare, (bool, np.bool_)):
         raise _error("rare には True か False を指定してください。", "rare must be True or False")
     if rare:
-        return _evalue(*values, true, "rare")
-    # sqrt keeps NaN as NaN and 0 / inf as they are
-    return _evalue(*(math.sqrt(v) if not math.isnan(v) else v for v in values), math.sqrt(true), "sqrt")
+        return _evalue(o, lo, hi, true, "rare")
+    return _evalue(_sqrt(o), _sqrt(lo), _sqrt(hi), _sqrt(true), "sqrt")
 
 
-def _evalue(rr: float, lower: float, upper: float, true: float, conversion: str) -> EValue:
+def _sqrt(v: float) -> float:
+    """sqrt(v); NaN, 0 and inf stay as they are, and a negative value is passed on for _evalue to refuse."""
+    return math.sqrt(v) if v >= 0 else v
+
+
+def _evalue(rr: float, lower: float, upper: float, true: float, conversion: Conversion) -> EValue:
     for v in (rr, lower, upper):
         if not math.isnan(v) and v < 0:
             raise _error("比は0以上でなければなりません。", "ratios must be >= 0")

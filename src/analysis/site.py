@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from html import escape as html_escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import jinja2
@@ -85,11 +85,14 @@ class _Manifest:
         return self.data is not None and self.error is None and self.data.get("status") == "ok"
 
 
+_EntryState = Literal["ok", "failed", "missing"]
+
+
 @dataclass
 class _Entry:
     """One report directory (a fiscal year, the trends or a quality report)."""
 
-    state: str  # "ok" | "failed" | "missing"
+    state: _EntryState
     note: str = ""  # shown instead of links when not ok
     detail: str = ""
     report: _Link | None = None
@@ -289,7 +292,7 @@ def _short_hash(value: Any) -> str:
 
 def _provenance(manifests: list[_Manifest]) -> dict[str, Any]:
     readable = [m.data for m in manifests if m.data is not None]
-    used = [m.data for m in manifests if m.ok] or readable
+    used = [m.data for m in manifests if m.data is not None and m.ok] or readable
 
     times = [t for t in (_parse_time(d.get("finished")) for d in readable) if t is not None]
     newest = max(times) if times else None
@@ -458,6 +461,7 @@ def write_assumptions(markdown_path: Path, reports_dir: Path, banner_ja: str | N
         return None
     md = mistune.create_markdown(escape=True, plugins=["table"])
     body = md(markdown_path.read_text(encoding="utf-8"))
+    assert isinstance(body, str)  # the HTML renderer gives text (mistune's type also allows an AST renderer's list)
     body = re.sub(r"<table>(.*?)</table>", _caption_from_headers, body, flags=re.S)
     banner = f'<div class="banner" role="note"><strong>{html_escape(banner_ja)}</strong></div>\n' if banner_ja else ""
     css = (TEMPLATE_DIR / "site" / "site.css").read_text(encoding="utf-8")

@@ -315,7 +315,7 @@ def _answer_cell(value, q: Question, spelling: dict | None):
     if q.answers == "text":
         return str(value)
     key = bool(value) if q.answers == "yes_no" else value
-    if key not in spelling:
+    if spelling is None or key not in spelling:
         raise TemplateError(
             f"設問『{q.header_ja}』の回答『{value}』に対応する選択肢がありません",
             f"no drop-down entry for answer {value!r} of {q.variable}",

@@ -211,7 +211,7 @@ def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator, 
         status = np.where(jusou, "implemented", np.where(prep, "preparing", "not_implemented"))
         # items: all for full; otherwise a proper subset whose size grows with time and capacity
         item_vals = np.ones((n, len(items)), dtype=bool)
-        for i in np.flatnonzero(~full):
+        for i in np.flatnonzero(~full).tolist():
             score = 0.3 * (t - years[0]) + 0.8 * u[i] + 0.4 * jusou[i]
             p = _logit_p(score - item_difficulty + 0.6)
             row = rng.random(len(items)) < p

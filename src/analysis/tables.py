@@ -149,7 +149,7 @@ def transition_table(panel: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     rows = []
     for y, g in pairs.groupby("fiscal_year", sort=True):
         for a in order:
-            row = {"期間": f"FY{y}→FY{y + 1}", "前年度の状況": book.status_label(a)}
+            row: dict[str, object] = {"期間": f"FY{y}→FY{y + 1}", "前年度の状況": book.status_label(a)}
             for b in order:
                 row[f"翌年度: {book.status_label(b)}"] = int(((g["jusou_status"] == a) & (g["next"] == b)).sum())
             rows.append(row)

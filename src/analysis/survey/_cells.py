@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 
@@ -41,9 +40,9 @@ def col_letter(j: int) -> str:
 
 def col_index(cell: str) -> int:
     """Excel cell name -> 0-based column index ('C7' -> 2)."""
-    from openpyxl.utils import column_index_from_string
+    from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
-    return column_index_from_string(re.match(r"[A-Z]+", cell).group(0)) - 1
+    return column_index_from_string(coordinate_from_string(cell)[0]) - 1
 
 
 def short(text: str, limit: int = 200) -> str:

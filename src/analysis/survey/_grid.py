@@ -517,7 +517,8 @@ def read_csv(data: bytes, log: IssueLog, limits: Limits) -> Sheet:
     n_tab, n_comma = sum("\t" in ln for ln in lines), sum("," in ln for ln in lines)
     delimiter = "\t" if n_tab > n_comma else ","
     reader = csv.reader(_io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    rows, starts, long_cells = [], [], []
+    rows: list[list[object]] = []
+    starts, long_cells = [], []
     start = 1
     while True:
         try:

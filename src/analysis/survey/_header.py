@@ -95,7 +95,10 @@ def column_cells(grid, rows: range, j: int, as_typed: bool = False) -> list[str]
     return out
 
 
-def _match_columns(grid, top: int, bottom: int, table: dict[str, str]):
+def _match_columns(
+    grid, top: int, bottom: int, table: dict[str, str]
+) -> tuple[dict[int, str], dict[int, str], dict[int, tuple], dict[int, str], dict[int, tuple]]:
+    """(colmap, labels, quality, losers, matched) of rows top..bottom: Header's fields in order."""
     rows = range(top, bottom + 1)
     width = max((len(grid[r]) for r in rows), default=0)
     best: dict[int, tuple] = {}

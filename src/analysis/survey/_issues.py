@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
@@ -47,7 +48,8 @@ def issue_kind(severity: str, reason_en: str) -> str:
 
 class IssueLog:
     def __init__(self, path: Path, sheet: str | None, max_per_kind: int = 100):
-        self.path, self.sheet, self.rows = Path(path), sheet, []
+        self.path, self.sheet = Path(path), sheet
+        self.rows: list[dict[str, object]] = []
         self.max_per_kind = max_per_kind
         self.kept: dict[str, int] = {}
         self.omitted: dict[str, list] = {}  # kind -> [count, severity, first reason_ja, first reason_en]
@@ -72,7 +74,7 @@ class IssueLog:
             }
         )
 
-    def fatal(self, reason_ja: str, reason_en: str, value=None):
+    def fatal(self, reason_ja: str, reason_en: str, value=None) -> NoReturn:
         """Record a file-level error and raise SurveyError carrying every issue so far."""
         self.add("error", reason_ja, reason_en, value=value)
         raise SurveyError(reason_ja, reason_en, self.frame(), where=str(self.path))

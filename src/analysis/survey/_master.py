@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 
@@ -104,7 +105,7 @@ def read_master(path: Path | str, limits: Limits | None = None) -> pd.DataFrame:
             )
     if log.n_errors:
         _fail(log, path)
-    data = {col: [] for col in [*cols, *extra]}
+    data: dict[str, list] = {col: [] for col in [*cols, *extra]}
     seen: dict[str, int] = {}
     for r in range(h + 1, len(grid)):
         row = grid[r]
@@ -153,7 +154,7 @@ def read_master(path: Path | str, limits: Limits | None = None) -> pd.DataFrame:
     return frame.sort_values("code").reset_index(drop=True)
 
 
-def _fail(log: IssueLog, path: Path):
+def _fail(log: IssueLog, path: Path) -> NoReturn:
     issues = log.frame()
     errors = issues[issues["severity"] == "error"]
     ja, en = f"市町村マスタに問題が {len(errors)} 件あります", f"{len(errors)} problem(s) in the municipality master"

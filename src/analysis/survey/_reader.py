@@ -193,21 +193,23 @@ def _pick_sheet(sheets: list[Sheet], book: Codebook, table, log: IssueLog) -> tu
     best_s, best_h = max(scored, key=lambda sh: (sh[1].score, -sheets.index(sh[0])))
     if best_s.name is not None:
         log.sheet = best_s.name
-        others = [s.name for s, h in visible if s is not best_s and (h is None or h.score < best_h.score)]
+        others = [s.name for s, h in visible if s.name and s is not best_s and (h is None or h.score < best_h.score)]
         if others:
             log.add(
                 "info",
                 f"シート『{'』『'.join(others)}』は回答表ではないため読み飛ばしました（表紙など）",
                 f"sheet(s) {', '.join(others)} skipped (cover or other non-table sheets)",
             )
-        rivals = [s.name for s, h in visible if s is not best_s and h is not None and h.score >= best_h.score]
+        rivals = [
+            s.name for s, h in visible if s.name and s is not best_s and h is not None and h.score >= best_h.score
+        ]
         if rivals:
             log.add(
                 "warning",
                 f"シート『{'』『'.join(rivals)}』にも同じ形の回答表があります（読み込んだのは『{best_s.name}』のみ）",
                 f"sheet(s) {', '.join(rivals)} also hold a survey table; only {best_s.name} was read",
             )
-        hidden = [s.name for s, h in found if not s.visible and h is not None]
+        hidden = [s.name for s, h in found if s.name and not s.visible and h is not None]
         if hidden:
             log.add(
                 "info",
@@ -308,6 +310,7 @@ def _fiscal_year(ctx: _Context, path: Path, requested: int | None) -> tuple[int 
     title_fy, source, where = _title_fiscal_year(grid[: ctx.header.id_row], path)
     if requested is not None and title_fy is not None and title_fy != requested:
         if source == "title":
+            assert where is not None  # a year read from the title comes with its cell
             r = int(re.sub(r"^[A-Z]+", "", where))
             log.add(
                 "error",
@@ -351,12 +354,12 @@ def _check_columns(ctx: _Context) -> int:
             continue
         cells = column_cells(grid, range(header.id_row, header.bottom + 1), j, as_typed=True)
         if j in header.losers and header.quality[j][0]:
-            var = header.losers[j]
-            other = col_letter(ctx.col_of[var])
+            dup = header.losers[j]
+            other = col_letter(ctx.col_of[dup])
             log.add(
                 "error",
                 f"同じ設問の列が複数あります（{other}列と重複）。どちらか一方にしてください",
-                f"duplicate column for {var} (also column {other})",
+                f"duplicate column for {dup} (also column {other})",
                 row=below,
                 column=ctx.label(j),
                 value=ctx.label(j),

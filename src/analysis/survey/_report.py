@@ -21,7 +21,8 @@ def format_issues(issues: pd.DataFrame, per_kind: int | None = None) -> list[str
     With `per_kind`, only the first `per_kind` issues of each kind are printed, followed by one
     line giving the number left out.
     """
-    lines, shown, hidden = [], {}, {}
+    shown: dict[str, int] = {}
+    lines, hidden = [], {}
     records = issues.to_dict("records")
     if per_kind is not None:  # kinds a bounded log only counted: fold their count into one line
         for rec in records:

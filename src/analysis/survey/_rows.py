@@ -264,7 +264,7 @@ def _municipality(ctx, row: _Row) -> str | None:
 
 def _answers(ctx, row: _Row) -> dict:
     """The row's answers by variable; an answer that cannot be read is None and an error."""
-    rec = {}
+    rec: dict[str, object] = {}
     for q in ctx.book.questions:
         j = ctx.col_of.get(q.variable)
         if j is None:
