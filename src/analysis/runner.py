@@ -69,6 +69,7 @@ DEFAULT_MEMORY_LIMIT_MB = 8192
 
 JobKind = Literal["fiscal_year_report", "trends", "data_quality", "site"]  # a NOTEBOOKS key, or "site" (index.html)
 JobStatus = Literal["ok", "skipped", "failed"]
+ExecutorKind = Literal["local", "dask"]  # run --executor
 
 
 @dataclass
@@ -661,7 +662,7 @@ def preflight(ds: Dataset, years: list[int]) -> dict[int, tuple[str, str]]:
 #: A job to execute: the job, its fingerprint (parameters, input hashes, code hash) and the run's metadata.
 Task = tuple[Job, dict, dict]
 
-EXECUTORS = ("local", "dask")
+EXECUTORS: tuple[ExecutorKind, ...] = ("local", "dask")
 
 
 class JobExecutor(Protocol):
@@ -710,7 +711,7 @@ def run(
     build_site: bool = True,
     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
     wait: bool = False,
-    executor: str | JobExecutor = "local",
+    executor: ExecutorKind | JobExecutor = "local",
     scheduler: str | None = None,
 ) -> RunResults:
     """Run every report of `dataset` for `years` (+ the trends report) and rebuild the index.
@@ -747,7 +748,7 @@ def run_many(
     build_site: bool = True,
     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
     wait: bool = False,
-    executor: str | JobExecutor = "local",
+    executor: ExecutorKind | JobExecutor = "local",
     scheduler: str | None = None,
 ) -> dict[str, RunResults]:
     """Run the reports of several datasets with their jobs scheduled together; {name: RunResults}.
