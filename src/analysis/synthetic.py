@@ -18,6 +18,9 @@ The published sample is conditioned on the seed material's FY2025 figures (13 ru
 implement all main items): seeds are tried in order from `BASE_SEED` and the first whose draw
 matches is kept, so the DGP parameters are exactly those in `truth.json` and regeneration is
 byte-identical. Names and codes are fictional (prefecture code 99 does not exist).
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -490,3 +493,27 @@ def write_national(out_dir: Path, book: Codebook | None = None, master_path: Pat
         + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False),
     )
     return {"seed": truth.seed, "n_municipalities": len(munis)}
+
+
+__all__ = [
+    "BASE_SEED",
+    "CITY_NAMES",
+    "KIND_PARAMS",
+    "NATIONAL_NAME",
+    "NATIONAL_NOTE_JA",
+    "NATIONAL_SEED",
+    "SAMPLE_PREF_CODE",
+    "SAMPLE_PREF_NAME",
+    "SYNTHETIC_NOTE_JA",
+    "TOWN_NAMES",
+    "YEARS",
+    "Truth",
+    "draw_sample",
+    "fictional_municipalities",
+    "municipality_covariates",
+    "national_municipalities",
+    "simulate_panel",
+    "write_national",
+    "write_sample",
+    "write_survey_xlsx",
+]
