@@ -1,8 +1,12 @@
-"""What the notebooks call: one object per report that computes tables/figures and saves them.
+"""What the notebooks call: one object per report, an ordered sequence of frozen sections.
 
 Notebooks stay thin: they set parameters, call `fiscal_year_report(...)` or `trends_report(...)`,
-show the tables and figures with Japanese narrative, and call `.save(output_dir)` when the runner
-gives them an output folder. All computation is here (and in tables/plots/models), under test.
+show sections with Japanese narrative around them (a cell ``rep["status"]`` shows the section:
+its words, table and figure in the section's layout), and call `.save(output_dir)` when the
+runner gives them an output folder. A `Section` holds a key, a Japanese title, a numeric table
+(formatted only when shown), an optional `Figure` with alt text, and narrative or sentences;
+`Report.save` writes every section's table (CSV, one XLSX sheet) and figure in one loop, in
+order. All computation is here (and in tables/plots/models), under test.
 """
 
 from __future__ import annotations
