@@ -120,7 +120,8 @@ def test_fiscal_year_report_sections(fy2025):
     assert assoc.figure is not None and assoc.figure.name == "forest"
     assert fy2025.association_sentences == list(assoc.sentences) and fy2025.association_text == assoc.text
     assert fy2025["quality"].see_also == "../quality/FY2025/report.html" and fy2025["quality"].table is None
-    assert "rep" not in fy2025["status"]._repr_mimebundle_()["text/plain"]  # plain text is the table, not a repr
+    plain = fy2025["status"]._repr_mimebundle_()["text/plain"]  # the table itself, not an object repr
+    assert plain.startswith("[status] 県内市町の実施状況（令和7年度（FY2025））") and "回答市町数" in plain
     assert fy2025["status"].table is fy2025.tables["status"]
 
 
