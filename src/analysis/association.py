@@ -12,6 +12,9 @@ Every estimate is an association, not an effect (docs/assumptions.md).
 
 Tables here are numeric (English column names, then Japanese headers in the `*_ja` functions);
 formatting happens only at display (`analysis.display`).
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -800,3 +803,37 @@ def _size_sentence(n_municipalities: int | None, n_events: int | None) -> list[s
         f"「有意」（5%水準）になった割合は尤度比検定で{100 * f['reject_rate_lr']:.1f}%、ブートストラップで"
         f"{100 * f['reject_rate_wild']:.1f}%でした（名目5%）。主たる検定の選び方はこの結果に基づきます。"
     ]
+
+
+__all__ = [
+    "COLLINEAR_NOTE_JA",
+    "FEW_EVENTS",
+    "MIN_HAZARD_YEARS",
+    "N_BOOT",
+    "SEED",
+    "Analysis",
+    "add_terms",
+    "adjust_keeping_family",
+    "analyse_hazard",
+    "analyse_year",
+    "association_narrative_ja",
+    "association_table",
+    "association_table_ja",
+    "covariate_labels",
+    "covariates_of",
+    "evalue_explanation_ja",
+    "hazard_frame",
+    "hazard_methods_detail_ja",
+    "hazard_methods_plain_ja",
+    "hazard_sample_ja",
+    "hazard_sentence_ja",
+    "hazard_table",
+    "hazard_table_ja",
+    "hazard_unavailable_ja",
+    "measure_sentence_ja",
+    "measure_sentences_ja",
+    "methods_detail_ja",
+    "methods_plain_ja",
+    "separation_note_ja",
+    "unbounded_side",
+]

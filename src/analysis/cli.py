@@ -1,4 +1,8 @@
-"""`python -m analysis ...`: argument parsing and messages only; the work is in other modules."""
+"""`python -m analysis ...`: argument parsing and messages only; the work is in other modules.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
+"""
 
 from __future__ import annotations
 
@@ -414,3 +418,6 @@ def _check_sample_out(out: Path) -> None:
             "this folder holds a dataset that is not synthetic; refusing to overwrite it",
             where=str(out),
         )
+
+
+__all__ = ["check_output_path", "main"]

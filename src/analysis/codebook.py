@@ -3,6 +3,9 @@
 Nothing here touches survey data; `io` uses it to recognise columns and map answers, and the
 analysis uses its lists (main items, support measures, challenges) so that a prefecture can change
 the definition of "full implementation" in YAML rather than in code.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -192,3 +195,6 @@ def load_codebook(path: Path | str | None = None) -> Codebook:
                 f"variable {name!r} is listed but not defined under questions"
             )
     return book
+
+
+__all__ = ["Codebook", "Question", "answer_key", "check_covariate_terms", "header_key", "load_codebook"]

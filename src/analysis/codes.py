@@ -3,6 +3,9 @@
 A municipality code has five digits (2 prefecture + 3 municipality) plus a check digit.
 Survey files carry it in many shapes: 6 digits, 5 digits without the check digit, a number that
 lost its leading zero in Excel (1002 for 01002), full-width digits, with hyphens or spaces.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -105,3 +108,16 @@ def load_master(path: Path | str) -> pd.DataFrame:
 def normalize_name(name: str) -> str:
     """Municipality name for matching: NFKC, no spaces."""
     return unicodedata.normalize("NFKC", str(name)).replace(" ", "").replace("\u3000", "").strip()
+
+
+__all__ = [
+    "WEIGHTS",
+    "CodeError",
+    "candidates",
+    "check_digit",
+    "is_valid",
+    "load_master",
+    "normalize",
+    "normalize_name",
+    "prefecture_of",
+]

@@ -23,6 +23,9 @@ is added to `surveys` in dataset.yaml. An existing survey file or `surveys` entr
 with `--replace` (the previous file is never deleted). dataset.yaml is rewritten by the YAML
 library: keys and values are kept, the comment lines at the top of the file are kept, other
 comments are lost.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ Table orientation used throughout (rows = exposure, columns = outcome)::
     unexposed        c          d
 
 RD = a / (a + b) - c / (c + d).
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Safe by construction: a dataset name is a plain identifier (no path), dataset.ya
 key by key with Japanese and English messages, and every file it names must resolve (symlinks
 followed) to a regular file inside the dataset's own folder — never an absolute path, a `..`
 escape or a link to /dev/zero. Outputs given on the command line may not point into data/raw/.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ header, by one rule set used by every renderer (HTML here, Excel number formats 
   (「17.7〜（上限なし）」). CSV and Excel keep both bounds as numbers.
 
 A missing p-value is 「計算できず」, any other missing number 「—」: never a silent blank.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 A prefectural analyst reads the Japanese text, a researcher or a log the English one; both are
 kept as separate attributes so that nothing has to split a "ja / en" string again. ``str(err)``
 gives both, Japanese first, which is what the command line prints.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

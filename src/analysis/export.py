@@ -8,6 +8,9 @@ Outputs are inert: no cell written here is ever a formula. Text that a spreadshe
 a formula (starting with = + - @ tab or CR; OWASP "CSV injection") is stored as a string cell
 with Excel's quote prefix in XLSX, and gets a leading apostrophe in CSV (OWASP's neutralisation).
 Numbers stay numbers. A failed write names the file it was writing (OSError.filename).
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -295,3 +298,24 @@ def _excel_value(value):
     if hasattr(value, "item"):  # numpy scalar
         return value.item()
     return value
+
+
+__all__ = [
+    "FIXED_DOC_TIME",
+    "FIXED_ZIP_TIME",
+    "FORMULA_PREFIXES",
+    "WRITE_ERRNOS",
+    "atomic_path",
+    "defuse_formulas",
+    "looks_like_formula",
+    "neutralize_csv_text",
+    "neutralize_frame",
+    "reproducible_zip",
+    "save_workbook",
+    "sheet_name",
+    "write_bytes",
+    "write_csv",
+    "write_error_text",
+    "write_text",
+    "write_xlsx",
+]

@@ -29,6 +29,9 @@ if anything would execute script or load a resource from outside the file
 (e.g. a notebook output containing ``<script src="https://...">`` or an
 image that could not be embedded), :class:`OfflineHTMLError` is raised and no
 file is written.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

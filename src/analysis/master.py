@@ -8,6 +8,9 @@ leaves population, aging rate and 過疎 as empty, validated columns, with a Jap
 sheet naming the official source of each. Before writing, the code master's municipalities of the
 prefecture are checked against the financial workbook's (a merger after the master's vintage
 would show here).
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

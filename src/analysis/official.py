@@ -15,6 +15,9 @@ Public functions:
 - :func:`fiscal_strength` 財政力指数 per code for a survey year, from the latest workbook at or
   before it, with the vintage used (:class:`FiscalStrength`)
 - :func:`data_dictionary` the columns in Japanese and English with their source
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

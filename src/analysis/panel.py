@@ -122,6 +122,23 @@ def load_panel(
     code are categorical, and the model's covariate terms (e.g. ``log_population``) are added.
     `describe_panel()` names every column in Japanese and English with its source.
 
+    Parameters
+    ----------
+    dataset : str, default "sample"
+        Name of a dataset under data/raw/ (``"sample"`` is the bundled fictional prefecture).
+    years : list of int, optional
+        Fiscal years to read; by default all years of the dataset.
+    book : Codebook, optional
+        The codebook; by default data/codebook/survey.yaml.
+    covariates : list of str, optional
+        Covariate terms to add (e.g. ``"aging_rate"``); by default the codebook's
+        ``analysis.covariates``.
+
+    Returns
+    -------
+    DataFrame
+        One row per municipality and fiscal year, model-ready dtypes.
+
     Examples
     --------
     >>> from analysis import load_panel, firth_logit
@@ -164,7 +181,28 @@ def load_panel(
 
 
 def describe_panel(book: Codebook | None = None) -> pd.DataFrame:
-    """Data dictionary of `load_panel`: column, Japanese and English label, type and source."""
+    """Data dictionary of `load_panel`: column, Japanese and English label, type and source.
+
+    Parameters
+    ----------
+    book : Codebook, optional
+        The codebook whose questions and measures are described; by default
+        data/codebook/survey.yaml.
+
+    Returns
+    -------
+    DataFrame
+        One row per column of `load_panel`'s frame.
+
+    Examples
+    --------
+    >>> from analysis import describe_panel
+    >>> d = describe_panel()
+    >>> d.iloc[0].tolist()[:2]
+    ['code', '全国地方公共団体コード（6桁）']
+    >>> "full_implementation" in set(d["column"])
+    True
+    """
     from .codebook import load_codebook
 
     book = book or load_codebook()
@@ -218,3 +256,15 @@ def describe_panel(book: Codebook | None = None) -> pd.DataFrame:
         if t.startswith("log_"):
             rows.append((t, book.term_label(t), book.term_label(t, "en"), "float", f"log({t[4:]})"))
     return pd.DataFrame(rows, columns=["column", "label_ja", "label_en", "dtype", "source"])
+
+
+__all__ = [
+    "OUTCOME",
+    "add_lags",
+    "add_official_fiscal_strength",
+    "add_outcome",
+    "build_panel",
+    "cross_section",
+    "describe_panel",
+    "load_panel",
+]

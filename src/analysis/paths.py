@@ -1,4 +1,8 @@
-"""Where the project's folders are, found from the package itself or the working directory."""
+"""Where the project's folders are, found from the package itself or the working directory.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
+"""
 
 from __future__ import annotations
 
@@ -34,3 +38,6 @@ def raw_dir(dataset: str) -> Path:
 
 def reports_dir(dataset: str) -> Path:
     return project_root() / "reports" / dataset
+
+
+__all__ = ["data_dir", "project_root", "raw_dir", "reports_dir"]

@@ -17,6 +17,9 @@ says so; the HTML reports are complete without the PDFs.
 
 Files are written atomically; the PDF's creation and modification dates, the only bytes that
 change between two prints of the same page, are fixed, so a re-run is byte-identical.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 `setup()` must run before plotting: it loads matplotlib_fontja (IPAexGothic) and sets the seaborn
 theme with that font, since `sns.set_theme()` without `font=` brings back a font without kanji.
 Colours are Okabe–Ito, which stay distinguishable with colour-vision deficiencies.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -251,3 +254,19 @@ def compare_models(compare: pd.DataFrame, measure_label: str):
     ax.set_title(f"「{measure_label}」のオッズ比：モデルの比較")
     fig.tight_layout()
     return fig
+
+
+__all__ = [
+    "FONT",
+    "OKABE_ITO",
+    "close",
+    "compare_models",
+    "forest",
+    "items_heatmap",
+    "main_items_bar",
+    "prefecture_bar",
+    "setup",
+    "share_trend",
+    "support_bar",
+    "targets_chart",
+]

@@ -21,6 +21,9 @@ joblib and are combined in order, so results are identical for any n_jobs.
 Counts are drawn by inverse-CDF from the same uniforms at every candidate
 difference (common random numbers), which keeps the simulated power curve
 smooth and the grid search stable.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

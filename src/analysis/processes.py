@@ -2,6 +2,9 @@
 
 Linux-first (the project's machines): the tree is read from /proc; elsewhere the helpers degrade
 to doing nothing rather than failing.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

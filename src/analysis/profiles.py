@@ -25,6 +25,9 @@ API for the runner and the other pages::
     profile_href(code, fiscal_year)  # "profiles/FY2025/992011.html", relative to reports/<dataset>/;
                                      # from FY<yyyy>/report.html link "../" + profile_href(...)
     profile_index_html(ds, panel, book, years, href=..., back_href=...) -> str  # to place it elsewhere
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

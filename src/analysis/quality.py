@@ -3,6 +3,9 @@
 Used by notebooks/data_quality.ipynb (one report per fiscal year) and by the data-quality
 section of the fiscal-year report. Never raises for a bad file: an unreadable file becomes a
 report that says why, so the analyst sees the problem where the report would have been.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -137,3 +140,14 @@ def summary_sentence(q: QualityResult, ds: Dataset) -> str:
     else:
         text += "調査ファイルにエラーはありません。"
     return text
+
+
+__all__ = [
+    "SEVERITY_ORDER",
+    "QualityResult",
+    "check",
+    "issues_table",
+    "missing_by_question",
+    "response_table",
+    "summary_sentence",
+]

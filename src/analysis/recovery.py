@@ -10,6 +10,9 @@ Two confounding settings are run: with the unobserved capacity u switched off in
 with the default DGP (gamma_u = 0.8: u drives both support uptake and progress; no estimator
 that ignores u can recover the truth, and the bias shows how far an association can stray from
 an effect). `validation/recovery.py` runs it on demand; the test suite runs a small version.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -397,3 +400,20 @@ def size_figures_for(n_municipalities: int, n_events: int, figures: dict | None 
     best = dict(nearest)
     best["applies"] = bool(best["n_municipalities"] == n_municipalities and abs(best["mean_events"] - n_events) <= 1)
     return best
+
+
+__all__ = [
+    "FOCUS",
+    "SIZE_FIGURES",
+    "SIZE_MEASURE",
+    "calibrate_events",
+    "one_replication",
+    "run",
+    "size_figures",
+    "size_figures_for",
+    "size_study",
+    "size_summary",
+    "summarise",
+    "truth_dict",
+    "truth_without_confounding",
+]

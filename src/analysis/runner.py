@@ -13,6 +13,9 @@ the main process (PR_SET_PDEATHSIG) and take their kernels with them (ipykernel'
 JPY_PARENT_PID); SIGTERM/SIGINT stop the whole process tree. Kernels run under an address-space
 limit (RLIMIT_AS). Every failure becomes one line of Japanese and English in the summary and a
 small record (.failed/<name>.json) that the index shows until the report next succeeds.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

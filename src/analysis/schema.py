@@ -12,6 +12,9 @@ The schema is built from the codebook, so a question added to the YAML is checke
 
 `check_tidy` runs the schema lazily and returns its failures as plain dicts with Japanese and
 English reasons, so the reader can turn them into issues instead of raising a pandera traceback.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -138,3 +141,6 @@ def check_tidy(tidy: pd.DataFrame, book: Codebook) -> list[dict]:
             }
         )
     return out
+
+
+__all__ = ["FY_RANGE", "allowed_values", "check_tidy", "tidy_schema"]

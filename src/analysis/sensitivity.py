@@ -19,6 +19,9 @@ discrete-time hazard model the outcome of the logistic model is the yearly event
 municipalities still at risk, so its rate (events / person-years) decides.
 
 Checked against the EValue package's published examples in tests/test_sensitivity.py.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ it works from ``file://``, HTML-escapes everything that comes from the dataset
 description or the manifests (jinja2 autoescape), and is deterministic: its
 "generated" date is the newest manifest ``finished`` time, never the clock,
 so rebuilding from the same manifests gives byte-identical output.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

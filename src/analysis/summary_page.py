@@ -12,6 +12,9 @@ previous year, tables/*.csv, figures/*.png), so the page agrees with the report 
 construction. The page is self-contained (images as data: URIs, inline CSS, no script),
 deterministic (no clock) and fits one A4 landscape page when printed and a 1600×900 screen for
 the slide image (analysis.pdf prints and photographs it).
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

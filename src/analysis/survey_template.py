@@ -15,6 +15,9 @@ the dataset with the same builder (`build_workbook(..., answers=...)`).
 The drop-down offers one spelling per answer value (the first spelling the codebook lists, e.g.
 ○ / × and 実施 / 移行準備 / 未実施). Other spellings the reader would accept are refused by Excel,
 on purpose: uniform answers are the point of the template.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ The published sample is conditioned on the seed material's FY2025 figures (13 ru
 implement all main items): seeds are tried in order from `BASE_SEED` and the first whose draw
 matches is kept, so the DGP parameters are exactly those in `truth.json` and regeneration is
 byte-identical. Names and codes are fictional (prefecture code 99 does not exist).
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -553,3 +556,29 @@ def write_national_by_prefecture(
         )
         written.append(out_dir)
     return written
+
+
+__all__ = [
+    "BASE_SEED",
+    "CITY_NAMES",
+    "KIND_PARAMS",
+    "NATIONAL_NAME",
+    "NATIONAL_NOTE_JA",
+    "NATIONAL_SEED",
+    "SAMPLE_PREF_CODE",
+    "SAMPLE_PREF_NAME",
+    "SYNTHETIC_NOTE_JA",
+    "TOWN_NAMES",
+    "YEARS",
+    "Truth",
+    "draw_sample",
+    "fictional_municipalities",
+    "municipality_covariates",
+    "national_municipalities",
+    "prefecture_dataset_name",
+    "simulate_panel",
+    "write_national",
+    "write_national_by_prefecture",
+    "write_sample",
+    "write_survey_xlsx",
+]

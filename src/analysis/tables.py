@@ -1,4 +1,8 @@
-"""Report tables as DataFrames with Japanese headers (no file writing here)."""
+"""Report tables as DataFrames with Japanese headers (no file writing here).
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
+"""
 
 from __future__ import annotations
 
@@ -196,3 +200,20 @@ def items_count_distribution(year: pd.DataFrame, book: Codebook) -> pd.DataFrame
             "割合(%)": [_pct(int(v), len(year)) for v in counts.to_numpy()],
         }
     )
+
+
+__all__ = [
+    "NATIONAL_MUNICIPALITIES",
+    "by_prefecture_table",
+    "challenges_table",
+    "items_count_distribution",
+    "main_items_table",
+    "measure_by_full_table",
+    "municipality_items_table",
+    "prefecture_names",
+    "status_table",
+    "summary_counts",
+    "support_table",
+    "transition_table",
+    "trend_table",
+]

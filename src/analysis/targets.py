@@ -12,6 +12,9 @@ straight line from the first surveyed year's actual to the target in the target 
 the thresholds of the codebook (`progress_rating`, default: met 順調; ≥ 2/3 概ね順調; ≥ 1/2
 やや遅れ; otherwise 遅れ). The overall rating applies the same thresholds to the share of
 indicators on track.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -182,3 +185,18 @@ def projection(counts_by_year: dict[int, dict], target: Target) -> tuple[list[in
     slope = float(np.polyfit(np.array(years, dtype=float), y, 1)[0])
     xs = [years[-1], max(target.target_year, years[-1])]
     return xs, [float(y[-1]), float(y[-1] + slope * (xs[1] - xs[0]))]
+
+
+__all__ = [
+    "DEFAULT_RATING",
+    "INDICATORS",
+    "NO_TARGETS_JA",
+    "Target",
+    "TargetError",
+    "parse_targets",
+    "progress_sentence_ja",
+    "progress_table",
+    "projection",
+    "rate",
+    "rating_thresholds",
+]

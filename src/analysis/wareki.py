@@ -1,4 +1,8 @@
-"""Japanese era (和暦) names of fiscal years, for titles and tables."""
+"""Japanese era (和暦) names of fiscal years, for titles and tables.
+
+Internal module: its names serve the package and may change; the public interface is
+``analysis.__all__`` (see CONTRIBUTING.md).
+"""
 
 from __future__ import annotations
 
@@ -33,3 +37,6 @@ def parse_fy(text: str) -> int | None:
     if m:
         return int(m.group(1) or m.group(2))
     return None
+
+
+__all__ = ["parse_fy", "wareki_fy"]

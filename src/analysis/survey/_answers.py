@@ -44,3 +44,6 @@ def other_map_spelling(value, answers: str, book: Codebook) -> str | None:
         if name != answers and key in table and table[key] is not None:
             return name
     return None
+
+
+__all__ = ["NOT_MAPPED", "accepted", "map_answer", "other_map_spelling"]

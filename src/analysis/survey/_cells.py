@@ -48,3 +48,6 @@ def col_index(cell: str) -> int:
 def short(text: str, limit: int = 200) -> str:
     """`text` cut to `limit` characters for a message, saying how long it was."""
     return text if len(text) <= limit else f"{text[:limit]}…（全{len(text):,}文字 / {len(text):,} characters）"
+
+
+__all__ = ["cell_text", "col_index", "col_letter", "raw", "short"]

@@ -559,3 +559,21 @@ def _csv_cell(value: str):
     # Excel's "keep leading zeros" CSV idiom: ="012025"
     m = re.fullmatch(r'\s*="(.*)"\s*', value)
     return m.group(1) if m else value
+
+
+__all__ = [
+    "KIND_JA",
+    "TEXT_ENCODINGS",
+    "TEXT_SUFFIXES",
+    "XLSX_SUFFIXES",
+    "Merge",
+    "Sheet",
+    "decode_text",
+    "fill",
+    "read_csv",
+    "read_file_bytes",
+    "read_sheets",
+    "read_xlsx",
+    "sniff",
+    "trim",
+]

@@ -191,3 +191,15 @@ def _is_header_continuation(row, above, colmap, book: Codebook, table) -> bool:
             if ok and mapped is not None:
                 return False
     return True
+
+
+__all__ = [
+    "MAX_HEADER_SCAN",
+    "Header",
+    "column_cells",
+    "find_header",
+    "is_id_header_cell",
+    "key_table",
+    "suggest",
+    "variants",
+]

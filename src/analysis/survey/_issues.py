@@ -120,3 +120,15 @@ def severity_counts(issues: pd.DataFrame) -> dict[str, int]:
                 n = 1
         out[sev] = out.get(sev, 0) + n
     return out
+
+
+__all__ = [
+    "ISSUE_COLUMNS",
+    "OMITTED_EN",
+    "SEVERITY_JA",
+    "IssueLog",
+    "SurveyError",
+    "empty_issues",
+    "issue_kind",
+    "severity_counts",
+]

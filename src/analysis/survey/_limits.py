@@ -42,3 +42,6 @@ LIMIT_LABELS = {
 def size_text(n: int) -> str:
     """Bytes as MB with one decimal (for messages)."""
     return f"{n / MB:,.1f} MB"
+
+
+__all__ = ["DEFAULT_LIMITS", "LIMIT_LABELS", "MB", "Limits", "size_text"]

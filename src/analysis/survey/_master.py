@@ -261,3 +261,6 @@ def _column(values: list, numeric: bool) -> pd.Series:
     if numeric or converted[series.notna()].notna().all():
         return converted
     return series.map(lambda v: None if v is None else str(v))
+
+
+__all__ = ["MASTER_COLUMNS", "RANGES", "REQUIRED", "MasterError", "read_master"]

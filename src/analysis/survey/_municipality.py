@@ -110,3 +110,6 @@ class Resolver:
                 f"コード表（市町村マスタ）にない市町村コードです（{'/'.join(found)}{known_as}）",
                 f"unknown municipality code, not in the master list ({'/'.join(found)}{known_as_en})",
             )
+
+
+__all__ = ["Resolver", "name_key", "national", "national_names"]

@@ -84,12 +84,52 @@ def read_survey(
 ) -> SurveyResult:
     """Read one survey file; `master` lists the expected municipalities. Never writes to the file.
 
-    `prefecture_code` (2 digits) tells valid codes of other prefectures apart from unknown ones;
-    by default it is the common prefix of the master's codes. `check_schema` runs the pandera
-    schema of `analysis.schema` on the result (its failures become issues). `limits` bounds
-    the work (file size, rows, columns, cell length); `response` makes too few responding
-    municipalities an error (without it a missing municipality is a warning).
-    Raises SurveyError when the file cannot be used at all.
+    Handles what real returns look like (merged or multi-row Japanese headers, ○/×/有/無/はい/1,
+    「―」, full-width digits, 和暦 dates, total rows, CSV in CP932 or UTF-8) and reports anything
+    it cannot map as an issue (row, column, value, reason) instead of guessing.
+
+    Parameters
+    ----------
+    path : str or Path
+        The survey file (.xlsx, .xls or .csv).
+    book : Codebook
+        Which header identifies which question, and how answers map to values.
+    master : DataFrame
+        The municipalities expected to answer (``Dataset.master()``).
+    fiscal_year : int, optional
+        The survey's fiscal year (checked against the file when it says one).
+    prefecture_code : str, optional
+        Two digits that tell valid codes of other prefectures apart from unknown ones; by
+        default the common prefix of the master's codes.
+    check_schema : bool, default True
+        Run the pandera schema of `analysis.schema` on the result (failures become issues).
+    limits : Limits, optional
+        Bounds on the work (file size, rows, columns, cell length).
+    response : ResponsePolicy, optional
+        Makes too few responding municipalities an error (without it, a warning).
+
+    Returns
+    -------
+    SurveyResult
+        ``tidy`` (one row per municipality), ``issues`` (row, column, value, reason, severity),
+        ``ok`` (no errors) and ``info`` (sheet, header rows, response rate).
+
+    Raises
+    ------
+    SurveyError
+        The file cannot be used at all (unreadable, no header found, ...).
+
+    Examples
+    --------
+    >>> from analysis import read_survey
+    >>> from analysis.codebook import load_codebook
+    >>> from analysis.datasets import load_dataset
+    >>> ds = load_dataset("sample")
+    >>> result = read_survey(ds.survey_path(2025), load_codebook(), ds.master(), fiscal_year=2025)
+    >>> result.ok, len(result.tidy)
+    (True, 35)
+    >>> int((result.tidy["jusou_status"] == "implemented").sum())  # 重層 実施: 13 市町
+    13
     """
     path = Path(path)
     limits = limits or DEFAULT_LIMITS

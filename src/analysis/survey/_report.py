@@ -168,3 +168,6 @@ def advice(issues: pd.DataFrame, accepted: dict | None = None) -> list[tuple[str
 def what_to_do(issues: pd.DataFrame, accepted: dict | None = None) -> list[str]:
     """Advice lines 'ja / en' for the kinds of errors present (the input file is never changed by us)."""
     return [f"{ja} / {en}" for ja, en in advice(issues, accepted)]
+
+
+__all__ = ["PRINT_PER_KIND", "advice", "format_issues", "report_text", "what_to_do"]

@@ -302,3 +302,6 @@ def _answers(ctx, row: _Row) -> dict:
         assert mapped is not NOT_MAPPED
         rec[q.variable] = mapped
     return rec
+
+
+__all__ = ["TOTAL_MARKERS", "Rows", "read_rows"]
