@@ -290,6 +290,7 @@ class Report:
     covariates_ja: str = ""
     hazard_size: dict = field(default_factory=dict)
     analyses: dict = field(default_factory=dict, repr=False)
+    period_ja: str = ""  # the fiscal year(s) the report covers, e.g. 令和7年度（FY2025）
 
     # -- the sequence ---------------------------------------------------------------------------
 
@@ -388,6 +389,14 @@ class Report:
         return SYNTHETIC_BANNER_JA if self.dataset.synthetic else None
 
     # -- notebook display --------------------------------------------------------------------
+
+    def show_heading(self) -> None:
+        """Which fiscal year(s) and which dataset the report is about, right under its title."""
+        from IPython.display import HTML, display
+
+        parts = [f"対象年度：{self.period_ja}"] if self.period_ja else []
+        parts.append(f"データ：{self.dataset.label_ja}")
+        display(HTML(f'<p class="report-period">{html_escape("　／　".join(parts))}</p>'))
 
     def show_banner(self) -> None:
         from IPython.display import HTML, display
@@ -641,7 +650,7 @@ def build_fiscal_year_report(
     timing = "同じ年度" if exposure_lag == 0 else "前年度"
     support_when = label if exposure_lag == 0 else f"前年度＝{prev_label}の活用"
     covariates = association.covariates_of(book, covariates)
-    rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援")
+    rep = Report(dataset=ds, title=f"{label} 包括的な支援体制の整備状況と県の市町支援", period_ja=label)
     rep.covariates_ja = association.covariate_labels(book, covariates)
     rep.summary = {
         "fiscal_year": fiscal_year,
@@ -770,7 +779,7 @@ def quality_report(dataset: str, fiscal_year: int, book: Codebook | None = None)
     ds, book = _context(dataset, book)
     ds.survey_path(fiscal_year)  # unknown year: the bilingual DatasetError
     label = f"{wareki_fy(fiscal_year)}（FY{fiscal_year}）"
-    rep = Report(dataset=ds, title=f"{label} 調査ファイルのデータ品質")
+    rep = Report(dataset=ds, title=f"{label} 調査ファイルのデータ品質", period_ja=label)
     q = quality.check(ds, fiscal_year, book)
     rep.add(Section("quality", rep.title, text=quality.summary_sentence(q, ds), layout=("text", "see_also")))
     rep.add(Section("response", f"回答状況（{label}）", quality.response_table(q, ds)))
@@ -836,7 +845,12 @@ def build_trends_report(
     covariates: list[str] | None = None,
 ) -> Report:
     """The trends report from a panel already in memory (also used by the invariant tests)."""
-    rep = Report(dataset=ds, title="年度横断の推移：包括的な支援体制の整備と重層的支援体制整備事業")
+    years = sorted(int(y) for y in panel["fiscal_year"].unique())
+    rep = Report(
+        dataset=ds,
+        title="年度横断の推移：包括的な支援体制の整備と重層的支援体制整備事業",
+        period_ja=f"{wareki_fy(years[0])}〜{wareki_fy(years[-1])}（FY{years[0]}〜FY{years[-1]}）" if years else "",
+    )
     trend = tables.trend_table(panel, national_counts())
     trend_title = "年度別の実施状況（県内と全国）"
     rep.add(
