@@ -28,9 +28,11 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import traceback
+import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -73,6 +75,13 @@ DEFAULT_MEMORY_LIMIT_MB = 8192
 JobKind = Literal["fiscal_year_report", "trends", "data_quality", "site"]  # a NOTEBOOKS key, or "site" (index.html)
 JobStatus = Literal["ok", "skipped", "failed"]
 ExecutorKind = Literal["local", "dask"]  # run --executor
+STATUS_JA: dict[str, str] = {"ok": "成功", "skipped": "最新", "failed": "失敗"}
+REPORT_KIND_JA: dict[str, str] = {
+    "fiscal_year_report": "年度別レポート",
+    "trends": "年度横断の推移",
+    "data_quality": "データ品質",
+    "site": "レポート一覧",
+}
 
 
 @dataclass
@@ -899,14 +908,30 @@ def _execute_all(todo: list[Task], root: Path, executor: JobExecutor, progress: 
     from tqdm import tqdm
 
     results: list[JobResult] = []
-    bar = tqdm(total=len(todo), desc="レポート作成", unit="件", disable=not progress, dynamic_ncols=True)
+    # a terminal gets a bar; a log file (or CI) one line per finished report, not carriage returns
+    tty = progress and sys.stderr.isatty()
+    bar = tqdm(
+        total=len(todo),
+        desc="レポート作成",
+        unit="件",
+        disable=not tty,
+        dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} 件 [経過 {elapsed}、残り約 {remaining}]{postfix}",
+    )
     try:
         stream = executor.run_jobs(todo, root)
         try:
             for res in stream:
                 results.append(res)
-                bar.set_postfix_str(f"{res.job.dataset}/{res.job.out_name}: {res.status}")
+                where = f"{res.job.dataset}/{res.job.out_name}"
+                bar.set_postfix_str(f"{where}: {STATUS_JA[res.status]}")
                 bar.update(1)
+                if progress and not tty:
+                    print(
+                        f"[{len(results)}/{len(todo)}] {where}: {STATUS_JA[res.status]}（{res.seconds:.1f} 秒）",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -1095,13 +1120,20 @@ def refresh_notebooks(names: list[str] | None = None) -> list[Path]:
     return done
 
 
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    """text padded to `width` terminal columns (a full-width character takes two)."""
+    used = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    fill = " " * max(0, width - used)
+    return fill + text if right else text + fill
+
+
 def summary_table(results: list[JobResult]) -> str:
-    """Plain-text summary (notebook, fiscal year, status, seconds) for the terminal."""
-    status_ja = {"ok": "成功", "skipped": "最新", "failed": "失敗"}
-    lines = [f"{'ノートブック':<20}{'年度':<10}{'状態':<6}{'秒':>8}"]
+    """Plain-text summary (notebook, fiscal year, status, seconds, report) for the terminal."""
+    lines = [f"{_pad('ノートブック', 20)}{_pad('年度', 10)}{_pad('状態', 6)}{_pad('秒', 8, right=True)}  レポート"]
     for r in results:
         fy = f"FY{r.job.fiscal_year}" if r.job.fiscal_year else ("全年度" if r.job.notebook != "site" else "—")
-        lines.append(f"{r.job.notebook:<20}{fy:<10}{status_ja[r.status]:<6}{r.seconds:>8.1f}")
+        kind = REPORT_KIND_JA.get(r.job.notebook, r.job.notebook)
+        lines.append(f"{_pad(r.job.notebook, 20)}{_pad(fy, 10)}{_pad(STATUS_JA[r.status], 6)}{r.seconds:>8.1f}  {kind}")
     for r in results:
         if r.status == "failed":
             lines.append(f"失敗 / failed: {r.job.label}: {r.message}")
