@@ -11,6 +11,7 @@ YEARS   ?= 2021-2025
 .PHONY: setup report test lint format lab notebooks sample browser-deps clean-reports
 
 $(STAMP): pyproject.toml
+	@echo "環境を準備しています（初回は数分かかります） / setting up .venv (a few minutes the first time)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
