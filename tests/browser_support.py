@@ -12,18 +12,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-partial-raster",
-    "--force-color-profile=srgb",
-]
 ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
 SCREENSHOT_DIR = ROOT / "reports" / "screenshots"
 

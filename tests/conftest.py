@@ -64,7 +64,9 @@ def sample_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def chromium_browser():
     """One headless system chromium for every browser test of the run (tests/browser_support.py)."""
-    from browser_support import CHROMIUM, ENABLE_HINT, LAUNCH_ARGS
+    from browser_support import CHROMIUM, ENABLE_HINT
+
+    from analysis.pdf import LAUNCH_ARGS  # the pipeline's own flags: tests render as it prints
 
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}")

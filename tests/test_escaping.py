@@ -25,17 +25,9 @@ import pytest
 import yaml
 from conftest import make_project_copy, run_cli
 
+from analysis.pdf import LAUNCH_ARGS
+
 CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
 
 SCRIPT = "<script>alert(1)</script>"
