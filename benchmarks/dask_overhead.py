@@ -28,7 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def project_copy(dest: Path) -> Path:
     dest.mkdir(parents=True)
-    shutil.copytree(ROOT / "data", dest / "data", ignore=shutil.ignore_patterns("processed", "national*"))
+    # the national datasets are written afresh below; data/external/national_jusou_counts.csv stays
+    shutil.copytree(
+        ROOT / "data", dest / "data", ignore=shutil.ignore_patterns("processed", "national-synthetic", "national_pref*")
+    )
     shutil.copytree(ROOT / "notebooks", dest / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     shutil.copytree(ROOT / "docs", dest / "docs")
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
