@@ -62,6 +62,11 @@ def main() -> int:
     ap.add_argument("--prefectures", type=int, default=47, help="number of prefecture datasets (1-47, default 47)")
     ap.add_argument("--years", default="2021-2025", help="fiscal years (default 2021-2025)")
     ap.add_argument("--jobs", type=int, default=2, help="local workers = Dask workers (default 2)")
+    ap.add_argument(
+        "--codes",
+        default="",
+        help="prefecture codes to run instead of the first N, e.g. 18,31,32 (small prefectures, a quick check)",
+    )
     args = ap.parse_args()
     if not 1 <= args.prefectures <= 47:
         ap.error("--prefectures must be 1..47")
@@ -74,6 +79,8 @@ def main() -> int:
             return 1
         shutil.rmtree(seed / "data" / "raw" / "national-synthetic")  # 1,741 municipalities: not a prefecture
         names = sorted(p.name for p in (seed / "data" / "raw").glob("national_pref*"))[: args.prefectures]
+        if args.codes:
+            names = [f"national_pref{int(c):02d}" for c in args.codes.split(",")]
         print(f"generated 47 prefecture datasets in {secs:.1f} s; running {len(names)}: {names[0]} .. {names[-1]}")
         times, made = {}, {}
         for executor in ("local", "dask"):
