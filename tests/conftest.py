@@ -61,9 +61,13 @@ def sample_run(tmp_path_factory):
     return project, proc
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser():
-    """One headless system chromium for every browser test of the run (tests/browser_support.py)."""
+    """A headless system chromium for the browser tests of one module (tests/browser_support.py).
+
+    Module scope, not session: Playwright's sync API cannot start while another instance runs in
+    the same thread, and code under test (analysis.pdf.Printer) starts its own.
+    """
     from browser_support import CHROMIUM, ENABLE_HINT
 
     from analysis.pdf import LAUNCH_ARGS  # the pipeline's own flags: tests render as it prints

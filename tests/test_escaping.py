@@ -23,12 +23,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from browser_support import PYTESTMARK
 from conftest import make_project_copy, run_cli
-
-from analysis.pdf import LAUNCH_ARGS
-
-CHROMIUM = Path("/usr/bin/chromium")
-ENABLE_HINT = "run `make test` as root, or `sudo apt-get install chromium fonts-ipaexfont-gothic`"
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(2)>"
@@ -219,42 +215,42 @@ def test_notes_markup_escaped_wherever_notes_are_shown(injected):
         assert IMG not in text and "<img src=x" not in text, f"{name}: raw notes markup"
 
 
+BROWSER_SKIP = PYTESTMARK[1]  # skipped when there is no system chromium
+
+
 # --- in a browser ------------------------------------------------------------------------------
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} not found; to enable the browser tests, {ENABLE_HINT}")
-def test_no_dialog_fires_in_the_browser(injected):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+@BROWSER_SKIP
+def test_no_dialog_fires_in_the_browser(injected, chromium_browser):
     assert injected["proc"].returncode == 0
     dialogs: list[str] = []
     errors: list[str] = []
     shown: dict[str, dict] = {}
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
-        try:
-            # bypass_csp: if markup got through, the page's CSP must not be what stops it
-            context = browser.new_context(bypass_csp=True, java_script_enabled=True)
-            page = context.new_page()
+    # bypass_csp: if markup got through, the page's CSP must not be what stops it
+    context = chromium_browser.new_context(bypass_csp=True, java_script_enabled=True)
+    try:
+        page = context.new_page()
 
-            def on_dialog(d):
-                dialogs.append(f"{d.type}: {d.message}")
-                d.dismiss()
+        def on_dialog(d):
+            dialogs.append(f"{d.type}: {d.message}")
+            d.dismiss()
 
-            page.on("dialog", on_dialog)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            for name in ("index.html", "FY2025/report.html", "trends/report.html"):
-                page.goto((injected["reports"] / name).resolve().as_uri(), wait_until="load")
-                page.wait_for_timeout(250)  # onerror handlers of broken images fire after load
-                shown[name] = page.evaluate("""() => ({
-                    text: document.body.innerText,
-                    title: document.title,
-                    scripts: document.scripts.length,
-                    injected: document.querySelectorAll('img[src="x"], [onerror], b').length,
-                })""")
-        finally:
-            browser.close()
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        for name in ("index.html", "FY2025/report.html", "trends/report.html"):
+            page.goto((injected["reports"] / name).resolve().as_uri(), wait_until="load")
+            page.wait_for_timeout(250)  # onerror handlers of broken images fire after load
+            shown[name] = page.evaluate("""() => ({
+                text: document.body.innerText,
+                title: document.title,
+                scripts: document.scripts.length,
+                injected: document.querySelectorAll('img[src="x"], [onerror], b').length,
+            })""")
+    finally:
+        context.close()
     assert not dialogs, f"dialogs fired: {dialogs}"
     assert not errors, f"errors in the pages: {errors}"
     for name, facts in shown.items():
