@@ -75,6 +75,8 @@ DEFAULT_MEMORY_LIMIT_MB = 8192
 JobKind = Literal["fiscal_year_report", "trends", "data_quality", "site"]  # a NOTEBOOKS key, or "site" (index.html)
 JobStatus = Literal["ok", "skipped", "failed"]
 ExecutorKind = Literal["local", "dask"]  # run --executor
+KERNEL_START_ATTEMPTS = 3  # a kernel that dies before answering is started again, this many times in all
+KERNEL_DIED_AT_START = "Kernel died before replying to kernel_info"  # jupyter_client's message
 STATUS_JA: dict[str, str] = {"ok": "成功", "skipped": "最新", "failed": "失敗"}
 REPORT_KIND_JA: dict[str, str] = {
     "fiscal_year_report": "年度別レポート",
@@ -479,18 +481,28 @@ def _execute(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     started = datetime.now(UTC)
-    _KERNEL_PROCESSES.clear()
-    pm.execute_notebook(
-        str(root_p / NOTEBOOKS[job.notebook]),
-        str(nb_out),
-        parameters={**job.parameters, "output_dir": str(staging)},
-        kernel_name="python3",
-        progress_bar=False,
-        log_output=False,
-        cwd=str(root_p / "notebooks"),
-        shutdown_kernel="immediate",
-        kernel_manager_class=_tracking_kernel_manager(),
-    )
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        _KERNEL_PROCESSES.clear()
+        try:
+            pm.execute_notebook(
+                str(root_p / NOTEBOOKS[job.notebook]),
+                str(nb_out),
+                parameters={**job.parameters, "output_dir": str(staging)},
+                kernel_name="python3",
+                progress_bar=False,
+                log_output=False,
+                cwd=str(root_p / "notebooks"),
+                shutdown_kernel="immediate",
+                kernel_manager_class=_tracking_kernel_manager(),
+            )
+            break
+        except RuntimeError as exc:
+            # A kernel that dies before it answers kernel_info has run no cell: start another. The
+            # usual cause is transient (a ZMQ port taken by a kernel starting at the same moment).
+            if KERNEL_DIED_AT_START not in str(exc) or attempt == KERNEL_START_ATTEMPTS:
+                raise
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
     summary_path = staging / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
     notebook_to_html(
