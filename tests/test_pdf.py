@@ -323,3 +323,17 @@ def test_print_page_css_cannot_break_out_of_its_string():
     assert css_string("令和7年度（FY2025） — 架空県") == '"令和7年度（FY2025） — 架空県"'
     assert "counter(page)" in css and "counter(pages)" in css and "@top-right" in css
     assert "@top-right" not in print_page_css("t")
+
+
+def test_profile_pdfs_only_up_to_prefecture_size(tmp_path):
+    """A prefecture's profiles of the latest year get PDFs; a national dataset's 1,741 stay HTML."""
+    for n, expected in ((3, 3), (pdf.PROFILE_PDF_LIMIT + 1, 0)):
+        base = tmp_path / f"n{n}"
+        (base / "profiles" / "FY2024").mkdir(parents=True)
+        latest = base / "profiles" / "FY2025"
+        latest.mkdir(parents=True)
+        for i in range(n):
+            (latest / f"{i:06d}.html").write_text("<html></html>", encoding="utf-8")
+        (base / "profiles" / "FY2024" / "000000.html").write_text("<html></html>", encoding="utf-8")
+        jobs = [j for j in pdf.print_jobs(base, all_jobs=True) if "profiles" in j.html.parts]
+        assert len(jobs) == expected and all(j.html.parent == latest for j in jobs)

@@ -79,6 +79,9 @@ LAUNCH_ARGS = [
     "--disable-partial-raster",
     "--force-color-profile=srgb",
 ]
+#: Profiles of the latest year get a PDF each up to this many pages (the largest prefecture, 北海道,
+#: has 179 municipalities); a national dataset keeps its 1,741 profiles as printable HTML only.
+PROFILE_PDF_LIMIT = 300
 #: Size (CSS px) of the summary's slide image.
 SLIDE_SIZE = (1600, 900)
 #: Creation/modification date written into every PDF (the same as the workbooks' document time).
@@ -331,7 +334,9 @@ def print_jobs(base: Path, *, all_jobs: bool = False) -> list[PrintJob]:
     # 市町別カルテ of the latest fiscal year (what an adviser takes on a visit): one A4 page each;
     # earlier years' profiles print from the browser with the same print stylesheet
     for d in _fy_dirs(base / "profiles")[-1:]:
-        jobs += [PrintJob(html, html.with_suffix(".pdf")) for html in sorted(d.glob("*.html"))]
+        pages = sorted(d.glob("*.html"))
+        if len(pages) <= PROFILE_PDF_LIMIT:  # national data (1,741 pages): HTML only, printable from the browser
+            jobs += [PrintJob(html, html.with_suffix(".pdf")) for html in pages]
     return jobs if all_jobs else [j for j in jobs if j.stale()]
 
 
