@@ -108,24 +108,7 @@ def association_table(year: pd.DataFrame, book: Codebook, covariates: Sequence[s
             "viewpoint": book.viewpoint_of(m),
             "ci_method": method,
         }
-        rec.update(
-            {
-                k: c[k]
-                for k in (
-                    "n_exposed",
-                    "n_unexposed",
-                    "n_dropped",
-                    "events_exposed",
-                    "events_unexposed",
-                    "rate_exposed",
-                    "rate_unexposed",
-                    "rd",
-                    "rd_lower",
-                    "rd_upper",
-                    "p_fisher",
-                )
-            }
-        )
+        rec.update({k: c[k] for k in crosstab.MEASURE_COLUMNS})
         rec.update(_firth(frame, m, book, covariates))
         n1, n0 = int(c["n_exposed"]), int(c["n_unexposed"])
         if not (n1 and n0):

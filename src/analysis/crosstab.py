@@ -42,6 +42,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
 
 __all__ = [
+    "MEASURE_COLUMNS",
     "RiskDifference",
     "TwoByTwo",
     "adjust_pvalues",
@@ -322,6 +323,21 @@ def _binom_pmf_rows(n: int, p: np.ndarray) -> np.ndarray:
     return np.exp(log_choose + special.xlogy(k, p) + special.xlog1py(n - k, -p))
 
 
+#: The per-measure numbers of measure_association_table (after "measure"), in order.
+MEASURE_COLUMNS = (
+    "n_exposed",
+    "n_unexposed",
+    "n_dropped",
+    "events_exposed",
+    "events_unexposed",
+    "rate_exposed",
+    "rate_unexposed",
+    "rd",
+    "rd_lower",
+    "rd_upper",
+    "p_fisher",
+)
+
 _CZ_GRID = 800  # steps between estimate and edge on which region changes are located
 _CZ_BUDGET = 2_000_000  # tables x grid points per scan; larger tables get a coarser grid
 
@@ -599,20 +615,7 @@ def measure_association_table(
             row["p_boschloo"] = boschloo_exact_p(tab)
         rows.append(row)
 
-    columns = [
-        "measure",
-        "n_exposed",
-        "n_unexposed",
-        "n_dropped",
-        "events_exposed",
-        "events_unexposed",
-        "rate_exposed",
-        "rate_unexposed",
-        "rd",
-        "rd_lower",
-        "rd_upper",
-        "p_fisher",
-    ]
+    columns = ["measure", *MEASURE_COLUMNS]
     table = pd.DataFrame(rows, columns=columns + (["p_boschloo"] if boschloo else []))
     if adjust:
         adjusted = adjust_pvalues(table["p_fisher"].to_numpy(), methods=adjust)
