@@ -411,3 +411,45 @@ def test_ci_method_follows_the_documented_rule():
     assert crosstab.ci_method_for(10, 25) == "exact"
     with pytest.raises(ValueError):
         crosstab.ci_method_for(-1, 5)
+
+
+@pytest.mark.parametrize("counts", [(0, 10, 17, 25), (30, 90, 20, 89), (2, 120, 9, 59), (5, 5, 0, 6), (0, 5, 0, 7)])
+def test_fast_exact_regions_equal_the_exact_statistic_everywhere(counts):
+    # Issue 14: the regions "at least as extreme" sort clearly-apart tables with the closed-form
+    # statistic and decide near-ties exactly. They must equal the regions computed with the exact
+    # statistic for every table, including around delta = 0 and at the edges.
+    cz = crosstab._ChanZhang(*counts)
+    est = counts[0] / counts[1] - counts[2] / counts[3]
+    deltas = np.unique(
+        np.concatenate(
+            [
+                np.linspace(-1, 1, 41),
+                [0.0, 1e-9, -1e-9, 1e-3, -1e-3, 1.0001e-3, est, est + 1e-7],
+                est + np.geomspace(1e-6, 0.3, 15),
+            ]
+        ).clip(-1, 1)
+    )
+    for lower in (True, False):
+        hybrid = cz.regions(deltas, lower)
+        cz.hybrid = False
+        exact = cz.regions(deltas, lower)
+        cz.hybrid = True
+        assert np.array_equal(hybrid, exact)
+
+
+@pytest.mark.parametrize("counts", [(0, 10, 17, 25), (12, 30, 4, 28), (30, 90, 20, 89)])
+def test_chan_zhang_stretches_have_constant_exact_regions(counts):
+    # The change points are located by bisecting on the tables that change membership only;
+    # every stretch returned must still carry the exact region found inside it.
+    cz = crosstab._ChanZhang(*counts)
+    est = counts[0] / counts[1] - counts[2] / counts[3]
+    for edge, lower in ((1.0, True), (-1.0, False)):
+        stretches = cz.stretches(est, edge, lower)
+        assert len(stretches) > 3
+        cz.hybrid = False
+        for start, end, region in stretches:
+            if abs(end - start) < 1e-6:
+                continue
+            probes = [start + 0.01 * (end - start), 0.5 * (start + end), end - 0.01 * (end - start)]
+            assert (cz.regions(probes, lower) == region).all()
+        cz.hybrid = True
