@@ -543,3 +543,45 @@ def test_hazard_conf_int_of_a_separating_measure_is_one_sided():
     ref = firth_logit(res.formula, pp).conf_int().loc["support"]
     np.testing.assert_array_equal(ci.to_numpy(), ref.to_numpy())
     assert np.isfinite(ci["lower"]) and ci["lower"] > 0  # the finite side is reported
+
+
+# ---------------------------------------------------------------------------
+# Only what the report needs: one term's LR test and profile interval, one fit per hazard model
+# ---------------------------------------------------------------------------
+
+
+def test_one_terms_lr_p_and_interval_equal_the_full_computation_bit_for_bit(sex2):
+    # Each LR test and each profile bound is its own constrained fit, so computing one term
+    # alone (what the fiscal-year report does) gives exactly the all-terms numbers.
+    full = firth_logit("case ~ age + oc + vic + vicl + vis + dia", sex2)
+    ref_p, ref_ci = full.pvalues, full.conf_int(0.05)
+    for term in ["vic", "dia", "Intercept"]:
+        alone = firth_logit("case ~ age + oc + vic + vicl + vis + dia", sex2)
+        ci = alone.conf_int(0.05, [term])
+        assert list(ci.index) == [term]
+        assert ci.loc[term].tolist() == ref_ci.loc[term].tolist()
+        assert alone.pvalues_of([term])[term] == ref_p[term]
+        # the rest is still computed on request, and agrees
+        pd.testing.assert_series_equal(alone.pvalues, ref_p)
+        pd.testing.assert_frame_equal(alone.conf_int(0.05), ref_ci)
+    with pytest.raises(KeyError):
+        full.pvalues_of(["nonexistent"])
+    with pytest.raises(KeyError):
+        full.conf_int(0.05, ["nonexistent"])
+
+
+def test_hazard_firth_result_is_firth_logit_on_the_same_data_without_a_second_fit():
+    rng = np.random.default_rng(5)
+    pp = person_period(simulate_panel(rng, n_clusters=30, units=1, periods=4, beta=0.8), "unit", "period", "full")
+    res = discrete_time_hazard("full ~ support", pp, "pref", n_boot=19, seed=0, period_col="period")
+    via_hazard = res.firth_result()
+    assert via_hazard is res.firth_result() and via_hazard._model is res._model  # the same fit, kept
+    ref = firth_logit(res.formula, pp)
+    pd.testing.assert_series_equal(via_hazard.params, ref.params)
+    pd.testing.assert_series_equal(via_hazard.pvalues, ref.pvalues)
+    pd.testing.assert_frame_equal(via_hazard.conf_int(0.05), ref.conf_int(0.05))
+    pd.testing.assert_series_equal(via_hazard.separation_directions, ref.separation_directions)
+    assert via_hazard.loglik == ref.loglik and via_hazard.converged == ref.converged
+    ml = discrete_time_hazard("full ~ support", pp, "pref", method="ml", n_boot=19, seed=0, period_col="period")
+    with pytest.raises(ValueError):
+        ml.firth_result()

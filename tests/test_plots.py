@@ -51,3 +51,40 @@ def test_palette_is_okabe_ito():
 def test_every_figure_has_japanese_alt_text(key):
     rep = report.fiscal_year_report("sample", 2025)
     assert "令和7年度" in rep.figure_alts[key]
+
+
+def _pngs(reports) -> dict[str, bytes]:
+    """Every figure of the reports drawn afresh (a new Figure, so nothing cached on it)."""
+    return {
+        f"{i}:{name}": report.Figure(name, "", spec=make).png
+        for i, rep in enumerate(reports)
+        for name, make in rep.figures.items()
+    }
+
+
+def test_speed_ups_leave_every_png_byte_identical(monkeypatch):
+    # plots.setup() shares text extents between Agg renderers, and the heatmap skips seaborn's
+    # overlap-check render; drawn without either, every PNG must have the same bytes.
+    import contextlib
+
+    import matplotlib.text as mtext
+
+    reps = [report.fiscal_year_report("sample", y) for y in (2021, 2025)] + [report.trends_report("sample")]
+    shared = mtext._get_text_metrics_function
+    assert getattr(shared, "_analysis_shared", False), "plots.setup() installed the shared text cache"
+    fast = _pngs(reps)
+    monkeypatch.setattr(mtext, "_get_text_metrics_function", shared._analysis_original)
+    monkeypatch.setattr(plots, "_no_overlap_check_draw", contextlib.nullcontext)
+    plain = _pngs(reps)
+    assert len(fast) >= 9 and fast.keys() == plain.keys()
+    assert [k for k in fast if fast[k] != plain[k]] == []
+
+
+def test_shared_text_cache_is_installed_once():
+    import matplotlib.text as mtext
+
+    plots.setup()
+    first = mtext._get_text_metrics_function
+    plots.setup()
+    assert mtext._get_text_metrics_function is first
+    assert not getattr(first._analysis_original, "_analysis_shared", False)

@@ -198,12 +198,12 @@ def _firth(frame: pd.DataFrame, measure: str, book: Codebook, covariates: Sequen
         with warnings.catch_warnings():  # non-convergence is said in the note below
             warnings.simplefilter("ignore", RuntimeWarning)
             res = firth_logit(" + ".join([f"y ~ {measure}", *covariates]), data)
-        ci = res.conf_int(0.05).loc[measure]
+        ci = res.conf_int(0.05, [measure]).loc[measure]  # profile and LR test for this term only
     except np.linalg.LinAlgError:
         return {**nan, "note": COLLINEAR_NOTE_JA}
     directions = {t: int(d) for t, d in res.separation_directions.items() if t != "Intercept"}
     lo, hi = unbounded_side(float(np.exp(ci["lower"])), float(np.exp(ci["upper"])), directions.get(measure, 0))
-    p = float(res.pvalues[measure])
+    p = float(res.pvalues_of([measure])[measure])
     note = separation_note_ja(directions, measure, book.label(measure), {t: book.term_label(t) for t in covariates})
     if not res.converged:
         note += "調整オッズ比の推定が収束しませんでした。値は参考程度にとどめてください。"
@@ -417,8 +417,6 @@ def hazard_table(
         else:
             formula = " + ".join([f"event ~ C(fiscal_year) + {term}", *covariates])
             try:
-                fit = firth_logit(formula, data)
-                p_lr = float(fit.pvalues[term])
                 res = discrete_time_hazard(
                     formula,
                     data,
@@ -429,6 +427,8 @@ def hazard_table(
                     seed=seed + i,
                     test_terms=[term],
                 )
+                fit = res.firth_result()  # the same Firth fit, not fitted a second time
+                p_lr = float(fit.pvalues_of([term])[term])
             except np.linalg.LinAlgError:
                 rec["note"] = COLLINEAR_NOTE_JA
                 rec["p_primary"] = math.nan

@@ -10,6 +10,7 @@ Internal module: its names serve the package and may change; the public interfac
 
 from __future__ import annotations
 
+import copy
 import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,6 +19,8 @@ from typing import Literal
 
 import yaml
 
+from . import filecache
+from .filecache import file_key
 from .paths import project_root
 
 Lang = Literal["ja", "en"]  # the codebook's label languages (label_ja / label_en)
@@ -184,17 +187,23 @@ def check_covariate_terms(terms, book: Codebook) -> None:
 def load_codebook(path: Path | str | None = None) -> Codebook:
     """Load the codebook YAML (default: data/codebook/survey.yaml of the project)."""
     path = Path(path) if path else project_root() / "data" / "codebook" / "survey.yaml"
-    with open(path, encoding="utf-8") as fh:
-        raw = yaml.safe_load(fh)
-    book = Codebook(path=path, raw=raw)
-    known = set(book.variables)
-    for name in (*book.main_items, *book.support_measures, *book.challenges):
-        if name not in known:
-            raise ValueError(
-                f"{path}: 定義リストの変数 {name!r} が questions にありません / "
-                f"variable {name!r} is listed but not defined under questions"
-            )
-    return book
+
+    def parse() -> dict:
+        with open(path, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+        book = Codebook(path=path, raw=raw)
+        known = set(book.variables)
+        for name in (*book.main_items, *book.support_measures, *book.challenges):
+            if name not in known:
+                raise ValueError(
+                    f"{path}: 定義リストの変数 {name!r} が questions にありません / "
+                    f"variable {name!r} is listed but not defined under questions"
+                )
+        return raw
+
+    # parsed once per process and file content (each report loads it); every caller gets its own copy
+    raw = filecache.cache("codebook", 8).get(file_key(path), parse, copy.deepcopy)
+    return Codebook(path=path, raw=raw)
 
 
 __all__ = ["Codebook", "Question", "answer_key", "check_covariate_terms", "header_key", "load_codebook"]

@@ -11,18 +11,20 @@ Internal module: its names serve the package and may change; the public interfac
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from . import codes
+from . import codes, filecache
 from .codebook import Codebook, load_codebook
 from .errors import AnalysisError
+from .filecache import content_key, file_key
 from .paths import data_dir
 from .survey import Limits, ResponsePolicy, SurveyError, SurveyResult, read_master, read_survey
 from .wareki import parse_fy
@@ -103,23 +105,56 @@ class Dataset:
         return path
 
     def master(self) -> pd.DataFrame:
-        return read_master(self.master_path, limits=self.limits)
+        """The municipality master (read once per process and file content; a fresh copy each call)."""
+        path, limits = self.master_path, self.limits
+        fkey = _master_key(path)
+        if fkey is None:
+            return read_master(path, limits=limits)
+        return filecache.cache("master", 8).get((fkey, limits), lambda: read_master(path, limits=limits), _copy_frame)
 
     def read(self, year: int, book: Codebook | None = None) -> SurveyResult:
         """Read the survey of `year` with this dataset's master, limits and response policy."""
         return self.read_file(self.survey_path(year), book, fiscal_year=year)
 
     def read_file(self, path: Path | str, book: Codebook | None = None, fiscal_year: int | None = None) -> SurveyResult:
-        """Read any survey file (e.g. one being validated) as a survey of this dataset."""
-        return read_survey(
-            path,
-            book or load_codebook(),
-            self.master(),
-            fiscal_year=fiscal_year,
-            prefecture_code=self.meta.get("prefecture_code"),
-            limits=self.limits,
-            response=self.response_policy,
-        )
+        """Read any survey file (e.g. one being validated) as a survey of this dataset.
+
+        Each file is read once per process for the same content and settings: the key holds the
+        file's path, size, mtime and sha256, the master's and the codebook's content, the fiscal
+        year, prefecture code, limits and response policy. Every caller gets its own copy.
+        """
+        book = book or load_codebook()
+        policy = self.response_policy
+        prefecture = self.meta.get("prefecture_code")
+        try:
+            key = (
+                file_key(path),
+                _master_key(self.master_path),
+                str(book.path),
+                content_key(book.raw),
+                fiscal_year,
+                prefecture,
+                self.limits,
+                policy.min_rate,
+                content_key(sorted((y, sorted(c)) for y, c in policy.non_responding.items())),
+            )
+        except OSError:  # missing or unreadable: the reader reports it in its own words
+            key = None
+
+        def read() -> SurveyResult:
+            return read_survey(
+                path,
+                book,
+                self.master(),
+                fiscal_year=fiscal_year,
+                prefecture_code=prefecture,
+                limits=self.limits,
+                response=policy,
+            )
+
+        if key is None:
+            return read()
+        return filecache.cache("survey", 32).get(key, read, _copy_result)
 
     def report_years(self, fiscal_year: int, exposure_lag: int = 0) -> list[int]:
         """The survey years a fiscal-year report reads (and the runner hashes).
@@ -133,6 +168,25 @@ class Dataset:
     def input_files(self, years: list[int] | None = None) -> list[Path]:
         years = self.years if years is None else years
         return [self.root / "dataset.yaml", self.master_path, *[self.survey_path(y) for y in years]]
+
+
+def _master_key(path: Path) -> tuple | None:
+    """The master file's cache key, or None when it cannot be read (the reader then says why)."""
+    try:
+        return file_key(path)
+    except OSError:
+        return None
+
+
+def _copy_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.copy(deep=True)
+
+
+def _copy_result(result: SurveyResult) -> SurveyResult:
+    """A copy of a survey result that shares nothing mutable with the cached one."""
+    return replace(
+        result, tidy=result.tidy.copy(deep=True), issues=result.issues.copy(deep=True), info=copy.deepcopy(result.info)
+    )
 
 
 def _years_text(years: list[int]) -> str:

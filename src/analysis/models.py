@@ -35,7 +35,6 @@ import pandas as pd
 import patsy
 import scipy.linalg
 import scipy.stats
-import statsmodels.api as sm
 from firthmodels import FirthLogisticRegression, detect_separation
 
 # The public firthmodels API does not return the coefficient vector of a fit
@@ -46,6 +45,8 @@ from firthmodels import FirthLogisticRegression, detect_separation
 # tests/test_models.py checks this path against the public lrt() output.
 from firthmodels._solvers import newton_raphson
 from firthmodels.logistic import _Workspace, compute_logistic_quantities
+from statsmodels.genmod import families as sm_families
+from statsmodels.genmod.generalized_linear_model import GLM
 from threadpoolctl import ThreadpoolController
 
 from .display import captioned_table
@@ -334,41 +335,82 @@ class FirthResult:
         self.separation_directions = separation_directions
         self.separation = [t for t, d in separation_directions.items() if d != 0]
         self._pvalues: pd.Series | None = None
+        self._lr_p: dict[str, float] = {}
         self._ci: dict[float, pd.DataFrame] = {}
 
     def __repr__(self) -> str:
         return f"FirthResult(formula={self.formula!r}, nobs={self.nobs})"
 
     @property
-    @_one_blas_thread
     def pvalues(self) -> pd.Series:
         """Penalised likelihood-ratio p-value per coefficient (logistf default)."""
         if self._pvalues is None:
+            self._pvalues = self.pvalues_of(self.exog_names)
+        return self._pvalues.copy()
+
+    @_one_blas_thread
+    def pvalues_of(self, terms: Sequence[str]) -> pd.Series:
+        """The penalised LR p-values of `terms` only: one constrained fit per term, not per coefficient.
+
+        Each test is its own constrained fit, so a term's p-value is the same whether it is
+        computed alone or with the others (a report that needs one term's p pays for one fit).
+        """
+        terms = list(terms)
+        unknown = [t for t in terms if t not in self.exog_names]
+        if unknown:
+            raise KeyError(
+                f"モデルにない項です: {unknown} / unknown terms {unknown}; design columns are {self.exog_names}."
+            )
+        todo = [t for t in terms if t not in self._lr_p]
+        if todo:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._model.lrt()
-            pvals = pd.Series(self._model.lrt_pvalues_, index=self.exog_names, name="p_value")
-            # firthmodels' lrt() gives NaN when its constrained fit stalls at a tight
-            # tolerance; redo those with our constrained fit and its tolerance ladder.
-            for k, name in enumerate(self.exog_names):
-                if math.isnan(pvals[name]):
+                self._model.lrt([self.exog_names.index(t) for t in todo])
+            for name in todo:
+                k = self.exog_names.index(name)
+                p = float(self._model.lrt_pvalues_[k])
+                # firthmodels' lrt() gives NaN when its constrained fit stalls at a tight
+                # tolerance; redo those with our constrained fit and its tolerance ladder.
+                if math.isnan(p):
                     fit0 = _constrained_fit(self.exog.to_numpy(float), self.endog.to_numpy(float), [k], _FIRTH_PENALTY)
                     if fit0.converged:
                         stat = max(2.0 * (self.loglik - fit0.loglik), 0.0)
-                        pvals[name] = float(scipy.stats.chi2.sf(stat, 1))
-            self._pvalues = pvals
-        return self._pvalues
+                        p = float(scipy.stats.chi2.sf(stat, 1))
+                self._lr_p[name] = p
+        return pd.Series([self._lr_p[t] for t in terms], index=terms, name="p_value", dtype=float)
 
     @_one_blas_thread
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Profile penalised-likelihood CIs (Heinze & Schemper 2002), as logistf."""
+    def conf_int(self, alpha: float = 0.05, terms: Sequence[str] | None = None) -> pd.DataFrame:
+        """Profile penalised-likelihood CIs (Heinze & Schemper 2002), as logistf.
+
+        `terms` limits the (costly) profile searches to those rows; each bound is its own search,
+        so a row is the same whether computed alone or with all the others.
+        """
         key = float(alpha)
-        if key not in self._ci:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ci = self._model.conf_int(alpha=key, method="pl", tol=_PL_TOL)
-            self._ci[key] = pd.DataFrame(np.asarray(ci), index=self.exog_names, columns=["lower", "upper"])
-        return self._ci[key].copy()
+        if terms is None:
+            if key not in self._ci:
+                self._ci[key] = self._profile(key, self.exog_names)
+            return self._ci[key].copy()
+        terms = list(terms)
+        unknown = [t for t in terms if t not in self.exog_names]
+        if unknown:
+            raise KeyError(
+                f"モデルにない項です: {unknown} / unknown terms {unknown}; design columns are {self.exog_names}."
+            )
+        if key in self._ci:
+            return self._ci[key].loc[terms].copy()
+        return self._profile(key, terms)
+
+    def _profile(self, alpha: float, terms: list[str]) -> pd.DataFrame:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ci = np.asarray(
+                self._model.conf_int(
+                    alpha=alpha, method="pl", tol=_PL_TOL, features=[self.exog_names.index(t) for t in terms]
+                )
+            )
+        rows = [self.exog_names.index(t) for t in terms]
+        return pd.DataFrame(ci[rows], index=terms, columns=["lower", "upper"])
 
     def odds_ratios(self, alpha: float = 0.05) -> pd.DataFrame:
         """Odds ratios with profile-likelihood CIs (exp of coefficient scale)."""
@@ -547,6 +589,34 @@ class HazardResult:
     _cr1: pd.DataFrame | None = field(repr=False, compare=False, default=None)
     _model: FirthLogisticRegression = field(repr=False, compare=False, kw_only=True)
     _ci: dict = field(repr=False, compare=False, default_factory=dict)
+    # separation directions of every column, or the error their detection raised
+    _directions: pd.Series | Exception | None = field(repr=False, compare=False, default=None)
+    _firth: FirthResult | None = field(repr=False, compare=False, default=None)
+
+    def firth_result(self) -> FirthResult:
+        """The same Firth fit as :func:`firth_logit` would return, without fitting it again.
+
+        ``discrete_time_hazard(formula, frame, ..., method="firth")`` fits exactly the model of
+        ``firth_logit(formula, frame)`` (same design, same estimator), so its penalised LR
+        p-values and profile intervals come from this one fit. Raises what `firth_logit` would
+        have raised when the separation check failed, and warns as it does on non-convergence.
+        """
+        if self.method != "firth":
+            raise ValueError("firth_result() needs method='firth'.")
+        if isinstance(self._directions, Exception):
+            raise self._directions
+        if self._firth is None:
+            if not self._model.converged_:
+                warnings.warn(
+                    f"Firth fit of {self.formula!r} did not converge in {_MAX_ITER} iterations.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            directions = self._directions
+            if directions is None:
+                directions = detect_separation_terms(self._exog, self._endog)
+            self._firth = FirthResult(self._model, self._exog, self._endog, self.formula, directions)
+        return self._firth
 
     @property
     def cr1(self) -> pd.DataFrame:
@@ -725,7 +795,7 @@ def _cr1_table(y: pd.Series, X: pd.DataFrame, codes: np.ndarray, n_clusters: int
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            res = sm.GLM(y, X, family=sm.families.Binomial()).fit(
+            res = GLM(y, X, family=sm_families.Binomial()).fit(
                 cov_type="cluster", cov_kwds={"groups": codes, "use_correction": True}
             )
             est, se = res.params.to_numpy(), res.bse.to_numpy()
@@ -901,11 +971,12 @@ def discrete_time_hazard(
     penalty = _FIRTH_PENALTY if method == "firth" else 0.0
     model = _fit_firthmodels(X, y, penalty)
     converged = bool(model.converged_)
+    found: pd.Series | Exception
     try:
-        directions = detect_separation_terms(X, y)
+        found = directions = detect_separation_terms(X, y)
         separation = [t for t, d in directions.items() if d != 0]
-    except (scipy.linalg.LinAlgError, RuntimeError):
-        separation = []
+    except (scipy.linalg.LinAlgError, RuntimeError) as exc:
+        found, separation = exc, []
     if method == "ml" and separation:
         warnings.warn(
             "Plain ML estimates are infinite for " + ", ".join(separation) + "; use method='firth'.",
@@ -983,6 +1054,7 @@ def discrete_time_hazard(
         _exog=X,
         _codes=codes,
         _model=model,
+        _directions=found,
     )
 
 

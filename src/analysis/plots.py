@@ -10,6 +10,11 @@ Internal module: its names serve the package and may change; the public interfac
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -29,6 +34,49 @@ def setup() -> None:
     sns.set_theme(style="whitegrid", font=FONT, palette=OKABE_ITO)
     plt.rcParams["svg.hashsalt"] = "analysis"
     plt.rcParams["axes.unicode_minus"] = False
+    _share_text_metrics()
+
+
+@functools.cache
+def _agg_text_metrics(dpi: float) -> Callable[..., tuple[float, float, float]]:
+    """Text extents measured once per (text, font, math mode) at `dpi`, for every Agg renderer."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    renderer = RendererAgg(1, 1, dpi)  # a measuring renderer; extents do not depend on canvas size
+
+    @functools.lru_cache(maxsize=16384)
+    def metrics(text: str, fontprop: Any, ismath: Any, dpi_: float) -> tuple[float, float, float]:
+        return renderer.get_text_width_height_descent(text, fontprop, ismath)
+
+    return metrics
+
+
+def _share_text_metrics() -> None:
+    """Let every Agg renderer of the same dpi share matplotlib's cache of text extents.
+
+    matplotlib caches text extents per renderer instance, and a PNG saved with
+    ``bbox_inches="tight"`` is drawn by two renderers (the layout pass at full size, then the
+    cropped canvas), after `tight_layout` used a third: each measures every tick label again,
+    which was about a fifth of the figures' time. An Agg renderer's extents depend only on the
+    text, the font properties, the math mode and the dpi, never on the canvas, so sharing them
+    leaves every PNG byte-identical (tests/test_plots.py compares both ways). Other renderers
+    (PDF, SVG, Cairo) keep matplotlib's own cache. Does nothing on a matplotlib without the hook.
+    """
+    import matplotlib.text as mtext
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    original = getattr(mtext, "_get_text_metrics_function", None)
+    if original is None or getattr(original, "_analysis_shared", False):
+        return
+
+    def shared(renderer: Any, *args: Any, **kwargs: Any) -> Callable[..., tuple[float, float, float]]:
+        if type(renderer) is RendererAgg:
+            return _agg_text_metrics(float(renderer.dpi))
+        return original(renderer, *args, **kwargs)
+
+    shared._analysis_shared = True  # type: ignore[attr-defined]
+    shared._analysis_original = original  # type: ignore[attr-defined]
+    mtext._get_text_metrics_function = shared  # type: ignore[attr-defined]
 
 
 def _barh(labels: list[str], values: list[float], title: str, xlabel: str, color: str = OKABE_ITO[0]):
@@ -63,15 +111,46 @@ def support_bar(support_table: pd.DataFrame, fiscal_label: str):
     )
 
 
+@contextlib.contextmanager
+def _no_overlap_check_draw() -> Iterator[None]:
+    """Skip the full draw seaborn's heatmap makes only to see whether tick labels overlap.
+
+    seaborn renders the whole figure once (``fig.canvas.draw()``) to decide whether to rotate
+    the tick labels; `items_heatmap` sets both rotations itself right after, so that render
+    changes nothing (tests/test_plots.py checks the PNG is byte-identical) and costs about a
+    fifth of the heatmap's time. Without seaborn's private helper, nothing is skipped.
+    """
+    import seaborn.matrix as smx
+
+    original = getattr(smx, "_draw_figure", None)
+    if original is None:
+        yield
+        return
+    smx._draw_figure = lambda fig: None
+    try:
+        yield
+    finally:
+        smx._draw_figure = original
+
+
 def items_heatmap(year: pd.DataFrame, book: Codebook, fiscal_label: str):
     """Municipality × main item: implemented (blue) / not (light) / missing (grey)."""
     data = year.sort_values("code")
     matrix = data[book.main_items].astype("float").to_numpy()
     fig, ax = plt.subplots(figsize=(8, 0.22 * len(data) + 2.5))
     cmap = matplotlib.colors.ListedColormap(["#F2F2F2", OKABE_ITO[0]])
-    sns.heatmap(
-        matrix, cmap=cmap, vmin=0, vmax=1, cbar=False, linewidths=0.5, linecolor="white", ax=ax, mask=pd.isna(matrix)
-    )
+    with _no_overlap_check_draw():
+        sns.heatmap(
+            matrix,
+            cmap=cmap,
+            vmin=0,
+            vmax=1,
+            cbar=False,
+            linewidths=0.5,
+            linecolor="white",
+            ax=ax,
+            mask=pd.isna(matrix),
+        )
     ax.set_facecolor("#BBBBBB")
     ax.set_xticks([i + 0.5 for i in range(len(book.main_items))])
     ax.set_xticklabels([book.label(v) for v in book.main_items], rotation=60, ha="right", fontsize=8)
