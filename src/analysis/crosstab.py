@@ -562,17 +562,18 @@ def _chan_zhang_limits(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid:
         edge = 1.0 if upper_limit else -1.0
         if cz.tail(edge, lower_tail) > target:
             return edge
-        # a crossing by bisection (Chan & Zhang's own search): everything between the estimate
-        # and `inside` is in the hull; only values beyond `outside` remain to be scanned
+        # a coarse crossing by bisection (Chan & Zhang's own search, to 1/64 of the range):
+        # everything between the estimate and `inside` is in the hull; the stretches from
+        # `inside` (accepted) to the edge are then searched for the outermost accepted value
         inside, outside = est, edge
-        while abs(inside - outside) >= 1e-6:
+        for _ in range(6):
             mid = 0.5 * (inside + outside)
             if cz.tail(mid, lower_tail) > target:
                 inside = mid
             else:
                 outside = mid
-        crossing = 0.5 * (inside + outside)
-        outer_first = list(reversed(cz.stretches(outside, edge, lower_tail)))
+        crossing = inside
+        outer_first = list(reversed(cz.stretches(inside, edge, lower_tail)))
         batch, k = 4, 0
         while k < len(outer_first):  # the first accepted stretch start, in growing batches
             chunk = outer_first[k : k + batch]
@@ -595,7 +596,7 @@ def _chan_zhang_limits(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid:
                 if abs(inside - outside) < 1e-6:
                     break
             return float(0.5 * (inside + outside))
-        return crossing  # nothing beyond the crossing is accepted
+        return crossing  # not reached: the innermost stretch starts at an accepted value
 
     return limit(False), limit(True)
 
