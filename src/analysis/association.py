@@ -456,6 +456,7 @@ def hazard_table(
                 rec["note"] += "推定が収束しませんでした。値は参考程度にとどめてください。"
             if math.isnan(p_lr):
                 rec["note"] += "尤度比検定のp値は計算できませんでした。"
+            del fit, res  # free both fits (their design copies and work arrays) before the next measure's
         rec["p_primary"] = rec["p_lr"] if rec["primary"] == "lr" else rec["p_wild"]
         rows.append(rec)
     out = pd.DataFrame(rows)

@@ -29,6 +29,14 @@ def _parser() -> argparse.ArgumentParser:
         help="--national と一緒に: 都道府県ごとの47データセット（data/raw/national_pref01〜47）も書き出す"
         " / with --national: also write one dataset per prefecture",
     )
+    s.add_argument(
+        "--scale",
+        type=int,
+        default=1,
+        metavar="K",
+        help="--national と一緒に: K倍の規模（K×1,741市町村、架空の市町村を追加; 既定 data/raw/national-synthetic-xK）"
+        " / with --national: K times the national size, for scale tests",
+    )
 
     r = sub.add_parser("run", help="全年度のレポートを作成 / run the reports")
     which = r.add_mutually_exclusive_group()
@@ -181,17 +189,34 @@ def _dispatch(args) -> int:
         from .runner import RunError
 
         raise RunError("--by-prefecture は --national と一緒に指定してください", "--by-prefecture needs --national")
+    if args.command == "sample" and args.scale != 1 and not args.national:
+        from .runner import RunError
+
+        raise RunError("--scale は --national と一緒に指定してください", "--scale needs --national")
+    if args.command == "sample" and args.scale != 1 and args.by_prefecture:
+        from .runner import RunError
+
+        raise RunError(
+            "--by-prefecture は倍率 1（実在の市町村だけ）のときに使えます", "--by-prefecture works only with --scale 1"
+        )
     if args.command == "sample" and args.national:
         from .paths import raw_dir
-        from .synthetic import NATIONAL_NAME, prefecture_dataset_name, write_national, write_national_by_prefecture
+        from .synthetic import (
+            check_scale,
+            national_dataset_name,
+            prefecture_dataset_name,
+            write_national,
+            write_national_by_prefecture,
+        )
 
-        out = args.out or raw_dir(NATIONAL_NAME)
+        scale = check_scale(args.scale)
+        out = args.out or raw_dir(national_dataset_name(scale))
         _check_sample_out(out)
         if args.by_prefecture:
             parent = out.parent
             for code in range(1, 48):
                 _check_sample_out(parent / prefecture_dataset_name(f"{code:02d}"))
-        info = write_national(out)
+        info = write_national(out, scale=scale)
         print(f"全国合成データを書き出しました: {out}（{info['n_municipalities']} 市町村, シード {info['seed']}）")
         if args.by_prefecture:
             written = write_national_by_prefecture(out.parent)

@@ -730,23 +730,47 @@ def _studentised(u: np.ndarray) -> float:
     return float(np.sum(u)) / denom if denom > 0 else math.nan
 
 
-def _draw_weights(rng: np.random.Generator, n_boot: int, n_clusters: int, kind: WeightType) -> np.ndarray:
+def _draw_weights(
+    rng: np.random.Generator, n_boot: int, n_clusters: int, kind: WeightType
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wild-bootstrap weights as (indices, points): the weights are ``points[indices]``.
+
+    The same draws as ``rng.choice(points, size=(n_boot, n_clusters))`` (int64 indices drawn
+    block by block continue one stream), kept as int8: 1 byte per draw instead of the 16 that
+    rng.choice's int64 indices and float64 result take (1,999 × 17,410 clusters: 35 MB, not 557 MB).
+    """
     if kind == "rademacher":
-        return rng.choice(np.array([-1.0, 1.0]), size=(n_boot, n_clusters))
-    if kind == "webb":
+        pts = np.array([-1.0, 1.0])
+    elif kind == "webb":
         s = math.sqrt(0.5)
         pts = np.array([-math.sqrt(1.5), -1.0, -s, s, 1.0, math.sqrt(1.5)])
-        return rng.choice(pts, size=(n_boot, n_clusters))
-    raise ValueError(f"weight_type must be 'rademacher' or 'webb', got {kind!r}.")
+    else:
+        raise ValueError(f"weight_type must be 'rademacher' or 'webb', got {kind!r}.")
+    idx = np.empty((n_boot, n_clusters), dtype=np.int8)
+    step = max(1, (1 << 20) // max(1, n_clusters))  # blocks of about 8 MB of int64
+    for a in range(0, n_boot, step):
+        b = min(n_boot, a + step)
+        idx[a:b] = rng.integers(0, len(pts), size=(b - a, n_clusters), dtype=np.int64)
+    return idx, pts
 
 
 @_one_blas_thread
-def _boot_chunk(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Bootstrap score statistics for a block of weight draws (rows)."""
-    num = weights @ u
-    den = np.sqrt((weights**2) @ (u**2))
+def _boot_chunk(indices: np.ndarray, points: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Bootstrap score statistics for a block of weight draws (rows of ``points[indices]``).
+
+    Float weights are made 128 rows at a time (a multiple of the row groups BLAS's gemv works
+    in, so every product is bitwise the one of the whole block) to bound memory at any size.
+    """
+    num = np.empty(len(indices))
+    den = np.empty(len(indices))
+    u2 = u**2
+    for a in range(0, len(indices), 128):
+        weights = points[indices[a : a + 128]]
+        num[a : a + 128] = weights @ u
+        np.square(weights, out=weights)
+        den[a : a + 128] = weights @ u2
     with np.errstate(invalid="ignore", divide="ignore"):
-        return num / den
+        return num / np.sqrt(den)
 
 
 @_one_blas_thread
@@ -993,7 +1017,7 @@ def discrete_time_hazard(
 
     rng = np.random.default_rng(seed)
     if inference == "wild_bootstrap":
-        weights = _draw_weights(rng, n_boot, n_clusters, weight_type)
+        w_idx, w_pts = _draw_weights(rng, n_boot, n_clusters, weight_type)
     else:
         perms = np.array([rng.permutation(n_clusters) for _ in range(n_boot)])
         if period_col is not None:
@@ -1009,7 +1033,7 @@ def discrete_time_hazard(
         u = _cluster_score_stat(Xa, fit0, codes, n_clusters, k)
         t_obs = _studentised(u) if fit0.converged else math.nan
         if inference == "wild_bootstrap":
-            parts = parallel(delayed(_boot_chunk)(weights[sl], u) for sl in _chunks(n_boot, n_jobs))
+            parts = parallel(delayed(_boot_chunk)(w_idx[sl], w_pts, u) for sl in _chunks(n_boot, n_jobs))
         else:
             if _constant_within(Xa[:, k], codes):
                 # cluster-level (time-invariant) column: one value per cluster

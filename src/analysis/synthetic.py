@@ -34,7 +34,9 @@ import pandas as pd
 
 from . import codes
 from .codebook import Codebook, load_codebook
+from .errors import AnalysisError
 from .export import save_workbook, write_csv, write_text
+from .survey import Limits
 from .wareki import wareki_fy
 
 BASE_SEED = 20250901
@@ -430,22 +432,89 @@ NATIONAL_SEED = BASE_SEED + 100_000
 NATIONAL_NOTE_JA = "【合成データ】実在の市町村コード・名称に架空の回答を割り当てたもので、実際の調査結果ではありません"
 
 
-def national_municipalities(rng: np.random.Generator, master_path: Path) -> pd.DataFrame:
-    """All 1,741 real municipality codes (総務省 list) with synthetic covariates."""
+# scale factor of the national synthetic data: 1 = the 1,741 real codes; k > 1 adds k - 1 fictional copies
+MAX_SCALE = 25
+# 3-digit municipality parts given to fictional copies: 201-999 (市 and 町村 ranges; 100-199 are
+# designated cities and their wards, 000 the prefecture itself), skipping every code in the 総務省 list
+_COPY_PARTS = range(201, 1000)
+
+
+class ScaleError(AnalysisError, ValueError):
+    """A scale factor the national synthetic data cannot have (ja / en)."""
+
+
+def check_scale(scale: object) -> int:
+    """`scale` as an int in 1..MAX_SCALE, else ScaleError (the code space of 47 prefectures is finite)."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= MAX_SCALE:
+        raise ScaleError(
+            f"倍率は 1 から {MAX_SCALE} までの整数で指定してください（今は『{scale}』）",
+            f"the scale factor must be an integer from 1 to {MAX_SCALE}, not {scale!r}",
+        )
+    return scale
+
+
+def national_dataset_name(scale: int = 1) -> str:
+    """Dataset name of the national synthetic data at `scale`: national-synthetic, national-synthetic-x10."""
+    return NATIONAL_NAME if check_scale(scale) == 1 else f"{NATIONAL_NAME}-x{scale}"
+
+
+def scaled_codes(master: pd.DataFrame, scale: int) -> pd.DataFrame:
+    """The real municipalities of `master` plus `scale - 1` fictional copies of each, with unique codes.
+
+    Columns: code, name, source (the real code copied), copy (0 = the real one). A copy keeps its
+    original's prefecture while that prefecture has free codes (3-digit parts 201–999 not in the
+    総務省 list, ascending), then takes the next free code of the prefecture with the most left,
+    so every code is a valid-looking 6-digit code (check digit included) and none is real.
+    Deterministic: depends only on the master and `scale`.
+    """
+    check_scale(scale)
+    real = master[master["municipality"] != ""].sort_values("lg_code")
+    rows = [(c, n, c, 0) for c, n in zip(real["lg_code"], real["municipality"], strict=True)]
+    if scale == 1:
+        return pd.DataFrame(rows, columns=["code", "name", "source", "copy"])
+    taken = {c[:5] for c in master["lg_code"]}
+    free: dict[str, list[str]] = {}
+    for pref in sorted(set(master["pref_code"])):
+        parts = (f"{pref}{k:03d}" for k in _COPY_PARTS)
+        free[pref] = [c for c in parts if c not in taken][::-1]  # pop() gives the lowest
+    needed = (scale - 1) * len(real)
+    if needed > sum(len(v) for v in free.values()):
+        raise ScaleError(
+            f"倍率 {scale} では市町村コードが足りません", f"not enough free municipality codes for scale {scale}"
+        )
+    for k in range(1, scale):
+        for code, name in zip(real["lg_code"], real["municipality"], strict=True):
+            pref = code[:2]
+            if not free[pref]:
+                pref = max(sorted(free), key=lambda p: len(free[p]))
+            code5 = free[pref].pop()
+            rows.append((code5 + str(codes.check_digit(code5)), f"{name}（合成{k}）", code, k))
+    return pd.DataFrame(rows, columns=["code", "name", "source", "copy"]).sort_values("code", ignore_index=True)
+
+
+def national_municipalities(rng: np.random.Generator, master_path: Path, scale: int = 1) -> pd.DataFrame:
+    """All 1,741 real municipality codes (総務省 list) with synthetic covariates; `scale` × as many when > 1.
+
+    At scale k > 1 each real municipality gets k - 1 fictional copies (see `scaled_codes`), of the
+    same kind (市/町/村), with their own covariate draws.
+    """
     master = codes.load_master(master_path)
-    munis = master[master["municipality"] != ""].sort_values("lg_code")
-    kind = munis["municipality"].str[-1].map({"市": "市", "区": "市", "町": "町", "村": "村"}).fillna("町")
-    return municipality_covariates(munis["lg_code"], munis["municipality"], kind.to_numpy(), rng)
+    munis = scaled_codes(master, scale)
+    base = munis["source"].map(dict(zip(master["lg_code"], master["municipality"], strict=False)))
+    kind = base.str[-1].map({"市": "市", "区": "市", "町": "町", "村": "村"}).fillna("町")
+    return municipality_covariates(munis["code"], munis["name"], kind.to_numpy(), rng)
 
 
-def _national_draw(book: Codebook, master_path: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, Truth]:
-    """(municipalities, panel, truth) of the national synthetic data: one fixed-seed draw."""
+def _national_draw(
+    book: Codebook, master_path: Path | None = None, scale: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame, Truth]:
+    """(municipalities, panel, truth) of the national synthetic data at `scale`: one fixed-seed draw."""
     from .paths import data_dir
 
     master_path = master_path or data_dir() / "external" / "municipality_codes.csv"
     truth = Truth(seed=NATIONAL_SEED)
     rng = np.random.default_rng(truth.seed)
-    munis = national_municipalities(rng, master_path)
+    munis = national_municipalities(rng, master_path, scale)
     panel = simulate_panel(munis, truth, rng, book)
     return munis, panel, truth
 
@@ -463,25 +532,27 @@ def _write_surveys(out_dir: Path, munis: pd.DataFrame, panel: pd.DataFrame, book
     return files
 
 
-def write_national(out_dir: Path, book: Codebook | None = None, master_path: Path | None = None) -> dict:
-    """Write data/raw/national-synthetic/: every real code, FY2021–FY2025, marked synthetic."""
+def write_national(
+    out_dir: Path, book: Codebook | None = None, master_path: Path | None = None, scale: int = 1
+) -> dict:
+    """Write data/raw/national-synthetic/: every real code, FY2021–FY2025, marked synthetic.
+
+    With `scale` k > 1 (data/raw/national-synthetic-x<k>/ by default): k × 1,741 municipalities,
+    the real ones plus fictional copies (see `scaled_codes`), for scale and memory tests. Scale 1
+    is byte-identical to the data written before scaling existed.
+    """
     import yaml
 
+    check_scale(scale)
     book = book or load_codebook()
-    munis, panel, truth = _national_draw(book, master_path)
+    munis, panel, truth = _national_draw(book, master_path, scale)
     files = _write_surveys(out_dir, munis, panel, book, truth.years, "全国・合成データ")
-    write_text(
-        out_dir / "truth.json",
-        json.dumps(
-            {"description_ja": "全国規模の合成データの真のパラメータ（対数オッズ）。", "parameters": asdict(truth)},
-            ensure_ascii=False,
-            indent=2,
-            sort_keys=True,
-        )
-        + "\n",
-    )
-    dataset = {
-        "name": NATIONAL_NAME,
+    doc: dict = {"description_ja": "全国規模の合成データの真のパラメータ（対数オッズ）。", "parameters": asdict(truth)}
+    if scale > 1:
+        doc["scale"] = scale
+    write_text(out_dir / "truth.json", json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    dataset: dict = {
+        "name": national_dataset_name(scale),
         "label_ja": "全国（合成データ・架空の回答）",
         "label_en": "National synthetic data (fictional answers)",
         "synthetic": True,
@@ -493,10 +564,21 @@ def write_national(out_dir: Path, book: Codebook | None = None, master_path: Pat
         "municipalities": "municipalities.csv",
         "surveys": files,
     }
+    if scale > 1:
+        dataset["label_ja"] = f"全国の{scale}倍規模（合成データ・架空の市町村と回答）"
+        dataset["label_en"] = f"National synthetic data at {scale}x size (fictional municipalities and answers)"
+        dataset["description_ja"] = (
+            f"全国1,741市町村の実在のコード・名称に、その{scale - 1}倍の架空の市町村（名前の末尾が「（合成k）」、"
+            f"実在しないコード）を加えた{len(munis):,}市町村の規模検証用データです。回答は analysis.synthetic が"
+            "固定シードで生成した架空のもので、実際の調査結果ではありません。"
+        )
+        rows = len(munis) + 100  # title and header rows with room to spare
+        if rows > Limits().max_rows:
+            dataset["limits"] = {"max_rows": rows}
+    command = "python -m analysis sample --national" + (f" --scale {scale}" if scale > 1 else "")
     write_text(
         out_dir / "dataset.yaml",
-        "# Written by `python -m analysis sample --national`.\n"
-        + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False),
+        f"# Written by `{command}`.\n" + yaml.safe_dump(dataset, allow_unicode=True, sort_keys=False),
     )
     return {"seed": truth.seed, "n_municipalities": len(munis)}
 
@@ -562,6 +644,7 @@ __all__ = [
     "BASE_SEED",
     "CITY_NAMES",
     "KIND_PARAMS",
+    "MAX_SCALE",
     "NATIONAL_NAME",
     "NATIONAL_NOTE_JA",
     "NATIONAL_SEED",
@@ -570,12 +653,16 @@ __all__ = [
     "SYNTHETIC_NOTE_JA",
     "TOWN_NAMES",
     "YEARS",
+    "ScaleError",
     "Truth",
+    "check_scale",
     "draw_sample",
     "fictional_municipalities",
     "municipality_covariates",
+    "national_dataset_name",
     "national_municipalities",
     "prefecture_dataset_name",
+    "scaled_codes",
     "simulate_panel",
     "write_national",
     "write_national_by_prefecture",
