@@ -382,8 +382,7 @@ def _watch_tree(proc: subprocess.Popen) -> dict[int, str]:
     seen: dict[int, str] = {}
     while proc.poll() is None:
         for pid in runner.descendants(proc.pid):
-            if pid not in seen:
-                seen[pid] = _cmdline(pid)
+            seen[pid] = _cmdline(pid) or seen.get(pid, "")  # again: a process forks, then execs
         time.sleep(0.05)
     return seen
 

@@ -59,7 +59,8 @@ class ReusableKernel:
 
         self.cwd = cwd
         self.kernel_name = kernel_name
-        self.km = (manager_class or AsyncKernelManager)(kernel_name=kernel_name)
+        self._manager_class = manager_class or AsyncKernelManager
+        self.km = self._manager_class(kernel_name=kernel_name)
         self.kc: Any = None
         self.notebooks = 0  # notebooks run on this kernel so far
 
@@ -73,6 +74,8 @@ class ReusableKernel:
         from .kernelstate import WARMUP_CODE
 
         for attempt in range(1, attempts + 1):
+            if attempt > 1:  # a manager whose kernel died is not started again: a new one
+                self.km = self._manager_class(kernel_name=self.kernel_name)
             try:
                 _run_sync(self.km.start_kernel)(cwd=self.cwd)
                 self.kc = self.km.client()
@@ -149,7 +152,11 @@ def acquire(cwd: str, manager_class: type | None = None, attempts: int = 3) -> R
         shutdown_current()
     if _CURRENT is None:
         kernel = ReusableKernel(cwd, manager_class)
-        kernel.start(attempts)
+        try:
+            kernel.start(attempts)
+        except BaseException:
+            kernel.shutdown()  # e.g. the warm-up failed: no half-started kernel is left behind
+            raise
         _CURRENT = kernel
         if _FINALIZER is None:
             from multiprocessing import util
