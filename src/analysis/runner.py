@@ -4,8 +4,8 @@ Each job (a fiscal-year report or the trends report) is executed with papermill'
 a worker process (concurrent.futures with the 'spawn' start method), writing into a staging
 folder. A worker keeps one kernel for its notebooks, reset and verified clean between them
 (analysis.kernels; `fresh_kernels` or ANALYSIS_FRESH_KERNELS=1: a kernel per notebook), and
-exports each notebook's HTML itself; only a complete, successful folder is swapped in for the old report, so a failure never
-leaves a half-written report in place of a good one. A job whose manifest shows the same inputs,
+exports each notebook's HTML itself. Only a complete, successful folder is swapped in for the old
+report, so a failure never leaves a half-written report in place of a good one. A job whose manifest shows the same inputs,
 parameters, notebook and package code is skipped unless forced.
 
 Safety: the dataset name is an identifier (no path tricks) and every output stays under
