@@ -6,53 +6,26 @@ that need Dask are skipped with a message, and the test of that message runs reg
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import make_project_copy, run_cli
+from published import published
 
 SKIP_REASON = "dask.distributed is not installed (pip install -e '.[dask]'; make test installs it)"
 
 
 def _published(project: Path) -> dict[str, str]:
-    """sha256 of every file under reports/sample/, with the volatile parts of a few masked.
+    """sha256 of every published file of the sample, volatile parts masked (tests/published.py).
 
-    Masked, because they differ between any two runs (or any two project folders), executor or not:
-    manifest timings; the index's generation time; the project's absolute path (the injected
-    output_dir) and the staging folder's pid; papermill's execution times and the random id of the
-    injected-parameters cell. Everything else, PDFs and slide images included, must be byte-identical.
+    Kernel logs are not compared: local workers reuse a kernel, so its start-up chatter is in the
+    first notebook's log only.
     """
-    base = project / "reports" / "sample"
-    out = {}
-    for p in sorted(base.rglob("*")):
-        rel = p.relative_to(base).as_posix()
-        if not p.is_file() or rel == ".run.lock":
-            continue
-        data = p.read_bytes().replace(str(project).encode(), b"<project>")
-        if p.name == "manifest.json":
-            m = json.loads(data)
-            for key in ("started", "finished", "seconds", "peak_kernel_rss_mb"):
-                m.pop(key)
-            data = json.dumps(m, sort_keys=True).encode()
-        elif p.suffix == ".ipynb":
-            nb = json.loads(data)
-            nb["metadata"].pop("papermill", None)
-            for cell in nb["cells"]:
-                cell.get("metadata", {}).pop("papermill", None)
-                cell.get("metadata", {}).pop("execution", None)
-                if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-                    cell["id"] = "injected"
-            data = re.sub(rb"(\.staging/[\w-]+)-\d+", rb"\1-<pid>", json.dumps(nb, sort_keys=True).encode())
-        elif rel == "index.html":
-            data = re.sub(rb"<time datetime=\"[^\"]+\">[^<]+</time>", b"<time/>", data)
-        out[rel] = hashlib.sha256(data).hexdigest()
-    return out
+    return published(project)
 
 
 def test_dask_run_gives_the_local_runs_files(sample_run):

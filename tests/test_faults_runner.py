@@ -377,6 +377,39 @@ def test_stopping_the_main_process_stops_workers_and_kernels(project, base, sig)
     assert _digest(base / "FY2025") == before
 
 
+def _watch_tree(proc: subprocess.Popen) -> dict[int, str]:
+    """{pid: command line} of every process that ran under `proc` (sampled every 50 ms until it ends)."""
+    seen: dict[int, str] = {}
+    while proc.poll() is None:
+        for pid in runner.descendants(proc.pid):
+            seen[pid] = _cmdline(pid) or seen.get(pid, "")  # again: a process forks, then execs
+        time.sleep(0.05)
+    return seen
+
+
+@pytest.mark.parametrize("outcome", ["error", "normal"])  # normal last: it clears the failure record
+def test_no_process_outlives_a_run_that_ends_normally_or_with_an_error(project, base, outcome):
+    """Workers, their kept kernels (reused between notebooks), and the PDF printer's browser all
+    end with the run: normally, and when a notebook fails (its kernel is stopped at once)."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    notebook = project / "notebooks" / "fiscal_year_report.ipynb"
+    original = notebook.read_bytes()
+    if outcome == "error":
+        _inject(notebook, "if fiscal_year == 2025:\n    raise ValueError('boom')\n")
+    env = {**os.environ, "ANALYSIS_ROOT": str(project)}
+    cmd = [sys.executable, "-m", "analysis", "run", "--dataset", DATASET, "--force", "--jobs", "2", "--no-progress"]
+    try:
+        main = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        seen = _watch_tree(main)
+        stdout = main.stdout.read() if main.stdout else ""
+    finally:
+        notebook.write_bytes(original)
+    assert main.returncode == (0 if outcome == "normal" else 1), stdout[-2000:]
+    assert sum("ipykernel" in c for c in seen.values()) >= 2, seen  # the workers' kernels were seen
+    assert _still_running(sorted(seen), timeout=10) == [], [seen[p] for p in seen if processes.alive(p)]
+
+
 def test_lock_refuses_or_waits_in_process(tmp_path):
     base = tmp_path / "reports" / "x"
     with runner.run_lock(base):

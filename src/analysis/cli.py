@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         help="同じデータセットの別の実行が終わるのを待つ（既定: すぐに終了）/ wait for a concurrent run",
     )
     r.add_argument(
+        "--fresh-kernels",
+        action="store_true",
+        help="ノートブックごとに新しいカーネルを起動（既定: 作業プロセスごとに1つを初期化・検証して再利用）"
+        "/ a fresh kernel per notebook (default: one verified-clean kernel reused per worker)",
+    )
+    r.add_argument(
         "--executor",
         choices=("local", "dask"),
         default="local",
@@ -298,6 +304,7 @@ def _run(args) -> int:
         wait=args.wait,
         executor=args.executor,
         scheduler=args.scheduler,
+        fresh_kernels=args.fresh_kernels,
     )
     n_failed = 0
     for name, results in by_dataset.items():

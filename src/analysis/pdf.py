@@ -24,6 +24,7 @@ Internal module: its names serve the package and may change; the public interfac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -223,6 +224,11 @@ class PrintJob:
 class Printer:
     """One headless chromium (Playwright + the system's executable) for every page of a run.
 
+    One browser page per kind of output (PDF, slide image) is kept and navigated from page to
+    page: a new browser context per page started a renderer process each time, ~0.3 CPU-seconds
+    of a run's ~0.4 per PDF, and printed the same bytes (tests/test_print.py compares them). A
+    page that fails is discarded, so the next one starts from a new context.
+
     >>> with Printer() as printer:                                  # doctest: +SKIP
     ...     printer.pdf(Path("FY2025/report.html"), Path("FY2025/report.pdf"), synthetic=True)
     """
@@ -232,6 +238,7 @@ class Printer:
         self._playwright: Playwright | None = None
         self._browser = browser  # a Playwright Browser to use (and leave open), e.g. a test's
         self._own = browser is None
+        self._pages: dict[str, tuple] = {}  # context options -> (context, page), reused
 
     def __enter__(self) -> Printer:
         if not self._own:
@@ -251,7 +258,15 @@ class Printer:
             raise
         return self
 
+    def close_pages(self) -> None:
+        """Close the kept browser contexts (their pages with them)."""
+        pages, self._pages = self._pages, {}
+        for context, _page in pages.values():
+            with contextlib.suppress(Exception):
+                context.close()
+
     def __exit__(self, *exc) -> None:
+        self.close_pages()
         if not self._own:
             return
         try:
@@ -262,17 +277,27 @@ class Printer:
                 self._playwright.stop()
             self._browser = self._playwright = None
 
+    @contextlib.contextmanager
     def _open(self, html: Path, **context):
-        context_ = self._browser.new_context(locale="ja-JP", **context)
-        page = context_.new_page()
-        page.goto(Path(html).resolve().as_uri(), wait_until="load", timeout=_GOTO_TIMEOUT_MS)
-        page.evaluate(_PREPARE_JS)
-        return context_, page
+        """The kept page for these context options, showing `html` prepared for print; discarded on error."""
+        key = repr(sorted(context.items()))
+        if key not in self._pages:
+            context_ = self._browser.new_context(locale="ja-JP", **context)
+            self._pages[key] = (context_, context_.new_page())
+        context_, page = self._pages[key]
+        try:
+            page.goto(Path(html).resolve().as_uri(), wait_until="load", timeout=_GOTO_TIMEOUT_MS)
+            page.evaluate(_PREPARE_JS)
+            yield page
+        except BaseException:
+            del self._pages[key]
+            with contextlib.suppress(Exception):
+                context_.close()
+            raise
 
     def pdf_bytes(self, html: Path, *, synthetic: bool, title: str | None = None) -> bytes:
         """The page printed to PDF (A4 per its print stylesheet), with header, footer and fixed dates."""
-        context, page = self._open(html)
-        try:
+        with self._open(html) as page:
             page.add_style_tag(content=_NO_MARGIN_BOXES)
             data = page.pdf(
                 prefer_css_page_size=True,
@@ -283,8 +308,6 @@ class Printer:
                 tagged=True,
                 outline=True,
             )
-        finally:
-            context.close()
         return deterministic_pdf(data)
 
     def pdf(self, html: Path, out: Path, *, synthetic: bool, title: str | None = None) -> Path:
@@ -294,12 +317,9 @@ class Printer:
     def png(self, html: Path, out: Path, size: tuple[int, int] = SLIDE_SIZE) -> Path:
         """A screenshot of the page's first screen at size (CSS px, scale 1), e.g. for a slide."""
         width, height = size
-        context, page = self._open(html, viewport={"width": width, "height": height}, device_scale_factor=1)
-        try:
+        with self._open(html, viewport={"width": width, "height": height}, device_scale_factor=1) as page:
             page.add_style_tag(content=_NO_NAVIGATION)
             data = page.screenshot(type="png", full_page=False, animations="disabled", caret="initial")
-        finally:
-            context.close()
         return write_bytes(out, data)
 
 

@@ -2,8 +2,10 @@
 
 Each job (a fiscal-year report or the trends report) is executed with papermill's Python API in
 a worker process (concurrent.futures with the 'spawn' start method), writing into a staging
-folder; only a complete, successful folder is swapped in for the old report, so a failure never
-leaves a half-written report in place of a good one. A job whose manifest shows the same inputs,
+folder. A worker keeps one kernel for its notebooks, reset and verified clean between them
+(analysis.kernels; `fresh_kernels` or ANALYSIS_FRESH_KERNELS=1: a kernel per notebook), and
+exports each notebook's HTML itself. Only a complete, successful folder is swapped in for the old
+report, so a failure never leaves a half-written report in place of a good one. A job whose manifest shows the same inputs,
 parameters, notebook and package code is skipped unless forced.
 
 Safety: the dataset name is an identifier (no path tricks) and every output stays under
@@ -47,8 +49,9 @@ from typing import Literal, Protocol
 from .datasets import Dataset, DatasetError, load_dataset, sha256
 from .errors import AnalysisError
 from .export import WRITE_ERRNOS, write_error_text
+from .kernels import KERNEL_DIED_AT_START
 from .paths import project_root
-from .processes import RunLocked, descendants, run_lock, set_parent_death_signal, stop_processes
+from .processes import RunLocked, alive, descendants, run_lock, set_parent_death_signal, stop_processes
 
 NOTEBOOKS = {
     "fiscal_year_report": "notebooks/fiscal_year_report.ipynb",
@@ -76,7 +79,6 @@ JobKind = Literal["fiscal_year_report", "trends", "data_quality", "site"]  # a N
 JobStatus = Literal["ok", "skipped", "failed"]
 ExecutorKind = Literal["local", "dask"]  # run --executor
 KERNEL_START_ATTEMPTS = 3  # a kernel that dies before answering is started again, this many times in all
-KERNEL_DIED_AT_START = "Kernel died before replying to kernel_info"  # jupyter_client's message
 STATUS_JA: dict[str, str] = {"ok": "成功", "skipped": "最新", "failed": "失敗"}
 REPORT_KIND_JA: dict[str, str] = {
     "fiscal_year_report": "年度別レポート",
@@ -347,8 +349,13 @@ def _worker_stop(signum, frame) -> None:
     os._exit(128 + signum)
 
 
-def _worker_init(parent_pid: int, memory_limit_mb: int | None) -> None:
+_REUSE_KERNELS = False  # in a worker: run its notebooks on one kept kernel (analysis.kernels)
+
+
+def _worker_init(parent_pid: int, memory_limit_mb: int | None, reuse_kernels: bool = False) -> None:
     """Set up a worker process: die with the main process, take the kernels along, bound memory."""
+    global _REUSE_KERNELS
+    _REUSE_KERNELS = reuse_kernels
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     signal.signal(signal.SIGTERM, _worker_stop)
     set_parent_death_signal(signal.SIGTERM)
@@ -473,14 +480,53 @@ def _execute(
 ) -> JobResult:
     import resource
 
-    import papermill as pm
-
     from .htmlexport import notebook_to_html
     from .texts import SYNTHETIC_BANNER_JA
 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     started = datetime.now(UTC)
+    run_notebook = _execute_on_kept_kernel if _REUSE_KERNELS else _execute_on_fresh_kernel
+    peak_mb = run_notebook(job, root_p, staging, nb_out)
+    summary_path = staging / "summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+    notebook_to_html(
+        nb_out,
+        staging / "report.html",
+        title=meta["titles"][job.out_name],
+        banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None,
+        index_href="../" * len(Path(job.out_name).parts) + "index.html",
+        nav_links=[("summary.html", "1枚の要約")] if job.notebook == "fiscal_year_report" else (),
+    )
+    seconds = time.perf_counter() - t0
+    if peak_mb is None:  # kernels are this worker's children: their peak resident memory (Linux reports KiB)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    manifest = {
+        "dataset": job.dataset,
+        "notebook": job.notebook,
+        "fiscal_year": job.fiscal_year,
+        "status": "ok",
+        **fp,
+        "summary": summary,
+        "notebook_path": NOTEBOOKS[job.notebook],
+        "git_commit": meta["git_commit"],
+        "versions": meta["versions"],
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(seconds, 2),
+        "peak_kernel_rss_mb": round(peak_mb, 1),
+    }
+    (staging / "manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    _swap_in(staging, final)
+    return JobResult(job, "ok", seconds, report_dir=str(final))
+
+
+def _execute_on_fresh_kernel(job: Job, root_p: Path, staging: Path, nb_out: Path) -> float | None:
+    """Run the notebook on a kernel of its own (papermill starts and stops it); None: peak memory from rusage."""
+    import papermill as pm
+
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
         _KERNEL_PROCESSES.clear()
         try:
@@ -503,39 +549,42 @@ def _execute(
                 raise
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-    summary_path = staging / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
-    notebook_to_html(
-        nb_out,
-        staging / "report.html",
-        title=meta["titles"][job.out_name],
-        banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None,
-        index_href="../" * len(Path(job.out_name).parts) + "index.html",
-        nav_links=[("summary.html", "1枚の要約")] if job.notebook == "fiscal_year_report" else (),
-    )
-    seconds = time.perf_counter() - t0
-    # kernels are this worker's children: their peak resident memory (Linux reports KiB)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    manifest = {
-        "dataset": job.dataset,
-        "notebook": job.notebook,
-        "fiscal_year": job.fiscal_year,
-        "status": "ok",
-        **fp,
-        "summary": summary,
-        "notebook_path": NOTEBOOKS[job.notebook],
-        "git_commit": meta["git_commit"],
-        "versions": meta["versions"],
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": round(seconds, 2),
-        "peak_kernel_rss_mb": round(peak_mb, 1),
-    }
-    (staging / "manifest.json").write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    _swap_in(staging, final)
-    return JobResult(job, "ok", seconds, report_dir=str(final))
+    return None
+
+
+def _execute_on_kept_kernel(job: Job, root_p: Path, staging: Path, nb_out: Path) -> float | None:
+    """Run the notebook on this worker's kept kernel (analysis.kernels); its peak memory in MB.
+
+    The kernel is kept for the next notebook only if this one succeeded and the reset verifies
+    it clean; otherwise it is stopped and the next notebook starts a fresh one.
+    """
+    import papermill as pm
+
+    from . import kernels
+
+    kernels.register_engine()
+    cwd = str(root_p / "notebooks")
+    kernel = kernels.acquire(cwd, _tracking_kernel_manager(), attempts=KERNEL_START_ATTEMPTS)
+    kernel.clear_peak_memory()
+    ok = False
+    try:
+        pm.execute_notebook(
+            str(root_p / NOTEBOOKS[job.notebook]),
+            str(nb_out),
+            parameters={**job.parameters, "output_dir": str(staging)},
+            kernel_name=kernels.KERNEL_NAME,
+            engine_name=kernels.ENGINE_NAME,
+            reusable_kernel=kernel,
+            progress_bar=False,
+            log_output=False,
+            cwd=cwd,
+        )
+        ok = True
+        return kernel.peak_memory_mb()
+    finally:
+        why = kernels.release(kernel, ok)
+        if why is not None and ok:
+            print(f"kernel not reused / カーネルを再利用しません: {why}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -706,15 +755,19 @@ def make_executor(
     jobs: int | None = None,
     memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
     scheduler: str | None = None,
+    fresh_kernels: bool = False,
 ) -> JobExecutor:
-    """The executor called `name`: 'local' (worker processes here) or 'dask' (a dask.distributed cluster)."""
+    """The executor called `name`: 'local' (worker processes here) or 'dask' (a dask.distributed cluster).
+
+    `fresh_kernels`: a kernel per notebook on local workers (Dask workers always start one per notebook).
+    """
     if name == "local":
         if scheduler:
             raise RunError(
                 "--scheduler は --executor dask と一緒に指定してください",
                 "--scheduler needs --executor dask",
             )
-        return LocalExecutor(jobs, memory_limit_mb)
+        return LocalExecutor(jobs, memory_limit_mb, fresh_kernels=fresh_kernels)
     if name == "dask":
         from .cluster import DaskExecutor
 
@@ -737,6 +790,7 @@ def run(
     wait: bool = False,
     executor: ExecutorKind | JobExecutor = "local",
     scheduler: str | None = None,
+    fresh_kernels: bool = False,
 ) -> RunResults:
     """Run every report of `dataset` for `years` (+ the trends report) and rebuild the index.
 
@@ -744,7 +798,8 @@ def run(
     SIGINT stop every worker and kernel and raise Interrupted. `memory_limit_mb` bounds each
     worker and kernel's address space (0/None: no limit). `executor`: 'local' worker processes
     (default), 'dask' (a dask.distributed cluster at `scheduler`, or a LocalCluster of `jobs`
-    workers) or a JobExecutor.
+    workers) or a JobExecutor. Local workers reuse one verified-clean kernel for their notebooks
+    (analysis.kernels) unless `fresh_kernels` (or ANALYSIS_FRESH_KERNELS=1).
     """
     validate_dataset_name(dataset)
     return run_many(
@@ -759,6 +814,7 @@ def run(
         wait=wait,
         executor=executor,
         scheduler=scheduler,
+        fresh_kernels=fresh_kernels,
     )[dataset]
 
 
@@ -774,6 +830,7 @@ def run_many(
     wait: bool = False,
     executor: ExecutorKind | JobExecutor = "local",
     scheduler: str | None = None,
+    fresh_kernels: bool = False,
 ) -> dict[str, RunResults]:
     """Run the reports of several datasets with their jobs scheduled together; {name: RunResults}.
 
@@ -792,7 +849,11 @@ def run_many(
         raise RunError("メモリ上限は 0 以上の整数（MB）で指定してください", "memory limit must be an integer >= 0 (MB)")
     year_lists = {ds.name: years if isinstance(years, list) else parse_years(years, ds.years) for ds in dss}
     bases = {ds.name: reports_base(root, ds.name) for ds in dss}
-    exe = make_executor(executor, jobs, memory_limit_mb or None, scheduler) if isinstance(executor, str) else executor
+    exe = (
+        make_executor(executor, jobs, memory_limit_mb or None, scheduler, fresh_kernels)
+        if isinstance(executor, str)
+        else executor
+    )
     with ExitStack() as stack:
         for name in sorted(bases):
             stack.enter_context(run_lock(bases[name], wait=wait))
@@ -971,9 +1032,18 @@ class LocalExecutor:
     interrupted run stops every descendant process.
     """
 
-    def __init__(self, jobs: int | None = None, memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB):
+    def __init__(
+        self,
+        jobs: int | None = None,
+        memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+        fresh_kernels: bool = False,
+    ):
+        from .kernels import fresh_kernels_requested
+
         self.jobs = jobs
         self.memory_limit_mb = memory_limit_mb or None
+        # one kept kernel per worker (analysis.kernels), unless fresh kernels are asked for
+        self.reuse_kernels = not (fresh_kernels or fresh_kernels_requested())
         self.notes: list[str] = []
 
     def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]:
@@ -982,7 +1052,7 @@ class LocalExecutor:
             max_workers=n_workers,
             mp_context=get_context("spawn"),
             initializer=_worker_init,
-            initargs=(os.getpid(), self.memory_limit_mb),
+            initargs=(os.getpid(), self.memory_limit_mb, self.reuse_kernels),
         )
         try:
             futures = {pool.submit(execute_job, job, str(root), fp, meta): job for job, fp, meta in todo}
@@ -1006,7 +1076,10 @@ class LocalExecutor:
             stop_processes([p for p in descendants(os.getpid()) if p != tracker] or workers)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        # each worker stops its kept kernel as it exits; whatever survives that is stopped here
+        left = [p for w in getattr(pool, "_processes", {}).values() for p in descendants(w.pid)]
         pool.shutdown(wait=True)
+        stop_processes([p for p in left if alive(p)], grace=2.0)
 
 
 def record_outcomes(base: Path, results: list[JobResult]) -> list[str]:

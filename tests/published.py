@@ -1,0 +1,48 @@
+"""The published files of a run, hashed with what legitimately differs between two runs masked.
+
+Shared by the tests that compare two runs of the sample byte for byte (Dask against local
+workers, reused kernels against a fresh kernel per notebook).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+
+def published(project: Path, dataset: str = "sample") -> dict[str, str]:
+    """sha256 of every file under reports/<dataset>/, with the volatile parts of a few masked.
+
+    Masked, because they differ between any two runs (or any two project folders), executor or not:
+    manifest timings and peak memory; the index's generation time; the project's absolute path (the
+    injected output_dir) and the staging folder's pid; papermill's execution times and the random id
+    of the injected-parameters cell; kernel logs (the kernels' own warnings). Everything else, PDFs
+    and slide images included, must be byte-identical.
+    """
+    base = project / "reports" / dataset
+    out = {}
+    for p in sorted(base.rglob("*")):
+        rel = p.relative_to(base).as_posix()
+        if not p.is_file() or rel == ".run.lock" or rel.startswith(".logs/"):
+            continue
+        data = p.read_bytes().replace(str(project).encode(), b"<project>")
+        if p.name == "manifest.json":
+            m = json.loads(data)
+            for key in ("started", "finished", "seconds", "peak_kernel_rss_mb"):
+                m.pop(key)
+            data = json.dumps(m, sort_keys=True).encode()
+        elif p.suffix == ".ipynb":
+            nb = json.loads(data)
+            nb["metadata"].pop("papermill", None)
+            for cell in nb["cells"]:
+                cell.get("metadata", {}).pop("papermill", None)
+                cell.get("metadata", {}).pop("execution", None)
+                if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+                    cell["id"] = "injected"
+            data = re.sub(rb"(\.staging/[\w-]+)-\d+", rb"\1-<pid>", json.dumps(nb, sort_keys=True).encode())
+        elif rel == "index.html":
+            data = re.sub(rb"<time datetime=\"[^\"]+\">[^<]+</time>", b"<time/>", data)
+        out[rel] = hashlib.sha256(data).hexdigest()
+    return out

@@ -1,0 +1,180 @@
+"""Reused kernels (analysis.kernels): the same files as a fresh kernel per notebook, and verified clean.
+
+A worker runs its notebooks on one kept kernel, reset and checked against a fresh kernel's
+recorded state between notebooks (analysis.kernelstate). These tests hold that to the strictest
+standard there is: a full run of the sample with reuse (the session's ``sample_run``) and one
+with ``--fresh-kernels`` publish byte-identical files (executed notebooks, tables, CSV/XLSX, HTML,
+PDFs; masked only what differs between any two runs, tests/published.py). Real kernels
+throughout: a kernelspec that records each start counts them; a kernel left unclean on purpose
+is refused and stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_project_copy, run_cli
+from published import published
+
+from analysis import kernels, processes
+
+
+def _counting_kernelspec(tmp_path: Path) -> tuple[Path, Path]:
+    """A `python3` kernelspec (first on JUPYTER_PATH) that appends its pid to a file, then is ipykernel."""
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    starts = tmp_path / "kernel-starts.txt"
+    launcher = spec / "counting_kernel.py"
+    launcher.write_text(
+        "import os, runpy, sys\n"
+        f"with open({str(starts)!r}, 'a') as fh:\n    fh.write(f'{{os.getpid()}}\\n')\n"
+        "sys.argv = ['ipykernel_launcher', *sys.argv[1:]]\n"
+        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n",
+        encoding="utf-8",
+    )
+    argv = [sys.executable, str(launcher), "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Python 3 (counted)", "language": "python"}), encoding="utf-8"
+    )
+    return tmp_path / "jupyter", starts
+
+
+def test_reused_kernels_publish_the_fresh_kernels_files(sample_run, tmp_path, monkeypatch):
+    reused_project, reused = sample_run
+    assert reused.returncode == 0, reused.stderr[-3000:]
+    jupyter_path, starts = _counting_kernelspec(tmp_path)
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
+    project = make_project_copy(tmp_path / "fresh-kernels")
+    args = ("run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "2", "--no-progress")
+    proc = run_cli(project, *args, "--fresh-kernels")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(starts.read_text().split()) == 11  # the counting kernelspec ran: one kernel per notebook
+    fresh, reused_files = published(project), published(reused_project)
+    assert len(fresh) > 200  # executed notebooks, tables, CSV/XLSX, figures, HTML, PDFs, profiles, index
+    assert fresh.keys() == reused_files.keys()
+    assert [k for k in fresh if fresh[k] != reused_files[k]] == []
+    # and the reused run did reuse: no worker had to give up its kernel
+    logs = "".join(p.read_text(encoding="utf-8") for p in (reused_project / "reports" / "sample" / ".logs").glob("*"))
+    assert "kernel not reused" not in logs
+
+
+def test_one_kernel_per_worker_unless_fresh_kernels_are_asked_for(tmp_path, monkeypatch):
+    jupyter_path, starts = _counting_kernelspec(tmp_path)
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
+    project = make_project_copy(tmp_path / "p")
+    args = ("run", "--dataset", "sample", "--years", "2025", "--jobs", "1", "--no-progress", "--force")
+    proc = run_cli(project, *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(starts.read_text().split()) == 1  # three notebooks (FY2025, trends, quality), one kernel
+    monkeypatch.setenv(kernels.FRESH_KERNELS_ENV, "1")
+    proc = run_cli(project, *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(starts.read_text().split()) == 1 + 3
+    pids = [int(p) for p in starts.read_text().split()]
+    assert not [p for p in pids if processes.alive(p)], "a kernel outlived its run"
+
+
+# ---------------------------------------------------------------------------
+# the reset and its verification, on one real kernel
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def kernel(tmp_path):
+    kernel = kernels.acquire(str(tmp_path))
+    try:
+        yield kernel
+    finally:
+        kernels.shutdown_current()
+
+
+def _value(kernel: kernels.ReusableKernel, expression: str) -> str:
+    """repr of `expression` evaluated in the kernel (user_expressions: no name is bound)."""
+    import jupyter_core.utils
+
+    reply = jupyter_core.utils.run_sync(kernel.kc.execute_interactive)(
+        "", silent=True, store_history=False, user_expressions={"v": expression}, timeout=60
+    )
+    data = reply["content"]["user_expressions"]["v"]
+    assert data["status"] == "ok", data
+    return data["data"]["text/plain"]
+
+
+def _run(kernel: kernels.ReusableKernel, code: str) -> list[dict]:
+    """Run code as a notebook cell would (history, outputs); its stream/result/error outputs."""
+    import jupyter_core.utils
+
+    outputs: list[dict] = []
+
+    def hook(msg: dict) -> None:
+        if msg["msg_type"] in ("stream", "execute_result", "error"):
+            outputs.append(msg["content"])
+
+    jupyter_core.utils.run_sync(kernel.kc.execute_interactive)(code, timeout=120, output_hook=hook)
+    return outputs
+
+
+def test_a_reset_brings_back_a_fresh_kernels_state(kernel, tmp_path):
+    baseline = {
+        expr: _value(kernel, expr)
+        for expr in (
+            "sorted(get_ipython().user_ns)",
+            "__import__('matplotlib').rcParams['font.family']",
+            "__import__('matplotlib').rcParams['axes.facecolor']",
+            "get_ipython().execution_count",
+        )
+    }
+    first = _run(
+        kernel,
+        "import warnings, numpy as np, seaborn as sns, matplotlib.pyplot as plt\n"
+        "from analysis import plots\n"
+        "plots.setup(); sns.set_theme(style='darkgrid')\n"  # changes the rcParams theme
+        "x = 42; np.random.seed(0); fig = plt.figure()\n"
+        "warnings.warn('shown once per location', UserWarning)\n"
+        "np.random.random()",
+    )
+    assert any("shown once per location" in o.get("text", "") for o in first)
+    assert _value(kernel, "x") == "42"
+    assert kernels.release(kernel, ok=True) is None
+    assert kernels.acquire(str(tmp_path)) is kernel  # kept
+    for expr, value in baseline.items():
+        assert _value(kernel, expr) == value, expr
+    assert _value(kernel, "__import__('matplotlib.pyplot').pyplot.get_fignums()") == "[]"
+    # the global generator was reseeded (a fresh kernel's comes from the OS): not the seed-0 stream
+    again = _run(kernel, "import numpy as np; np.random.random()")
+    assert again and again[-1]["data"]["text/plain"] != first[-1]["data"]["text/plain"]
+    # a warning already shown in the previous notebook is shown again, as in a fresh kernel
+    assert kernels.release(kernel, ok=True) is None
+    shown = _run(kernel, "import warnings\nwarnings.warn('shown once per location', UserWarning)")
+    assert any("shown once per location" in o.get("text", "") for o in shown)
+    assert kernel.notebooks == 2
+
+
+@pytest.mark.parametrize(
+    ("leak", "named"),
+    [
+        ("import os; os.environ['ANALYSIS_TEST_LEAK'] = '1'", "environ: ANALYSIS_TEST_LEAK"),
+        ("import pandas as pd; pd.set_option('display.max_rows', 3)", "pandas"),
+        ("import numpy as np; np.seterr(all='raise')", "numpy"),
+        ("import analysis.report as r; r.REPORT_TEST_LEAK = [1]", "analysis: analysis.report.REPORT_TEST_LEAK"),
+        ("import os; os.chdir('/')", "cwd"),
+    ],
+)
+def test_a_kernel_that_cannot_be_reset_clean_is_stopped(kernel, tmp_path, leak, named):
+    pid = kernel.pid
+    _run(kernel, leak)
+    why = kernels.release(kernel, ok=True)
+    assert why is not None and named in why and "could not be reset" in why, why
+    assert not processes.alive(pid)
+    replacement = kernels.acquire(str(tmp_path))
+    assert replacement is not kernel and replacement.pid != pid and replacement.is_alive()
+
+
+def test_a_failed_notebook_costs_its_kernel(kernel, tmp_path):
+    pid = kernel.pid
+    assert kernels.release(kernel, ok=False) == "the notebook failed"
+    assert not processes.alive(pid)
+    assert kernels.acquire(str(tmp_path)).pid != pid
