@@ -204,7 +204,7 @@ def register_engine() -> None:
         """papermill's nbclient engine, on the kernel passed as `reusable_kernel` (or its own if None)."""
 
         @classmethod
-        def execute_managed_notebook(  # type: ignore[override]
+        def execute_managed_notebook(
             cls,
             nb_man: Any,
             kernel_name: str,

@@ -161,9 +161,9 @@ def _reset() -> None:
             mpl.rcParams.clear()
             dict.update(mpl.rcParams, copy.deepcopy(_RC))  # validated values, as recorded
     if _FILTERS is not None:
-        warnings.filters[:] = list(_FILTERS)
+        warnings.filters[:] = list(_FILTERS)  # type: ignore[index]  # a list at run time
     # "shown once" bookkeeping: a fresh kernel has shown no warning yet
-    warnings.onceregistry.clear()
+    warnings.onceregistry.clear()  # type: ignore[attr-defined]  # undeclared in typeshed
     for mod in list(sys.modules.values()):
         registry = getattr(mod, "__warningregistry__", None)
         if isinstance(registry, dict):
