@@ -84,7 +84,11 @@ def _module_values() -> dict[str, str]:
 
 
 def _clear_caches() -> None:
-    """Empty every functools cache (lru_cache, cache) of the analysis package's modules."""
+    """Empty every functools cache (lru_cache, cache) of the analysis package's modules, and
+    drop the file caches of ``analysis.filecache`` (a fresh kernel has read no file yet)."""
+    fc = sys.modules.get("analysis.filecache")
+    if fc is not None:
+        fc.CACHES.clear()  # callers ask filecache.cache(name, size) each time: recreated on use
     for name, mod in list(sys.modules.items()):
         if mod is None or not (name == "analysis" or name.startswith("analysis.")):
             continue
