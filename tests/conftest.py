@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -44,6 +45,26 @@ def make_project_copy(dest: Path) -> Path:
     shutil.copytree(ROOT / "docs", dest / "docs")
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
     return dest
+
+
+def python_kernelspec(tmp_path: Path, prelude: str, display_name: str) -> Path:
+    """A `python3` kernelspec under tmp_path/jupyter (put it first on JUPYTER_PATH) whose kernel
+    runs `prelude` (Python source) and then is ipykernel. Returns the JUPYTER_PATH folder."""
+    spec = tmp_path / "jupyter" / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    launcher = spec / "wrapped_kernel.py"
+    launcher.write_text(
+        "import os, runpy, sys\nfrom pathlib import Path\n"
+        + prelude
+        + "sys.argv = ['ipykernel_launcher', *sys.argv[1:]]\n"
+        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n",
+        encoding="utf-8",
+    )
+    argv = [sys.executable, str(launcher), "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": display_name, "language": "python"}), encoding="utf-8"
+    )
+    return tmp_path / "jupyter"
 
 
 def run_cli(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:

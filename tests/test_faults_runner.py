@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import make_project_copy, run_cli
+from conftest import make_project_copy, python_kernelspec, run_cli
 
 from analysis import processes, runner
 from analysis.site import build_index
@@ -500,24 +500,9 @@ def test_a_kernel_that_dies_before_answering_is_started_again(tmp_path, monkeypa
     """A kernel that exits at start-up (e.g. its port taken by a kernel starting at the same
     moment) ran no cell: the job starts another instead of failing the year. The kernelspec
     `python3` found first on JUPYTER_PATH dies once, then starts the real kernel."""
-    import json as _json
-
-    spec = tmp_path / "jupyter" / "kernels" / "python3"
-    spec.mkdir(parents=True)
     marker = tmp_path / "died-once"
-    launcher = spec / "flaky_kernel.py"
-    launcher.write_text(
-        "import runpy, sys\nfrom pathlib import Path\n"
-        f"marker = Path({str(marker)!r})\n"
-        "if not marker.exists():\n    marker.write_text('x')\n    sys.exit(1)\n"
-        "sys.argv = ['ipykernel_launcher', *sys.argv[1:]]\n"
-        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n",
-        encoding="utf-8",
-    )
-    argv = [sys.executable, str(launcher), "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(
-        _json.dumps({"argv": argv, "display_name": "Python 3 (flaky)", "language": "python"}), encoding="utf-8"
-    )
+    prelude = f"marker = Path({str(marker)!r})\nif not marker.exists():\n    marker.write_text('x')\n    sys.exit(1)\n"
+    python_kernelspec(tmp_path, prelude, "Python 3 (flaky)")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     project = make_project_copy(tmp_path / "p")
     proc = run_cli(project, "run", "--dataset", "sample", "--years", "2025", "--jobs", "1", "--no-progress")

@@ -11,12 +11,10 @@ is refused and stopped.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_project_copy, run_cli
+from conftest import make_project_copy, python_kernelspec, run_cli
 from published import published
 
 from analysis import kernels, processes
@@ -24,22 +22,9 @@ from analysis import kernels, processes
 
 def _counting_kernelspec(tmp_path: Path) -> tuple[Path, Path]:
     """A `python3` kernelspec (first on JUPYTER_PATH) that appends its pid to a file, then is ipykernel."""
-    spec = tmp_path / "jupyter" / "kernels" / "python3"
-    spec.mkdir(parents=True)
     starts = tmp_path / "kernel-starts.txt"
-    launcher = spec / "counting_kernel.py"
-    launcher.write_text(
-        "import os, runpy, sys\n"
-        f"with open({str(starts)!r}, 'a') as fh:\n    fh.write(f'{{os.getpid()}}\\n')\n"
-        "sys.argv = ['ipykernel_launcher', *sys.argv[1:]]\n"
-        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n",
-        encoding="utf-8",
-    )
-    argv = [sys.executable, str(launcher), "-f", "{connection_file}"]
-    (spec / "kernel.json").write_text(
-        json.dumps({"argv": argv, "display_name": "Python 3 (counted)", "language": "python"}), encoding="utf-8"
-    )
-    return tmp_path / "jupyter", starts
+    prelude = f"with open({str(starts)!r}, 'a') as fh:\n    fh.write(f'{{os.getpid()}}\\n')\n"
+    return python_kernelspec(tmp_path, prelude, "Python 3 (counted)"), starts
 
 
 def test_reused_kernels_publish_the_fresh_kernels_files(sample_run, tmp_path, monkeypatch):
