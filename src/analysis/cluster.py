@@ -116,7 +116,9 @@ class DaskExecutor:
     """Report jobs as Dask tasks: on the cluster at `scheduler`, or on a LocalCluster of `jobs` workers.
 
     The LocalCluster (processes, one thread per worker, no dashboard, no Dask memory limit: the
-    kernels are bounded by `memory_limit_mb` as with local workers) lives for one run_jobs call.
+    kernels are bounded by `memory_limit_mb` as with local workers) is made on first use and lives
+    until close(), so a multi-dataset run's finishing steps (run_calls: profiles, PDFs, index) run
+    on the same workers after the report jobs; on a remote cluster the workers then need chromium.
     An interrupted run cancels the outstanding tasks; on a LocalCluster it also stops the workers
     and their kernels. Tasks already running on a remote cluster finish there (Dask cannot stop a
     running task), but their staged output is only swapped in when complete.
@@ -135,9 +137,15 @@ class DaskExecutor:
         self.memory_limit_mb = memory_limit_mb or None
         self.client = client
         self.notes: list[str] = []
+        self._session: tuple[Any, Any] | None = None
 
     def _connect(self, n_jobs: int) -> tuple[Any, Any]:
-        """(client, cluster or None) for this run; the caller closes what it gets."""
+        """(client, LocalCluster or None): made on first use, kept until close() (jobs, then finishing)."""
+        if self._session is None:
+            self._session = self._open(n_jobs)
+        return self._session
+
+    def _open(self, n_jobs: int) -> tuple[Any, Any]:
         import logging
 
         from distributed import Client, LocalCluster
@@ -160,11 +168,38 @@ class DaskExecutor:
         )
         return Client(cluster), cluster
 
+    def close(self) -> None:
+        """Close the client this executor opened and stop its LocalCluster (never a client passed in)."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        client, cluster = session
+        if client is not self.client:
+            with suppress(Exception):
+                client.close()
+        if cluster is not None:
+            with suppress(Exception):
+                cluster.close()
+
+    def _stop_everything(self, futures: list) -> None:
+        """An interrupted run: cancel the tasks; a LocalCluster's workers (and their kernels) are stopped."""
+        client, cluster = self._session or (None, None)
+        if client is not None:
+            with suppress(Exception):
+                client.cancel(futures, force=True)
+        if cluster is not None:  # the LocalCluster's workers and their kernels are this process's descendants
+            from multiprocessing import resource_tracker
+
+            from .processes import descendants, stop_processes
+
+            tracker = getattr(resource_tracker._resource_tracker, "_pid", None)  # ends with this process
+            stop_processes([p for p in descendants(os.getpid()) if p != tracker])
+        self.close()
+
     def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]:
         from distributed import as_completed
 
-        client, cluster = self._connect(len(todo))
-        own_client = client is not self.client
+        client, _cluster = self._connect(len(todo))
         futures: dict[Any, Task] = {}
         try:
             for task in todo:
@@ -183,23 +218,39 @@ class DaskExecutor:
                     )
                 yield res
         except BaseException:
-            with suppress(Exception):
-                client.cancel(list(futures), force=True)
-            if cluster is not None:  # the LocalCluster's workers and their kernels are this process's descendants
-                from multiprocessing import resource_tracker
-
-                from .processes import descendants, stop_processes
-
-                tracker = getattr(resource_tracker._resource_tracker, "_pid", None)  # ends with this process
-                stop_processes([p for p in descendants(os.getpid()) if p != tracker])
+            self._stop_everything(list(futures))
             raise
-        finally:
-            if own_client:
-                with suppress(Exception):
-                    client.close()
-            if cluster is not None:
-                with suppress(Exception):
-                    cluster.close()
+
+    def run_calls(self, fn: Any, calls: list[tuple]) -> Iterator[tuple[int, object]]:
+        """fn(*args) for each of `calls` as Dask tasks (the finishing steps); (index, value or exception)."""
+        from distributed import as_completed
+
+        client, _cluster = self._connect(len(calls))
+        futures: dict[Any, int] = {}
+        try:
+            for i, args in enumerate(calls):
+                key = f"call-{getattr(fn, '__name__', 'fn')}-{i}-{uuid.uuid4().hex[:8]}"
+                futures[client.submit(run_call_task, fn, args, code_hash(), key=key, retries=0)] = i
+            for fut in as_completed(list(futures)):
+                try:
+                    value: object = fut.result()
+                except Exception as exc:  # KilledWorker, or the call's own error: the caller redoes it
+                    value = exc
+                yield futures[fut], value
+        except BaseException:
+            self._stop_everything(list(futures))
+            raise
+
+
+def run_call_task(fn: Any, args: tuple, expected_code: str) -> object:
+    """fn(*args) on a Dask worker, one at a time, refused (RunError) where the package code differs."""
+    if code_hash() != expected_code:
+        raise RunError(
+            f"Dask のワーカー（{os.uname().nodename}）の analysis パッケージが、この実行のものと異なります",
+            f"the analysis package on the Dask worker {os.uname().nodename} differs from this run's",
+        )
+    with _ONE_JOB_AT_A_TIME:
+        return fn(*args)
 
 
 def _task_error(job: Any, root: Path, exc: BaseException) -> JobResult:
@@ -209,4 +260,4 @@ def _task_error(job: Any, root: Path, exc: BaseException) -> JobResult:
     return _failed(job, *describe_failure(exc), report_dir=final)
 
 
-__all__ = ["DaskExecutor", "current_client", "parallel", "require_distributed", "run_report_task"]
+__all__ = ["DaskExecutor", "current_client", "parallel", "require_distributed", "run_call_task", "run_report_task"]

@@ -750,6 +750,12 @@ class JobExecutor(Protocol):
     def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]: ...
 
 
+# An executor may also offer, for the datasets' finishing steps of a multi-dataset run:
+#   run_calls(fn, calls: list[tuple]) -> Iterator[tuple[int, object]]  (index, value or the exception)
+#   close() -> None                                                    (called once the run is over)
+# Without run_calls, the finishing steps run one after another in this process.
+
+
 def make_executor(
     name: str = "local",
     jobs: int | None = None,
@@ -855,6 +861,9 @@ def run_many(
         else executor
     )
     with ExitStack() as stack:
+        close = getattr(exe, "close", None)
+        if close is not None:
+            stack.callback(close)  # a LocalCluster lives for the run: jobs, then the finishing steps
         for name in sorted(bases):
             stack.enter_context(run_lock(bases[name], wait=wait))
         stack.enter_context(_interrupt_on_signals())
@@ -938,7 +947,88 @@ def _run_locked(
             prepared[res.job.dataset].results.append(res)
     if executor.notes:
         prepared[dss[0].name].warnings.extend(executor.notes)
-    return {ds.name: _finish(ds, bases[ds.name], prepared[ds.name], build_site) for ds in dss}
+    run_calls = getattr(executor, "run_calls", None)
+    if len(dss) < 2 or not build_site or run_calls is None:
+        return {ds.name: _finish(ds, bases[ds.name], prepared[ds.name], build_site) for ds in dss}
+    return _finish_on_executor(dss, root, bases, prepared, run_calls, progress)
+
+
+def finish_dataset(name: str, root: str, prep: _Prepared) -> tuple[list[JobResult], list[str], float]:
+    """One dataset's finishing step (_finish: failure records, profiles, PDFs, index) as a task.
+
+    Runs in a worker process or on a Dask worker, with the project at `root` (ANALYSIS_ROOT for
+    the call, as a report job gets it). Returns the results, the warnings and the seconds taken.
+    """
+    t0 = time.perf_counter()
+    saved = os.environ.get("ANALYSIS_ROOT")
+    os.environ["ANALYSIS_ROOT"] = root
+    try:
+        done = _finish(load_dataset(name), reports_base(Path(root), name), prep, True)
+    finally:
+        if saved is None:
+            os.environ.pop("ANALYSIS_ROOT", None)
+        else:
+            os.environ["ANALYSIS_ROOT"] = saved
+    return list(done), done.warnings, time.perf_counter() - t0
+
+
+def _finish_on_executor(
+    dss: list[Dataset],
+    root: Path,
+    bases: dict[str, Path],
+    prepared: dict[str, _Prepared],
+    run_calls,
+    progress: bool,
+) -> dict[str, RunResults]:
+    """The finishing steps of several datasets as tasks on the executor, in parallel.
+
+    Printing 47 prefectures' PDFs one dataset after another in this process took longer than
+    their reports. A finishing task that fails on its worker (the worker died, or cannot see the
+    project) is done again here, so every dataset ends with its index and failure records.
+    """
+    from tqdm import tqdm
+
+    calls = [(ds.name, str(root), prepared[ds.name]) for ds in dss]
+    out: dict[str, RunResults] = {}
+    tty = progress and sys.stderr.isatty()
+    bar = tqdm(
+        total=len(calls),
+        desc="仕上げ（市町別カルテ・PDF・一覧）",
+        unit="件",
+        disable=not tty,
+        dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} 件 [経過 {elapsed}、残り約 {remaining}]",
+    )
+    try:
+        stream = run_calls(finish_dataset, calls)
+        try:
+            for i, value in stream:
+                ds = dss[i]
+                if isinstance(value, BaseException):
+                    ja, en = describe_failure(value)
+                    done = _finish(ds, bases[ds.name], prepared[ds.name], True)
+                    done.warnings.append(
+                        f"仕上げの作業を作業プロセスで実行できなかったため、本体で実行しました: {ja} / "
+                        f"the finishing step failed on its worker and was done in the main process: {en}"
+                    )
+                    out[ds.name], secs = done, 0.0
+                else:
+                    results, warnings, secs = value
+                    out[ds.name] = RunResults(results, warnings)
+                bar.update(1)
+                if progress and not tty:
+                    print(
+                        f"[仕上げ {len(out)}/{len(calls)}] {ds.name}: 完了（{secs:.1f} 秒）",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+    finally:
+        bar.close()
+    return {ds.name: out[ds.name] for ds in dss}
 
 
 def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunResults:
@@ -1046,14 +1136,36 @@ class LocalExecutor:
         self.reuse_kernels = not (fresh_kernels or fresh_kernels_requested())
         self.notes: list[str] = []
 
-    def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]:
-        n_workers = max(1, min(self.jobs or os.cpu_count() or 1, len(todo)))
-        pool = ProcessPoolExecutor(
-            max_workers=n_workers,
+    def _pool(self, n_tasks: int, memory_limit_mb: int | None, reuse_kernels: bool) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=max(1, min(self.jobs or os.cpu_count() or 1, n_tasks)),
             mp_context=get_context("spawn"),
             initializer=_worker_init,
-            initargs=(os.getpid(), self.memory_limit_mb, self.reuse_kernels),
+            initargs=(os.getpid(), memory_limit_mb, reuse_kernels),
         )
+
+    def run_calls(self, fn, calls: list[tuple]) -> Iterator[tuple[int, object]]:
+        """fn(*args) for each of `calls` in worker processes; (index, value or the exception raised).
+
+        For the finishing steps: no address-space bound here (chromium reserves far more address
+        space than it uses, and the main process, where these ran before, has none either).
+        """
+        pool = self._pool(len(calls), None, False)
+        try:
+            futures = {pool.submit(fn, *args): i for i, args in enumerate(calls)}
+            for fut in as_completed(futures):
+                try:
+                    value: object = fut.result()
+                except Exception as exc:  # BrokenProcessPool included: the caller redoes the call
+                    value = exc
+                yield futures[fut], value
+        except BaseException:
+            _abandon(pool)
+            raise
+        _shut(pool)
+
+    def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]:
+        pool = self._pool(len(todo), self.memory_limit_mb, self.reuse_kernels)
         try:
             futures = {pool.submit(execute_job, job, str(root), fp, meta): job for job, fp, meta in todo}
             for fut in as_completed(futures):
@@ -1068,18 +1180,27 @@ class LocalExecutor:
                     res = _failed(job, *describe_failure(exc, self.memory_limit_mb), report_dir=final)
                 yield res
         except BaseException:
-            workers = [p.pid for p in getattr(pool, "_processes", {}).values()]
-            # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process
-            from multiprocessing import resource_tracker
-
-            tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
-            stop_processes([p for p in descendants(os.getpid()) if p != tracker] or workers)
-            pool.shutdown(wait=False, cancel_futures=True)
+            _abandon(pool)
             raise
-        # each worker stops its kept kernel as it exits; whatever survives that is stopped here
-        left = [p for w in getattr(pool, "_processes", {}).values() for p in descendants(w.pid)]
-        pool.shutdown(wait=True)
-        stop_processes([p for p in left if alive(p)], grace=2.0)
+        _shut(pool)
+
+
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """An interrupted run: stop every process of the pool (workers, kernels, chromium), now."""
+    workers = [p.pid for p in getattr(pool, "_processes", {}).values()]
+    # multiprocessing's resource tracker ignores SIGTERM and ends by itself with this process
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+    stop_processes([p for p in descendants(os.getpid()) if p != tracker] or workers)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _shut(pool: ProcessPoolExecutor) -> None:
+    """A pool whose work is done: workers stop their kept kernels as they exit; what survives is stopped."""
+    left = [p for w in getattr(pool, "_processes", {}).values() for p in descendants(w.pid)]
+    pool.shutdown(wait=True)
+    stop_processes([p for p in left if alive(p)], grace=2.0)
 
 
 def record_outcomes(base: Path, results: list[JobResult]) -> list[str]:

@@ -1,0 +1,76 @@
+"""Several datasets in one run: their finishing steps (profiles, PDFs, index) run on the executor's workers.
+
+Printing 47 prefectures' profiles and PDFs one dataset after another in the main process took longer
+than their reports, so a multi-dataset run sends each dataset's finishing step to the workers. What
+it publishes must be what running each dataset alone (finishing in the main process) publishes.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import make_project_copy, run_cli
+from published import published
+
+from analysis.runner import run_many
+
+NAMES = ["national_pref16", "national_pref31"]  # the two smallest prefectures (15 and 19 municipalities)
+
+
+@pytest.fixture(scope="module")
+def prefectures(tmp_path_factory):
+    """A project with the national data split by prefecture: (together, alone) copies, both run."""
+    seed = make_project_copy(tmp_path_factory.mktemp("seed"))
+    gen = run_cli(seed, "sample", "--national", "--by-prefecture")
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    together = tmp_path_factory.mktemp("together")
+    alone = tmp_path_factory.mktemp("alone")
+    shutil.copytree(seed, together, dirs_exist_ok=True)
+    shutil.copytree(seed, alone, dirs_exist_ok=True)
+    years = ("--years", "2025", "--jobs", "2")
+    both = run_cli(together, "run", "--datasets", ",".join(NAMES), *years)
+    singles = [run_cli(alone, "run", "--dataset", name, *years, "--no-progress") for name in NAMES]
+    return together, both, alone, singles
+
+
+def test_datasets_run_together_publish_what_each_run_alone_publishes(prefectures):
+    together, both, alone, singles = prefectures
+    assert both.returncode == 0, both.stdout[-3000:] + both.stderr[-3000:]
+    assert all(p.returncode == 0 for p in singles), [p.stderr[-2000:] for p in singles]
+    # the finishing steps ran as tasks (one progress line each), not in the main process
+    for name in NAMES:
+        assert f"] {name}: 完了" in both.stderr and "[仕上げ " in both.stderr
+    for name in NAMES:
+        files_together, files_alone = published(together, name), published(alone, name)
+        assert any(k.startswith("profiles/FY2025/") and k.endswith(".pdf") for k in files_together)
+        assert any(k.endswith(".pdf") and k.startswith("FY2025/") for k in files_together)
+        assert "index.html" in files_together
+        assert files_together.keys() == files_alone.keys()
+        assert [k for k in files_together if files_together[k] != files_alone[k]] == []
+
+
+class _WorkersLost:
+    """An executor whose workers die under every finishing task (the report jobs are up to date)."""
+
+    def __init__(self):
+        self.notes: list[str] = []
+
+    def run_jobs(self, todo, root):
+        raise AssertionError("nothing to execute: every report is up to date")
+
+    def run_calls(self, fn, calls):
+        for i in range(len(calls)):
+            yield i, RuntimeError("worker lost")
+
+
+def test_a_finishing_step_lost_on_its_worker_is_done_in_the_main_process(prefectures, monkeypatch):
+    together, *_ = prefectures
+    index = together / "reports" / NAMES[0] / "index.html"
+    index.unlink()
+    monkeypatch.setenv("ANALYSIS_ROOT", str(together))
+    out = run_many(NAMES, [2025], executor=_WorkersLost(), progress=False)
+    for name in NAMES:
+        assert all(r.status == "skipped" for r in out[name])
+        assert any("本体で実行しました" in w and "worker lost" in w for w in out[name].warnings)
+    assert index.is_file()  # rebuilt here
