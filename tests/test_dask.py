@@ -13,8 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_project_copy, run_cli
+from conftest import make_project_copy, python_kernelspec, run_cli
 from published import published
+
+from analysis import processes
 
 SKIP_REASON = "dask.distributed is not installed (pip install -e '.[dask]'; make test installs it)"
 
@@ -122,6 +124,23 @@ def test_scheduler_without_the_dask_executor_is_refused(tmp_path):
     project = make_project_copy(tmp_path / "p")
     proc = run_cli(project, "run", "--scheduler", "tcp://127.0.0.1:8786")
     assert proc.returncode == 2 and "--executor dask" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_dask_worker_keeps_one_kernel_for_its_notebooks_and_stops_it_at_the_end(tmp_path, monkeypatch):
+    pytest.importorskip("distributed", reason=SKIP_REASON)
+    starts = tmp_path / "kernel-starts.txt"
+    prelude = f"with open({str(starts)!r}, 'a') as fh:\n    fh.write(f'{{os.getpid()}}\\n')\n"
+    monkeypatch.setenv("JUPYTER_PATH", str(python_kernelspec(tmp_path, prelude, "Python 3 (counted)")))
+    project = make_project_copy(tmp_path / "p")
+    args = ("run", "--years", "2025", "--jobs", "1", "--no-progress", "--force", "--executor", "dask")
+    proc = run_cli(project, *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(starts.read_text().split()) == 1  # three notebooks (FY2025, trends, quality), one kernel
+    proc = run_cli(project, *args, "--fresh-kernels")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(starts.read_text().split()) == 1 + 3
+    pids = [int(p) for p in starts.read_text().split()]
+    assert not [p for p in pids if processes.alive(p)], "a kernel outlived its run"
 
 
 # ---------------------------------------------------------------------------

@@ -49,14 +49,19 @@ def require_distributed() -> Any:
 _ONE_JOB_AT_A_TIME = threading.Lock()  # a worker with several threads still runs one job at a time
 
 
-def run_report_task(task: Task, root: str, memory_limit_mb: int | None) -> JobResult:
+_KEPT_KERNEL_CODE: str | None = None  # the package code (code_hash) under which this worker's kept kernel started
+
+
+def run_report_task(task: Task, root: str, memory_limit_mb: int | None, reuse_kernels: bool = False) -> JobResult:
     """Run one report job on a Dask worker, as a local worker process would (runner.execute_job).
 
     Refuses (a failed JobResult) when the worker cannot see the project at `root` or runs other
     package code than the run planned with. For the job's duration, the worker's stderr goes to the
     job's kernel log and its address space is bounded like a local worker's; both are restored after.
+    `reuse_kernels`: the worker keeps one verified-clean kernel for the run's notebooks, as local
+    workers do; a kernel kept under other package code (an earlier run's) is stopped first.
     """
-    job, fp, meta = task
+    job, fp, _meta = task
     final = str(Path(root) / "reports" / job.dataset / job.out_name)
     if not (Path(root) / "pyproject.toml").is_file() or not (Path(root) / "data" / "raw" / job.dataset).is_dir():
         return _failed(
@@ -92,7 +97,7 @@ def run_report_task(task: Task, root: str, memory_limit_mb: int | None) -> JobRe
                     limit = min(limit, hard)
                 if soft == resource.RLIM_INFINITY or limit < soft:
                     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))  # inherited by the kernel
-            return execute_job(job, root, fp, meta)
+            return _execute(task, root, reuse_kernels)
         finally:
             resource.setrlimit(resource.RLIMIT_AS, saved_limit)
             os.dup2(saved_stderr, 2)
@@ -101,6 +106,31 @@ def run_report_task(task: Task, root: str, memory_limit_mb: int | None) -> JobRe
                 os.environ.pop("JPY_PARENT_PID", None)
             else:
                 os.environ["JPY_PARENT_PID"] = saved_parent
+
+
+def _execute(task: Task, root: str, reuse_kernels: bool) -> JobResult:
+    """runner.execute_job, on this worker's kept kernel when `reuse_kernels`."""
+    global _KEPT_KERNEL_CODE
+    from . import kernels, runner
+
+    job, fp, meta = task
+    if fp["code_hash"] != _KEPT_KERNEL_CODE:  # its modules were imported from other code
+        kernels.shutdown_current()
+        _KEPT_KERNEL_CODE = fp["code_hash"]
+    saved, runner._REUSE_KERNELS = runner._REUSE_KERNELS, reuse_kernels
+    try:
+        return execute_job(job, root, fp, meta)
+    finally:
+        runner._REUSE_KERNELS = saved
+
+
+def stop_kept_kernel() -> None:
+    """On a Dask worker at the end of a run: stop the kernel it kept (client.run calls this)."""
+    global _KEPT_KERNEL_CODE
+    from . import kernels
+
+    kernels.shutdown_current()
+    _KEPT_KERNEL_CODE = None
 
 
 def _unreachable(address: str, exc: BaseException) -> RunError:
@@ -130,8 +160,13 @@ class DaskExecutor:
         jobs: int | None = None,
         memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
         client: Any | None = None,
+        fresh_kernels: bool = False,
     ):
+        from .kernels import fresh_kernels_requested
+
         require_distributed()
+        # each worker keeps one kernel for its notebooks (analysis.kernels), unless fresh ones are asked for
+        self.reuse_kernels = not (fresh_kernels or fresh_kernels_requested())
         self.scheduler = scheduler
         self.jobs = jobs
         self.memory_limit_mb = memory_limit_mb or None
@@ -168,12 +203,17 @@ class DaskExecutor:
         )
         return Client(cluster), cluster
 
-    def close(self) -> None:
-        """Close the client this executor opened and stop its LocalCluster (never a client passed in)."""
+    def close(self, interrupted: bool = False) -> None:
+        """Stop the workers' kept kernels, close the client this executor opened and stop its
+        LocalCluster (never a client passed in). `interrupted`: do not wait for the workers."""
         session, self._session = self._session, None
         if session is None:
             return
         client, cluster = session
+        if self.reuse_kernels:
+            with suppress(Exception):
+                # every worker stops the kernel it kept for this run (a LocalCluster's were stopped already)
+                client.run(stop_kept_kernel, wait=not interrupted)
         if client is not self.client:
             with suppress(Exception):
                 client.close()
@@ -194,7 +234,7 @@ class DaskExecutor:
 
             tracker = getattr(resource_tracker._resource_tracker, "_pid", None)  # ends with this process
             stop_processes([p for p in descendants(os.getpid()) if p != tracker])
-        self.close()
+        self.close(interrupted=True)
 
     def run_jobs(self, todo: list[Task], root: Path) -> Iterator[JobResult]:
         from distributed import as_completed
@@ -205,7 +245,9 @@ class DaskExecutor:
             for task in todo:
                 job = task[0]
                 key = f"report-{job.dataset}-{job.out_name.replace('/', '_')}-{uuid.uuid4().hex[:8]}"
-                fut = client.submit(run_report_task, task, str(root), self.memory_limit_mb, key=key, retries=0)
+                fut = client.submit(
+                    run_report_task, task, str(root), self.memory_limit_mb, self.reuse_kernels, key=key, retries=0
+                )
                 futures[fut] = task
             for fut in as_completed(list(futures)):
                 job = futures[fut][0]

@@ -765,7 +765,7 @@ def make_executor(
 ) -> JobExecutor:
     """The executor called `name`: 'local' (worker processes here) or 'dask' (a dask.distributed cluster).
 
-    `fresh_kernels`: a kernel per notebook on local workers (Dask workers always start one per notebook).
+    `fresh_kernels`: a kernel per notebook (otherwise each worker, local or Dask, keeps one for its notebooks).
     """
     if name == "local":
         if scheduler:
@@ -777,7 +777,9 @@ def make_executor(
     if name == "dask":
         from .cluster import DaskExecutor
 
-        return DaskExecutor(scheduler=scheduler, jobs=jobs, memory_limit_mb=memory_limit_mb)
+        return DaskExecutor(
+            scheduler=scheduler, jobs=jobs, memory_limit_mb=memory_limit_mb, fresh_kernels=fresh_kernels
+        )
     raise RunError(
         f"実行方式『{name}』はありません（{' / '.join(EXECUTORS)} のどれか）",
         f"unknown executor {name!r} (one of {', '.join(EXECUTORS)})",
