@@ -99,6 +99,19 @@ def test_unreachable_scheduler_is_one_bilingual_error(tmp_path):
     assert not (project / "reports" / "sample" / ".staging").exists()
 
 
+@pytest.mark.parametrize(
+    ("address", "words"),
+    [("http://127.0.0.1:8787", "ダッシュボード（http）のアドレス"), ("localhost", "アドレスの形ではありません")],
+)
+def test_a_malformed_scheduler_address_is_one_line_even_when_nothing_runs(tmp_path, address, words):
+    pytest.importorskip("distributed", reason=SKIP_REASON)
+    project = make_project_copy(tmp_path / "p")
+    proc = run_cli(project, "run", "--years", "2025", "--no-progress", "--executor", "dask", "--scheduler", address)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert words in proc.stderr and "tcp://" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (project / "reports").exists()
+
+
 def test_without_dask_the_executor_says_how_to_install_it(tmp_path):
     # runs whether or not dask is installed: the import is blocked in the child process
     project = make_project_copy(tmp_path / "p")

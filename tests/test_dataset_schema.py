@@ -305,3 +305,19 @@ def test_a_broken_master_is_a_clean_error_in_validate(project, capsys):
     _mark(project)
     code = main(["validate", str(project / "survey_FY2025.xlsx"), "--dataset", "sample"])
     assert code == 2 and "コードが重複しています" in capsys.readouterr().err
+
+
+def test_an_unknown_dataset_suggests_the_close_name_and_lists_only_a_few(tmp_path, monkeypatch):
+    from conftest import make_project_copy
+
+    project = make_project_copy(tmp_path / "p")
+    for i in range(1, 48):
+        d = project / "data" / "raw" / f"national_pref{i:02d}"
+        d.mkdir()
+        (d / "dataset.yaml").write_text("municipalities: m.csv\nsurveys: {}\n", encoding="utf-8")
+    monkeypatch.setenv("ANALYSIS_ROOT", str(project))
+    with pytest.raises(DatasetError) as err:
+        load_dataset("national-pref31")
+    text = str(err.value)
+    assert "もしかして『national_pref31』" in text and "did you mean 'national_pref31'?" in text
+    assert "ほか 40 件" in text and "and 40 more" in text and "national_pref47" not in text

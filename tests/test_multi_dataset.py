@@ -14,6 +14,7 @@ from conftest import make_project_copy, run_cli
 from published import published
 
 from analysis.runner import run_many
+from analysis.texts import REAL_NAMES_SYNTHETIC_BANNER_JA, SYNTHETIC_BANNER_JA
 
 NAMES = ["national_pref16", "national_pref31"]  # the two smallest prefectures (15 and 19 municipalities)
 
@@ -38,7 +39,8 @@ def test_datasets_run_together_publish_what_each_run_alone_publishes(prefectures
     together, both, alone, singles = prefectures
     assert both.returncode == 0, both.stdout[-3000:] + both.stderr[-3000:]
     assert all(p.returncode == 0 for p in singles), [p.stderr[-2000:] for p in singles]
-    # the finishing steps ran as tasks (one progress line each), not in the main process
+    # the plan comes first; then the finishing steps ran as tasks (one progress line each)
+    assert both.stderr.startswith("データセット 2 件・レポート 6 件: 作成 6 件、最新のため省略 0 件")
     for name in NAMES:
         assert f"] {name}: 完了" in both.stderr and "[仕上げ " in both.stderr
     for name in NAMES:
@@ -47,6 +49,10 @@ def test_datasets_run_together_publish_what_each_run_alone_publishes(prefectures
         assert any(k.endswith(".pdf") and k.startswith("FY2025/") for k in files_together)
         assert "index.html" in files_together
         assert files_together.keys() == files_alone.keys()
+        # real municipality names with fictional answers: the banner says exactly that
+        for page in ("index.html", "FY2025/report.html", "profiles/index.html"):
+            html = (together / "reports" / name / page).read_text(encoding="utf-8")
+            assert REAL_NAMES_SYNTHETIC_BANNER_JA in html and SYNTHETIC_BANNER_JA not in html, page
         assert [k for k in files_together if files_together[k] != files_alone[k]] == []
 
 

@@ -450,3 +450,21 @@ def test_assumptions_caption_names_the_logs_own_columns(tmp_path):
     columns = [c.strip() for c in header.strip("|").split("|")]
     page = write_assumptions(Path(__file__).resolve().parents[1] / "docs" / "assumptions.md", tmp_path / "real")
     assert f"<caption>前提の一覧（{'・'.join(columns)}）</caption>" in page.read_text(encoding="utf-8")
+
+
+def test_a_failure_reason_shows_paths_relative_to_the_project_and_wraps(reports):
+    # the runner's record names the survey by its absolute path; the published page must not
+    project = reports.parent.parent.resolve()
+    (reports / ".failed").mkdir()
+    long_name = "survey_FY2024_" + "x" * 80 + ".xlsx"
+    record = {
+        "name": "FY2024",
+        "reason_ja": f"{project}/data/raw/sample/{long_name}: 読み込めません",
+        "reason_en": f"{project}/data/raw/sample/{long_name}: unreadable",
+    }
+    (reports / ".failed" / "FY2024.json").write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    html = build_index(reports, DATASET).read_text(encoding="utf-8")
+    assert f"data/raw/sample/{long_name}" in html and str(project) not in html
+    # the reason is in a status-detail or status-failed element, which wraps anywhere
+    css = re.search(r"\.status-failed, \.status-detail \{([^}]*)\}", html)
+    assert css is not None and "overflow-wrap: anywhere" in css.group(1) and "white-space: normal" in css.group(1)

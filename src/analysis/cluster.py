@@ -16,6 +16,7 @@ same as a local run's.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -133,6 +134,33 @@ def stop_kept_kernel() -> None:
     _KEPT_KERNEL_CODE = None
 
 
+_SCHEMES = ("tcp", "tls", "ucx", "inproc", "ws", "wss")
+
+
+def check_scheduler_address(address: str) -> str:
+    """`address` if it looks like a Dask scheduler address (tcp://host:8786, or host:port); else RunError.
+
+    Checked before anything runs, so a typo is one line even when every report is up to date and
+    the scheduler would never be contacted. The dashboard's http:// address is the usual mistake.
+    """
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    host, colon, port = rest.rpartition(":")
+    if scheme.lower() in ("http", "https"):
+        raise RunError(
+            f"--scheduler の『{address}』はダッシュボード（http）のアドレスです。スケジューラのアドレス"
+            "（例: tcp://ホスト名:8786）を指定してください",
+            f"--scheduler {address!r} is the dashboard's (http) address; give the scheduler's, e.g. tcp://host:8786",
+        )
+    if scheme.lower() not in _SCHEMES or not colon or not host or not port.isdigit():
+        raise RunError(
+            f"--scheduler の『{address}』は Dask のスケジューラのアドレスの形ではありません（例: tcp://ホスト名:8786）",
+            f"--scheduler {address!r} is not a Dask scheduler address (e.g. tcp://host:8786)",
+        )
+    return address
+
+
 def _unreachable(address: str, exc: BaseException) -> RunError:
     return RunError(
         f"Dask のスケジューラ {address} に接続できません（{type(exc).__name__}: {exc}）。"
@@ -165,6 +193,8 @@ class DaskExecutor:
         from .kernels import fresh_kernels_requested
 
         require_distributed()
+        if scheduler:
+            check_scheduler_address(scheduler)
         # each worker keeps one kernel for its notebooks (analysis.kernels), unless fresh ones are asked for
         self.reuse_kernels = not (fresh_kernels or fresh_kernels_requested())
         self.scheduler = scheduler
@@ -190,17 +220,26 @@ class DaskExecutor:
         if self.scheduler:
             try:
                 return Client(self.scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"), None
-            except (OSError, TimeoutError) as exc:
+            except Exception as exc:  # OSError, TimeoutError; ValueError for an address Dask cannot parse
                 raise _unreachable(self.scheduler, exc) from None
         n_workers = max(1, min(self.jobs or os.cpu_count() or 1, n_jobs))
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            memory_limit=0,
-            silence_logs=logging.ERROR,
-        )
+        # Ctrl-C reaches every process of the terminal: the workers inherit SIGINT ignored (a
+        # spawned interpreter keeps it so), and this process stops them, instead of each printing
+        # its own KeyboardInterrupt traceback
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # a free port: no "port 8787 in use" warning; no dashboard without bokeh
+                memory_limit=0,
+                silence_logs=logging.ERROR,
+            )
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
         return Client(cluster), cluster
 
     def close(self, interrupted: bool = False) -> None:
@@ -302,4 +341,12 @@ def _task_error(job: Any, root: Path, exc: BaseException) -> JobResult:
     return _failed(job, *describe_failure(exc), report_dir=final)
 
 
-__all__ = ["DaskExecutor", "current_client", "parallel", "require_distributed", "run_call_task", "run_report_task"]
+__all__ = [
+    "DaskExecutor",
+    "check_scheduler_address",
+    "current_client",
+    "parallel",
+    "require_distributed",
+    "run_call_task",
+    "run_report_task",
+]

@@ -12,6 +12,7 @@ Internal module: its names serve the package and may change; the public interfac
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import re
 import stat
@@ -41,6 +42,7 @@ KEYS = {
     "prefecture_ja": (str, False),
     "description_ja": (str, False),
     "description_en": (str, False),
+    "banner_ja": (str, False),
     "municipalities": (str, True),
     "surveys": (dict, True),
     "min_response_rate": ((int, float), False),
@@ -68,6 +70,16 @@ class Dataset:
     @property
     def synthetic(self) -> bool:
         return bool(self.meta.get("synthetic", False))
+
+    @property
+    def banner_ja(self) -> str | None:
+        """The banner over every page of a synthetic dataset (dataset.yaml `banner_ja`, else the
+        fictional-prefecture one); None for real data."""
+        if not self.synthetic:
+            return None
+        from .texts import SYNTHETIC_BANNER_JA
+
+        return str(self.meta.get("banner_ja") or SYNTHETIC_BANNER_JA)
 
     @property
     def label_ja(self) -> str:
@@ -216,9 +228,16 @@ def load_dataset(name: str) -> Dataset:
     root = data_dir() / "raw" / name
     meta_path = root / "dataset.yaml"
     if not meta_path.is_file():
+        have = available()
+        close = difflib.get_close_matches(name, have, n=1, cutoff=0.8)
+        hint_ja, hint_en = (f"もしかして『{close[0]}』？ ", f"did you mean {close[0]!r}? ") if close else ("", "")
+        # a national run has 49 datasets: name a few, say how many
+        shown = ", ".join(have[:8]) + (f" ほか {len(have) - 8} 件" if len(have) > 8 else "")
+        shown_en = ", ".join(have[:8]) + (f" and {len(have) - 8} more" if len(have) > 8 else "")
         raise DatasetError(
-            f"データセット『{name}』が見つかりません（{meta_path} がありません）。利用できるもの: {', '.join(available()) or 'なし'}",
-            f"unknown dataset {name!r}; available: {', '.join(available()) or 'none'}",
+            f"データセット『{name}』が見つかりません（{meta_path} がありません）。{hint_ja}"
+            f"利用できるもの: {shown or 'なし'}",
+            f"unknown dataset {name!r}; {hint_en}available: {shown_en or 'none'}",
         )
     meta = validate_meta(_load_yaml(meta_path), meta_path)
     for key, rel in [

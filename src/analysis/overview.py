@@ -14,9 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from .datasets import NAME_RE, DatasetError, load_dataset
-from .htmlexport import FICTIONAL_DATA_BANNER_JA, TEMPLATE_DIR, find_offline_violations, write_text_atomic
+from .htmlexport import TEMPLATE_DIR, find_offline_violations, write_text_atomic
 
 OVERVIEW_TITLE_JA = "データセット一覧 — 包括的な支援体制の整備に関する市町支援の評価"
+#: over the list when every dataset is synthetic, and when only some are (those rows say 架空データ)
+ALL_SYNTHETIC_BANNER_JA = (
+    "架空データ：この一覧のデータセットはすべてプログラムで作成した架空の回答によるもので、"
+    "実在の自治体の回答・実績とは関係ありません。"
+)
+SOME_SYNTHETIC_BANNER_JA = (
+    "「架空データ」と記したデータセットは、プログラムで作成した架空の回答によるもので、"
+    "実在の自治体の回答・実績とは関係ありません。"
+)
 _FY = re.compile(r"^FY(\d{4})$")
 
 
@@ -54,6 +63,12 @@ def _row(reports: Path, name: str) -> dict[str, Any]:
     }
 
 
+def _synthetic(rows: list[dict[str, Any]]) -> str:
+    """'all', 'some' or 'none' of the listed datasets synthetic: a real dataset is never called fictional."""
+    flags = [bool(r["synthetic"]) for r in rows]
+    return "all" if flags and all(flags) else "some" if any(flags) else "none"
+
+
 def build_overview(reports: Path, names: list[str] | None = None) -> Path:
     """Write reports/index.html linking every reports/<name>/index.html (and `names`, if given)."""
     import jinja2
@@ -73,8 +88,9 @@ def build_overview(reports: Path, names: list[str] | None = None) -> Path:
     html = env.get_template("overview.html.j2").render(
         title=OVERVIEW_TITLE_JA,
         rows=rows,
-        synthetic=any(r["synthetic"] for r in rows),
-        banner=FICTIONAL_DATA_BANNER_JA,
+        synthetic=_synthetic(rows),
+        banner=ALL_SYNTHETIC_BANNER_JA,
+        banner_some=SOME_SYNTHETIC_BANNER_JA,
     )
     violations = find_offline_violations(html)
     if violations:  # pragma: no cover - guards future template edits

@@ -30,7 +30,6 @@ from .errors import AnalysisError
 from .export import write_bytes, write_csv, write_text, write_xlsx
 from .panel import build_panel, cross_section
 from .paths import data_dir
-from .texts import SYNTHETIC_BANNER_JA
 from .wareki import wareki_fy
 
 #: Japanese sheet names of tables.xlsx (with the table's number; at most 31 characters).
@@ -386,7 +385,7 @@ class Report:
 
     @property
     def banner(self) -> str | None:
-        return SYNTHETIC_BANNER_JA if self.dataset.synthetic else None
+        return self.dataset.banner_ja
 
     # -- notebook display --------------------------------------------------------------------
 
@@ -525,7 +524,7 @@ class Report:
                 sheets[sheet], sheet_titles[sheet] = s.table, s.title
             if s.figure is not None:
                 write_bytes(out / "figures" / f"{s.figure.name}.png", s.figure.png)
-        note = SYNTHETIC_BANNER_JA if self.dataset.synthetic else None
+        note = self.dataset.banner_ja
         write_xlsx(sheets, out / "tables.xlsx", titles=sheet_titles, note=note)
         write_text(out / "summary.json", json.dumps(self.summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
         return out

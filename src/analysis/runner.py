@@ -132,9 +132,18 @@ class OutputError(AnalysisError):
 class Interrupted(AnalysisError):
     """The run was stopped by a signal; workers and kernels were stopped too."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum: int, remote: bool = False):
         name = signal.Signals(signum).name
         self.signum = signum
+        if remote:  # Dask cannot stop a task that a remote worker is running
+            super().__init__(
+                f"{name} を受けて中断しました（まだ始まっていないタスクは取り消しました。クラスタのワーカーで実行中の"
+                "タスクは最後まで動きますが、できたレポートは完成してから差し替わるため、以前のレポートが途中で"
+                "壊れることはありません）",
+                f"interrupted by {name}; tasks not yet started were cancelled; tasks already running on the cluster's "
+                "workers run to their end, but a report is only swapped in when complete",
+            )
+            return
         super().__init__(
             f"{name} を受けて中断しました（作業プロセスとカーネルは停止しました。以前のレポートはそのままです）",
             f"interrupted by {name}; workers and kernels were stopped, earlier reports are unchanged",
@@ -481,7 +490,6 @@ def _execute(
     import resource
 
     from .htmlexport import notebook_to_html
-    from .texts import SYNTHETIC_BANNER_JA
 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -494,7 +502,7 @@ def _execute(
         nb_out,
         staging / "report.html",
         title=meta["titles"][job.out_name],
-        banner_ja=SYNTHETIC_BANNER_JA if meta["synthetic"] else None,
+        banner_ja=meta["banner_ja"],
         index_href="../" * len(Path(job.out_name).parts) + "index.html",
         nav_links=[("summary.html", "1枚の要約")] if job.notebook == "fiscal_year_report" else (),
     )
@@ -873,9 +881,11 @@ def run_many(
             return _run_locked(
                 dss, root, bases, year_lists, exe, force, exposure_lag, progress, build_site, memory_limit_mb or None
             )
-        except BaseException:
+        except BaseException as exc:
             for base in bases.values():
                 repair(base)  # staging folders of the workers just stopped
+            if isinstance(exc, Interrupted) and getattr(exe, "scheduler", None):
+                raise Interrupted(exc.signum, remote=True) from None
             raise
 
 
@@ -895,7 +905,7 @@ def _prepare(
     warnings = repair(base)
     all_jobs = plan(ds, year_list, exposure_lag)
     bad = preflight(ds, ds.years)
-    meta = {"titles": _titles(ds), "synthetic": ds.synthetic, **common}
+    meta = {"titles": _titles(ds), "synthetic": ds.synthetic, "banner_ja": ds.banner_ja, **common}
     results: list[JobResult] = []
     todo: list[Task] = []
     for job in all_jobs:
@@ -944,6 +954,8 @@ def _run_locked(
         for ds in dss
     }
     todo = [task for p in prepared.values() for task in p.todo]
+    if progress:
+        print(_plan_line(prepared), file=sys.stderr, flush=True)
     if todo:
         for res in _execute_all(todo, root, executor, progress):
             prepared[res.job.dataset].results.append(res)
@@ -953,6 +965,23 @@ def _run_locked(
     if len(dss) < 2 or not build_site or run_calls is None:
         return {ds.name: _finish(ds, bases[ds.name], prepared[ds.name], build_site) for ds in dss}
     return _finish_on_executor(dss, root, bases, prepared, run_calls, progress)
+
+
+def _plan_line(prepared: dict[str, _Prepared]) -> str:
+    """What the run is about to do, before the first report is done: datasets, reports to make,
+    up to date, refused (input errors, with their names: they appear in no progress line)."""
+    n_all = sum(len(p.all_jobs) for p in prepared.values())
+    n_todo = sum(len(p.todo) for p in prepared.values())
+    done = [r for p in prepared.values() for r in p.results]
+    n_skip = sum(r.status == "skipped" for r in done)
+    refused = [f"{r.job.dataset}/{r.job.out_name}" for r in done if r.status == "failed"]
+    ja = f"データセット {len(prepared)} 件・レポート {n_all} 件: 作成 {n_todo} 件、最新のため省略 {n_skip} 件"
+    en = f"{len(prepared)} dataset(s), {n_all} report(s): {n_todo} to make, {n_skip} up to date"
+    if refused:
+        names = ", ".join(refused[:5]) + (f" ほか {len(refused) - 5} 件" if len(refused) > 5 else "")
+        ja += f"、入力に問題があり作成しない {len(refused)} 件（{names}）"
+        en += f", {len(refused)} refused for input errors"
+    return f"{ja} / {en}"
 
 
 def finish_dataset(name: str, root: str, prep: _Prepared) -> tuple[list[JobResult], list[str], float]:
@@ -1244,11 +1273,8 @@ def record_outcomes(base: Path, results: list[JobResult]) -> list[str]:
 def publish_print(ds: Dataset, base: Path) -> list[str]:
     """One-page summaries, report PDFs and the slide images (analysis.pdf); notes for the summary."""
     from .pdf import publish
-    from .texts import SYNTHETIC_BANNER_JA
 
-    return publish(
-        base, label_ja=ds.label_ja, synthetic=ds.synthetic, banner_ja=SYNTHETIC_BANNER_JA if ds.synthetic else None
-    )
+    return publish(base, label_ja=ds.label_ja, synthetic=ds.synthetic, banner_ja=ds.banner_ja)
 
 
 def build_index(ds: Dataset) -> Path:
@@ -1260,11 +1286,16 @@ def build_index(ds: Dataset) -> Path:
     root = project_root()
     out = reports_base(root, ds.name)
     out.mkdir(parents=True, exist_ok=True)
-    banner = SYNTHETIC_BANNER_JA if ds.synthetic else None
+    banner = ds.banner_ja
     write_assumptions(root / "docs" / "assumptions.md", out, banner_ja=banner)
     meta = {k: ds.meta.get(k) for k in ("label_ja", "label_en", "description_ja")}
     meta.update(
-        {"name": ds.name, "synthetic": ds.synthetic, "fiscal_years": ds.years, "banner_ja": SYNTHETIC_BANNER_JA}
+        {
+            "name": ds.name,
+            "synthetic": ds.synthetic,
+            "fiscal_years": ds.years,
+            "banner_ja": ds.banner_ja or SYNTHETIC_BANNER_JA,
+        }
     )
     return _build(out, meta)
 

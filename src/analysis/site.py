@@ -188,11 +188,15 @@ def _failure_record(reports_dir: Path, directory: Path) -> dict[str, Any] | None
     return data if isinstance(data, dict) else {"reason_ja": "失敗の記録の形式が不正です"}
 
 
-def _reason_text(record: dict[str, Any]) -> str:
+def _reason_text(record: dict[str, Any], project: Path | None = None) -> str:
+    """The failure's reason for the page: one line, at most 400 characters, with the paths inside
+    `project` made relative to it (a published page does not show the analyst's folders)."""
     text = " ".join(str(record.get("reason_ja") or "").split())
     en = " ".join(str(record.get("reason_en") or "").split())
     if en and en not in text:
         text = f"{text} / {en}" if text else en
+    if project is not None:
+        text = text.replace(f"{project}/", "")
     return text[:400] + ("…" if len(text) > 400 else "")
 
 
@@ -205,7 +209,7 @@ def _entry(reports_dir: Path, directory: Path, manifest: _Manifest, *, with_tabl
     entry = _entry_from_manifest(reports_dir, directory, manifest, with_tables=with_tables)
     record = _failure_record(reports_dir, directory)
     if record is not None:
-        reason = _reason_text(record)
+        reason = _reason_text(record, reports_dir.resolve().parent.parent)
         if entry.state == "ok":
             assert manifest.data is not None
             entry.stale = (

@@ -37,6 +37,7 @@ from .codebook import Codebook, load_codebook
 from .errors import AnalysisError
 from .export import save_workbook, write_csv, write_text
 from .survey import Limits
+from .texts import REAL_NAMES_SYNTHETIC_BANNER_JA
 from .wareki import wareki_fy
 
 BASE_SEED = 20250901
@@ -556,6 +557,7 @@ def write_national(
         "label_ja": "全国（合成データ・架空の回答）",
         "label_en": "National synthetic data (fictional answers)",
         "synthetic": True,
+        "banner_ja": REAL_NAMES_SYNTHETIC_BANNER_JA,
         "prefecture_code": None,
         "description_ja": (
             "全国1,741市町村の実在のコード・名称に、analysis.synthetic が固定シードで生成した架空の回答を"
@@ -622,6 +624,7 @@ def write_national_by_prefecture(
             "label_ja": f"{pref_ja}（全国合成データ・架空の回答）",
             "label_en": f"Prefecture {pref} of the national synthetic data (fictional answers)",
             "synthetic": True,
+            "banner_ja": REAL_NAMES_SYNTHETIC_BANNER_JA,
             "prefecture_code": pref,
             "prefecture_ja": pref_ja,
             "description_ja": (
