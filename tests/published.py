@@ -16,7 +16,8 @@ def published(project: Path, dataset: str = "sample") -> dict[str, str]:
     """sha256 of every file under reports/<dataset>/, with the volatile parts of a few masked.
 
     Masked, because they differ between any two runs (or any two project folders), executor or not:
-    manifest timings and peak memory; the index's generation time; the project's absolute path (the
+    manifest timings and peak memory; the index's generation time; the finishing step's record
+    of the files' modification times (.site-state.json); the project's absolute path (the
     injected output_dir) and the staging folder's pid; papermill's execution times and the random id
     of the injected-parameters cell; kernel logs (the kernels' own warnings). Everything else, PDFs
     and slide images included, must be byte-identical.
@@ -25,7 +26,7 @@ def published(project: Path, dataset: str = "sample") -> dict[str, str]:
     out = {}
     for p in sorted(base.rglob("*")):
         rel = p.relative_to(base).as_posix()
-        if not p.is_file() or rel == ".run.lock" or rel.startswith(".logs/"):
+        if not p.is_file() or rel in (".run.lock", ".site-state.json") or rel.startswith(".logs/"):
             continue
         data = p.read_bytes().replace(str(project).encode(), b"<project>")
         if p.name == "manifest.json":

@@ -110,3 +110,22 @@ def test_an_interrupted_swap_is_undone(tmp_path):
     assert (base / "FY2025" / "report.html").read_text(encoding="utf-8") == "good"
     assert (base / "quality" / "FY2024").is_dir()
     assert not list(base.rglob(".old-*")) and len(restored) == 2
+
+
+def test_an_unchanged_run_skips_the_finishing_step_and_a_deleted_page_is_made_again(tmp_path):
+    project = make_project_copy(tmp_path / "p")
+    base = project / "reports" / "sample"
+    args = ("run", "--dataset", "sample", "--years", "2025", "--jobs", "2", "--no-progress")
+    assert run_cli(project, *args).returncode == 0
+    state = base / ".site-state.json"
+    first = state.stat().st_mtime_ns
+    profile = sorted((base / "profiles" / "FY2025").glob("*.html"))[0]
+    # nothing changed: every report is up to date and the finishing step is not done again
+    again = run_cli(project, *args)
+    assert again.returncode == 0 and set(_status(again.stdout).values()) == {"最新"}
+    assert state.stat().st_mtime_ns == first
+    # a published page deleted by hand: the next run notices and makes it again
+    profile.unlink()
+    third = run_cli(project, *args)
+    assert third.returncode == 0 and set(_status(third.stdout).values()) == {"最新"}
+    assert profile.is_file() and state.stat().st_mtime_ns > first

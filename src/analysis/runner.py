@@ -1074,6 +1074,10 @@ def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunRe
     results.sort(key=lambda r: order[r.job.out_name])
     warnings += record_outcomes(base, results)
     if build_site:
+        state = site_state(ds, base)
+        if state == _read_site_state(base):
+            return RunResults(results, warnings)  # nothing it reads or wrote has changed since it last ran
+        n_warnings = len(warnings)
         try:
             write_all_profiles(ds, base)
         except OSError as exc:
@@ -1094,7 +1098,54 @@ def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunRe
                     report_dir=str(base),
                 )
             )
+        else:
+            if len(warnings) == n_warnings:  # complete (PDFs printed too): the next run may skip it
+                _write_site_state(base, site_state(ds, base))
     return RunResults(results, warnings)
+
+
+_SITE_STATE = ".site-state.json"
+_NOT_SITE = {".run.lock", ".logs", ".staging", _SITE_STATE}
+
+
+def site_state(ds: Dataset, base: Path) -> str:
+    """Digest of what the finishing step reads and writes, to skip it when nothing changed.
+
+    The package code, the dataset's inputs and the shared data files (by content), and every
+    file under reports/<dataset>/ by name, size and modification time: a report re-made, a
+    failure recorded, a PDF or profile deleted by hand, all change it.
+    """
+    root = project_root()
+    h = hashlib.sha256(code_hash().encode())
+    shared = [root / "docs" / "assumptions.md", *sorted((root / "data" / "codebook").glob("*.yaml"))]
+    shared += sorted(p for p in (root / "data" / "external").rglob("*") if p.is_file())
+    for p in [*ds.input_files(), *shared]:
+        h.update(f"{p}\0{sha256(p) if p.is_file() else '-'}\n".encode())
+    for dirpath, dirnames, filenames in os.walk(base):
+        rel = Path(dirpath).relative_to(base)
+        if rel == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in _NOT_SITE and not d.startswith(".old-")]
+        dirnames.sort()
+        for name in sorted(filenames):
+            if rel == Path(".") and name in _NOT_SITE:
+                continue
+            st = os.stat(os.path.join(dirpath, name))
+            h.update(f"{rel / name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _read_site_state(base: Path) -> str | None:
+    try:
+        return json.loads((base / _SITE_STATE).read_text(encoding="utf-8")).get("digest")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _write_site_state(base: Path, digest: str) -> None:
+    from .export import write_text
+
+    with suppress(OSError):  # unwritten, the next run finishes again: slower, never wrong
+        write_text(base / _SITE_STATE, json.dumps({"digest": digest}) + "\n")
 
 
 def _execute_all(todo: list[Task], root: Path, executor: JobExecutor, progress: bool) -> list[JobResult]:
