@@ -55,3 +55,17 @@ def test_the_list_becomes_cards_on_a_phone(project):
     html = build_overview(project / "reports", ["sample", "real31"]).read_text(encoding="utf-8")
     assert 'class="table-scroll table-years"' in html and ".table-years td" in html
     assert html.count('data-label="') >= 2 * 6
+
+
+def test_the_page_says_when_its_newest_report_was_made_never_the_clock(project):
+    import json
+
+    reports = project / "reports"
+    html = build_overview(reports, ["sample", "real31"]).read_text(encoding="utf-8")
+    assert "最新のレポートの作成日時：不明" in html
+    for name, finished in (("sample", "2026-11-28T01:30:00+00:00"), ("real31", "2026-11-29T03:05:00+00:00")):
+        (reports / name / "FY2025").mkdir()
+        manifest = {"status": "ok", "finished": finished, "summary": {"n_municipalities": 35}}
+        (reports / name / "FY2025" / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    html = build_overview(reports, ["sample", "real31"]).read_text(encoding="utf-8")
+    assert '<time datetime="2026-11-29T03:05:00+00:00">2026年11月29日 12:05（日本時間）</time>' in html

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from .datasets import NAME_RE, DatasetError, load_dataset
 from .htmlexport import TEMPLATE_DIR, find_offline_violations, write_text_atomic
+from .site import _JST, _parse_time
 
 OVERVIEW_TITLE_JA = "データセット一覧 — 包括的な支援体制の整備に関する市町支援の評価"
 #: over the list when every dataset is synthetic, and when only some are (those rows say 架空データ)
@@ -45,6 +47,7 @@ def _row(reports: Path, name: str) -> dict[str, Any]:
         meta = {}
     manifests = [p for p in base.rglob("manifest.json") if ".staging" not in p.parts and ".failed" not in p.parts]
     ok = [m for m in map(_manifest, manifests) if m.get("status") == "ok"]
+    times = [t for t in (_parse_time(m.get("finished")) for m in ok) if t is not None]
     years = sorted((int(m.group(1)), d) for d in base.iterdir() if (m := _FY.match(d.name)) and d.is_dir())
     summary = _manifest(years[-1][1] / "manifest.json").get("summary", {}) if years else {}
     failed = base / ".failed"
@@ -60,6 +63,7 @@ def _row(reports: Path, name: str) -> dict[str, Any]:
         "n_full": summary.get("n_full", "—"),
         "n_ok": len(ok),
         "n_failed": len(list(failed.glob("*.json"))) if failed.is_dir() else 0,
+        "newest": max(times) if times else None,
     }
 
 
@@ -77,6 +81,7 @@ def build_overview(reports: Path, names: list[str] | None = None) -> Path:
     found = {p.parent.name for p in reports.glob("*/index.html") if NAME_RE.fullmatch(p.parent.name)}
     found |= {n for n in names or () if (reports / n / "index.html").is_file()}
     rows = [_row(reports, n) for n in sorted(found)]
+    newest = max((r["newest"] for r in rows if r["newest"] is not None), default=None)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "site")),
         autoescape=True,
@@ -89,6 +94,9 @@ def build_overview(reports: Path, names: list[str] | None = None) -> Path:
         title=OVERVIEW_TITLE_JA,
         rows=rows,
         synthetic=_synthetic(rows),
+        # the newest report's time, never the clock: the page is the same when nothing changed
+        generated_ja=newest.astimezone(_JST).strftime("%Y年%m月%d日 %H:%M（日本時間）") if newest else None,
+        generated_iso=newest.astimezone(UTC).isoformat() if newest else None,
         banner=ALL_SYNTHETIC_BANNER_JA,
         banner_some=SOME_SYNTHETIC_BANNER_JA,
     )
