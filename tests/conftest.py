@@ -67,6 +67,18 @@ def python_kernelspec(tmp_path: Path, prelude: str, display_name: str) -> Path:
     return tmp_path / "jupyter"
 
 
+def kernels_started(starts: Path, project: Path, before: int = 0, dataset: str = "sample") -> int:
+    """Kernels a run started (lines the counting kernelspec added to `starts` since `before`),
+    less the ones that died at start and were replaced: on a loaded machine the runner rightly
+    starts another, and says so in the job's kernel log (kernels.KERNEL_REPLACED_NOTE)."""
+    from analysis.kernels import KERNEL_REPLACED_NOTE
+
+    n = len(starts.read_text().split()) if starts.exists() else 0
+    logs = project / "reports" / dataset / ".logs"
+    replaced = sum(p.read_text(encoding="utf-8", errors="replace").count(KERNEL_REPLACED_NOTE) for p in logs.glob("*"))
+    return n - before - replaced
+
+
 def run_cli(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "ANALYSIS_ROOT": str(project)}
     return subprocess.run(

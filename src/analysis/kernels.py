@@ -20,6 +20,7 @@ Internal module: its names serve the package and may change; the public interfac
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -31,6 +32,10 @@ from .processes import alive, descendants, stop_processes
 FRESH_KERNELS_ENV = "ANALYSIS_FRESH_KERNELS"
 ENGINE_NAME = "analysis-reuse"  # the papermill engine that runs a notebook on a ReusableKernel
 KERNEL_DIED_AT_START = "Kernel died before replying to kernel_info"  # jupyter_client's message
+#: written to the job's kernel log each time a kernel that died at start is replaced
+KERNEL_REPLACED_NOTE = (
+    "カーネルが起動直後に終了したため、別のカーネルを起動します / kernel died at start; starting another"
+)
 START_TIMEOUT_S = 60
 RESET_TIMEOUT_S = 120
 KERNEL_NAME = "python3"
@@ -86,6 +91,7 @@ class ReusableKernel:
                 self.shutdown()
                 if KERNEL_DIED_AT_START not in str(exc) or attempt == attempts:
                     raise
+                print(KERNEL_REPLACED_NOTE, file=sys.stderr, flush=True)
         self.kc.allow_stdin = False
         self.silent(WARMUP_CODE)
         self.silent('__import__("analysis.kernelstate").kernelstate.record_baseline()')

@@ -49,7 +49,7 @@ from typing import Literal, Protocol
 from .datasets import Dataset, DatasetError, load_dataset, sha256
 from .errors import AnalysisError
 from .export import WRITE_ERRNOS, write_error_text
-from .kernels import KERNEL_DIED_AT_START
+from .kernels import KERNEL_DIED_AT_START, KERNEL_REPLACED_NOTE
 from .paths import project_root
 from .processes import RunLocked, alive, descendants, run_lock, set_parent_death_signal, stop_processes
 
@@ -555,6 +555,7 @@ def _execute_on_fresh_kernel(job: Job, root_p: Path, staging: Path, nb_out: Path
             # usual cause is transient (a ZMQ port taken by a kernel starting at the same moment).
             if KERNEL_DIED_AT_START not in str(exc) or attempt == KERNEL_START_ATTEMPTS:
                 raise
+            print(KERNEL_REPLACED_NOTE, file=sys.stderr, flush=True)
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
     return None
