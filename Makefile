@@ -25,10 +25,11 @@ report: setup
 	$(BIN)/python -m analysis run --dataset $(DATASET) --years $(YEARS)
 
 ## The house-style check (lint: ruff + mypy), then unit, estimator, notebook (papermill + nbval),
-## end-to-end and browser tests.
-## Sequential: a parallel run (pytest-xdist) must first keep the cells of one notebook on one worker.
+## end-to-end and browser tests, on TEST_WORKERS pytest-xdist workers. --dist loadfile keeps the
+## tests of one file, so the cells of one notebook (nbval), on one worker.
+TEST_WORKERS ?= 2
 test: setup lint browser-deps
-	$(BIN)/python -m pytest -p no:cacheprovider
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 ## House style (pyproject.toml [tool.ruff], [tool.mypy]): lint, format check, type check of src/.
 lint: setup

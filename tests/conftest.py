@@ -86,12 +86,41 @@ def run_cli(project: Path, *args: str, timeout: int = 900) -> subprocess.Complet
     )
 
 
+SAMPLE_RUN_ARGS = ("run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "2", "--no-progress")
+
+
 @pytest.fixture(scope="session")
-def sample_run(tmp_path_factory):
-    """One full CLI run on a copy of the sample: (project path, completed process)."""
-    project = make_project_copy(tmp_path_factory.mktemp("project"))
-    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "2", "--no-progress")
-    return project, proc
+def sample_run(tmp_path_factory, worker_id):
+    """One full CLI run on a copy of the sample: (project path, completed process). Read only.
+
+    Made once per test session, also under pytest-xdist: the first worker to ask runs it in the
+    folder the workers' temporary folders share (under a file lock: pytest-xdist's documented
+    pattern); the others wait for it and read the same project. A test that runs again there or
+    changes a file takes `sample_run_copy` instead.
+    """
+    if worker_id == "master":  # not under xdist
+        project = make_project_copy(tmp_path_factory.mktemp("sample_run") / "project")
+        return project, run_cli(project, *SAMPLE_RUN_ARGS)
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "sample_run"
+    project, result = shared / "project", shared / "result.json"
+    with FileLock(str(shared) + ".lock"):
+        if not result.is_file():
+            shutil.rmtree(project, ignore_errors=True)  # what a worker that failed here left
+            proc = run_cli(make_project_copy(project), *SAMPLE_RUN_ARGS)
+            fields = {"args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+            result.write_text(json.dumps(fields), encoding="utf-8")
+    return project, subprocess.CompletedProcess(**json.loads(result.read_text(encoding="utf-8")))
+
+
+@pytest.fixture()
+def sample_run_copy(sample_run, tmp_path):
+    """`sample_run` in a folder of this test's own (a copy, file times kept): for a test that changes it."""
+    project, proc = sample_run
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    return copy, proc
 
 
 @pytest.fixture(scope="module")

@@ -31,3 +31,13 @@ def test_ci_runs_the_readme_test_command(root):
     ci = (root / ".ci" / "run").read_text(encoding="utf-8")
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert "make test" in ci and "make test" in readme and "make report" in readme
+
+
+def test_make_test_runs_in_parallel_and_keeps_each_notebook_on_one_worker(root):
+    """nbval's cells of one notebook share a kernel: split across workers, they fail."""
+    makefile = (root / "Makefile").read_text(encoding="utf-8")
+    command = next(line for line in makefile.splitlines() if "-m pytest" in line)
+    assert "-n $(TEST_WORKERS)" in command and "--dist loadfile" in command
+    assert "TEST_WORKERS ?= 2" in makefile
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "pytest -n 2 --dist loadfile" in readme

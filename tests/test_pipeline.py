@@ -74,8 +74,8 @@ def test_html_report_is_japanese_and_hides_code(sample_run):
     assert html.count("data:image/png;base64,") >= 3
 
 
-def test_second_run_skips_and_forced_run_is_identical(sample_run):
-    project, _ = sample_run
+def test_second_run_skips_and_forced_run_is_identical(sample_run_copy):
+    project, _ = sample_run_copy
     base = project / "reports" / "sample"
     before = {y: _digest(base / f"FY{y}" / "tables") for y in (2024, 2025)}
     xlsx_before = (base / "FY2025" / "tables.xlsx").read_bytes()
@@ -108,9 +108,8 @@ def test_bad_parameters_give_one_bilingual_message(tmp_path, args, needle):
     assert not (project / "reports").exists()
 
 
-def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(tmp_path):
-    project = make_project_copy(tmp_path / "p")
-    ok = run_cli(project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "2", "--no-progress")
+def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(sample_run_copy):
+    project, ok = sample_run_copy  # a good report of every year to begin with
     assert ok.returncode == 0, ok.stderr[-2000:]
     base = project / "reports" / "sample"
     old = _digest(base / "FY2025")
@@ -151,8 +150,8 @@ def test_survey_errors_fail_the_year_but_the_quality_report_names_them(tmp_path)
     assert "quality/FY2025/report.html" in index
 
 
-def test_site_command_rebuilds_the_index_alone_and_identically(sample_run):
-    project, _ = sample_run
+def test_site_command_rebuilds_the_index_alone_and_identically(sample_run_copy):
+    project, _ = sample_run_copy
     index = project / "reports" / "sample" / "index.html"
     before = index.read_bytes()
     index.unlink()

@@ -244,14 +244,14 @@ def test_summary_slide_image_is_1600_by_900(reports_dir):
     assert struct.unpack(">II", data[16:24]) == (1600, 900)
 
 
-def test_pdfs_hold_no_local_path_and_print_alike_in_another_browser(reports_dir):
+def test_pdfs_hold_no_local_path_and_print_alike_in_another_browser(reports_dir, tmp_path):
     """Links to the site's own pages are not file:// links into this computer's folder, and a
     chromium process of its own prints the same bytes (structure ids renumbered)."""
     written = sorted(reports_dir.rglob("*.pdf"))
     assert len(written) >= len(PDFS)
     leaking = [str(p.relative_to(reports_dir)) for p in written if b"file:" in p.read_bytes()]
     assert not leaking, f"PDFs with file: links: {leaking}"
-    out, slide = reports_dir.parent / "reprinted.pdf", reports_dir.parent / "reprinted.png"
+    out, slide = tmp_path / "reprinted.pdf", tmp_path / "reprinted.png"
     script = (
         "import sys; from pathlib import Path; from analysis.pdf import Printer\n"
         "with Printer() as p:\n"
