@@ -308,6 +308,23 @@ def test_structure_ids_are_renumbered_in_order_without_moving_any_byte():
     assert pdf.renumber_structure_ids(fixed) == fixed
 
 
+def test_the_structure_name_tree_is_sorted_by_the_new_ids_without_moving_any_byte():
+    # two chromium processes printed the same page; the tree differed only in the order of two
+    # entries (the full run of 2026-11-30, national_pref31's data-quality report)
+    def printed(names: bytes, limits: bytes) -> bytes:
+        return (
+            b"50 0 obj\n<</T (node00000050)>>\nendobj\n52 0 obj\n<</T (node00000052)>>\nendobj\n"
+            b"289 0 obj\n<</Limits [" + limits + b"]\n/Names [" + names + b"]>>\nendobj\n"
+        )
+
+    one = printed(b"(node00000052) 52 0 R (node00000050) 50 0 R", b"(node00000052) (node00000050)")
+    other = printed(b"(node00000050) 50 0 R (node00000052) 52 0 R", b"(node00000050) (node00000052)")
+    fixed_one, fixed_other = pdf.deterministic_pdf(one), pdf.deterministic_pdf(other)
+    assert fixed_one == fixed_other and len(fixed_one) == len(one)
+    assert b"/Limits [(node00000000) (node00000001)]\n/Names [(node00000000) 50 0 R (node00000001) 52 0 R]" in fixed_one
+    assert pdf.deterministic_pdf(fixed_one) == fixed_one
+
+
 def test_header_and_footer_templates_escape_and_number_pages():
     head = pdf.header_template(f"令和7年度 {INJECT}", synthetic=True)
     assert INJECT not in head and "&lt;script&gt;" in head and "架空データ" in head

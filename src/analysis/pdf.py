@@ -180,9 +180,32 @@ def renumber_structure_ids(data: bytes) -> bytes:
     return _NODE_ID_RE.sub(new_id, data)
 
 
+_NAMES_LEAF_RE = re.compile(rb"/Limits \[\(node\d{8}\) \(node\d{8}\)\]\n/Names \[((?:\(node\d{8}\) \d+ 0 R ?)+)\]")
+_NAMES_ENTRY_RE = re.compile(rb"\(node\d{8}\) \d+ 0 R")
+
+
+def sort_structure_names(data: bytes) -> bytes:
+    """The structure-id name tree's entries in the order of their (renumbered) ids, and its limits.
+
+    chromium sorts the tree by its own ids, whose order between two elements can differ from one
+    browser process to another (seen once in 12 prints: two entries swapped); after renumbering,
+    sorting by the new ids makes the tree the same. Same length: offsets stay valid.
+    """
+
+    def leaf(m: re.Match) -> bytes:
+        entries = sorted(_NAMES_ENTRY_RE.findall(m.group(1)))
+        body = b" ".join(entries)
+        if len(body) != len(m.group(1).rstrip()):
+            return m.group(0)  # not the layout this expects: left as printed
+        limits = entries[0].split(b" ", 1)[0] + b" " + entries[-1].split(b" ", 1)[0]
+        return b"/Limits [" + limits + b"]\n/Names [" + body + m.group(1)[len(body) :] + b"]"
+
+    return _NAMES_LEAF_RE.sub(leaf, data)
+
+
 def deterministic_pdf(data: bytes) -> bytes:
     """The bytes of a printed PDF that do not depend on when or by which browser process it was printed."""
-    return renumber_structure_ids(fix_pdf_dates(data))
+    return sort_structure_names(renumber_structure_ids(fix_pdf_dates(data)))
 
 
 def header_template(title: str, synthetic: bool) -> str:
