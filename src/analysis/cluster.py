@@ -146,6 +146,8 @@ def check_scheduler_address(address: str) -> str:
     scheme, sep, rest = address.partition("://")
     if not sep:
         scheme, rest = "tcp", address
+    if scheme.lower() == "inproc" and rest:  # in-process (tests): inproc://host/pid/n, no port
+        return address
     host, colon, port = rest.rpartition(":")
     if scheme.lower() in ("http", "https"):
         raise RunError(
@@ -173,7 +175,8 @@ def _unreachable(address: str, exc: BaseException) -> RunError:
 class DaskExecutor:
     """Report jobs as Dask tasks: on the cluster at `scheduler`, or on a LocalCluster of `jobs` workers.
 
-    The LocalCluster (processes, one thread per worker, no dashboard, no Dask memory limit: the
+    The LocalCluster (processes, one thread per worker, its HTTP server on a free port and no
+    dashboard unless bokeh is installed, no Dask memory limit: the
     kernels are bounded by `memory_limit_mb` as with local workers) is made on first use and lives
     until close(), so a multi-dataset run's finishing steps (run_calls: profiles, PDFs, index) run
     on the same workers after the report jobs; on a remote cluster the workers then need chromium.
