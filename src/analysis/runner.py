@@ -1018,19 +1018,10 @@ def _finish_on_executor(
     their reports. A finishing task that fails on its worker (the worker died, or cannot see the
     project) is done again here, so every dataset ends with its index and failure records.
     """
-    from tqdm import tqdm
-
     calls = [(ds.name, str(root), prepared[ds.name]) for ds in dss]
     out: dict[str, RunResults] = {}
     tty = progress and sys.stderr.isatty()
-    bar = tqdm(
-        total=len(calls),
-        desc="仕上げ（市町別カルテ・PDF・一覧）",
-        unit="件",
-        disable=not tty,
-        dynamic_ncols=True,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} 件 [経過 {elapsed}、残り約 {remaining}]",
-    )
+    bar = _progress_bar(len(calls), "仕上げ（市町別カルテ・PDF・一覧）", tty)
     try:
         stream = run_calls(finish_dataset, calls)
         try:
@@ -1149,21 +1140,26 @@ def _write_site_state(base: Path, digest: str) -> None:
         write_text(base / _SITE_STATE, json.dumps({"digest": digest}) + "\n")
 
 
-def _execute_all(todo: list[Task], root: Path, executor: JobExecutor, progress: bool) -> list[JobResult]:
-    """Run the jobs on `executor`, with a progress bar; closing the iterator stops what is left."""
+def _progress_bar(total: int, desc: str, tty: bool):
+    """A tqdm bar in Japanese on a terminal (disabled otherwise: callers print one line per item)."""
     from tqdm import tqdm
 
-    results: list[JobResult] = []
-    # a terminal gets a bar; a log file (or CI) one line per finished report, not carriage returns
-    tty = progress and sys.stderr.isatty()
-    bar = tqdm(
-        total=len(todo),
-        desc="レポート作成",
+    return tqdm(
+        total=total,
+        desc=desc,
         unit="件",
         disable=not tty,
         dynamic_ncols=True,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} 件 [経過 {elapsed}、残り約 {remaining}]{postfix}",
     )
+
+
+def _execute_all(todo: list[Task], root: Path, executor: JobExecutor, progress: bool) -> list[JobResult]:
+    """Run the jobs on `executor`, with a progress bar; closing the iterator stops what is left."""
+    results: list[JobResult] = []
+    # a terminal gets a bar; a log file (or CI) one line per finished report, not carriage returns
+    tty = progress and sys.stderr.isatty()
+    bar = _progress_bar(len(todo), "レポート作成", tty)
     try:
         stream = executor.run_jobs(todo, root)
         try:
