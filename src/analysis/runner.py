@@ -1020,8 +1020,7 @@ def _finish_on_executor(
     """
     calls = [(ds.name, str(root), prepared[ds.name]) for ds in dss]
     out: dict[str, RunResults] = {}
-    tty = progress and sys.stderr.isatty()
-    bar = _progress_bar(len(calls), "仕上げ（市町別カルテ・PDF・一覧）", tty)
+    bar = _Progress(len(calls), "仕上げ（市町別カルテ・PDF・一覧）", progress)
     try:
         stream = run_calls(finish_dataset, calls)
         try:
@@ -1038,13 +1037,7 @@ def _finish_on_executor(
                 else:
                     results, warnings, secs = value
                     out[ds.name] = RunResults(results, warnings)
-                bar.update(1)
-                if progress and not tty:
-                    print(
-                        f"[仕上げ {len(out)}/{len(calls)}] {ds.name}: 完了（{secs:.1f} 秒）",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                bar.step(f"{ds.name}: 完了（{secs:.1f} 秒）", prefix="仕上げ ")
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
@@ -1140,40 +1133,47 @@ def _write_site_state(base: Path, digest: str) -> None:
         write_text(base / _SITE_STATE, json.dumps({"digest": digest}) + "\n")
 
 
-def _progress_bar(total: int, desc: str, tty: bool):
-    """A tqdm bar in Japanese on a terminal (disabled otherwise: callers print one line per item)."""
-    from tqdm import tqdm
+class _Progress:
+    """Progress of a run's items: a tqdm bar in Japanese on a terminal, else one line per item
+    (a log file or CI gets no carriage returns); nothing without `progress`."""
 
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="件",
-        disable=not tty,
-        dynamic_ncols=True,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} 件 [経過 {elapsed}、残り約 {remaining}]{postfix}",
-    )
+    def __init__(self, total: int, desc: str, progress: bool):
+        from tqdm import tqdm
+
+        self.total, self.done = total, 0
+        self.lines = progress and not sys.stderr.isatty()
+        self.bar = tqdm(
+            total=total,
+            desc=desc,
+            unit="件",
+            disable=not (progress and sys.stderr.isatty()),
+            dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} 件 [経過 {elapsed}、残り約 {remaining}]{postfix}",
+        )
+
+    def step(self, text: str, prefix: str = "") -> None:
+        """One item done: `text` as the bar's postfix, or as a line "[prefix i/N] text"."""
+        self.done += 1
+        self.bar.set_postfix_str(text.split("（")[0])
+        self.bar.update(1)
+        if self.lines:
+            print(f"[{prefix}{self.done}/{self.total}] {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _execute_all(todo: list[Task], root: Path, executor: JobExecutor, progress: bool) -> list[JobResult]:
     """Run the jobs on `executor`, with a progress bar; closing the iterator stops what is left."""
     results: list[JobResult] = []
-    # a terminal gets a bar; a log file (or CI) one line per finished report, not carriage returns
-    tty = progress and sys.stderr.isatty()
-    bar = _progress_bar(len(todo), "レポート作成", tty)
+    bar = _Progress(len(todo), "レポート作成", progress)
     try:
         stream = executor.run_jobs(todo, root)
         try:
             for res in stream:
                 results.append(res)
                 where = f"{res.job.dataset}/{res.job.out_name}"
-                bar.set_postfix_str(f"{where}: {STATUS_JA[res.status]}")
-                bar.update(1)
-                if progress and not tty:
-                    print(
-                        f"[{len(results)}/{len(todo)}] {where}: {STATUS_JA[res.status]}（{res.seconds:.1f} 秒）",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                bar.step(f"{where}: {STATUS_JA[res.status]}（{res.seconds:.1f} 秒）")
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
