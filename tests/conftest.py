@@ -114,6 +114,39 @@ def sample_run(tmp_path_factory, worker_id):
     return project, subprocess.CompletedProcess(**json.loads(result.read_text(encoding="utf-8")))
 
 
+@pytest.fixture(scope="session")
+def national_by_prefecture(tmp_path_factory, worker_id) -> Path:
+    """`data/raw/` of a project after `sample --national --by-prefecture` (the 47 prefecture
+    datasets national_pref01..47 and national-synthetic). Read only: copy what you need.
+
+    Generated once per session and shared by the xdist workers, as `sample_run` is.
+    """
+
+    def generate(project: Path) -> Path:
+        gen = run_cli(make_project_copy(project), "sample", "--national", "--by-prefecture")
+        assert gen.returncode == 0, gen.stderr[-2000:]
+        return project / "data" / "raw"
+
+    if worker_id == "master":
+        return generate(tmp_path_factory.mktemp("national_by_prefecture") / "project")
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "national_by_prefecture"
+    done = shared / "done"
+    with FileLock(str(shared) + ".lock"):
+        if not done.is_file():
+            shutil.rmtree(shared / "project", ignore_errors=True)
+            generate(shared / "project")
+            done.write_text("ok", encoding="utf-8")
+    return shared / "project" / "data" / "raw"
+
+
+def add_prefectures(project: Path, raw: Path, names: list[str]) -> None:
+    """Copy the prefecture datasets `names` from `national_by_prefecture`'s `raw` into `project`."""
+    for name in names:
+        shutil.copytree(raw / name, project / "data" / "raw" / name)
+
+
 @pytest.fixture()
 def sample_run_copy(sample_run, tmp_path):
     """`sample_run` in a folder of this test's own (a copy, file times kept): for a test that changes it."""

@@ -11,8 +11,14 @@ import json
 import re
 from pathlib import Path
 
+#: the index's links to printed files (analysis.site), absent after `run --no-pdf`
+_PRINTED_LINKS = (
+    re.compile('<span class="alt-format">（(?:(?:・)?<a href="[^"]+\\.(?:pdf|png)">[^<]*</a>)+）</span>'.encode()),
+    re.compile('、<a href="[^"]+\\.pdf">PDF</a>'.encode()),
+)
 
-def published(project: Path, dataset: str = "sample") -> dict[str, str]:
+
+def published(project: Path, dataset: str = "sample", *, printed: bool = True) -> dict[str, str]:
     """sha256 of every file under reports/<dataset>/, with the volatile parts of a few masked.
 
     Masked, because they differ between any two runs (or any two project folders), executor or not:
@@ -20,13 +26,16 @@ def published(project: Path, dataset: str = "sample") -> dict[str, str]:
     of the files' modification times (.site-state.json); the project's absolute path (the
     injected output_dir) and the staging folder's pid; papermill's execution times and the random id
     of the injected-parameters cell; kernel logs (the kernels' own warnings). Everything else, PDFs
-    and slide images included, must be byte-identical.
+    and slide images included, must be byte-identical. `printed=False`: without the printed files
+    (PDFs, slide images) and the index's links to them, to compare a `run --no-pdf` with any run.
     """
     base = project / "reports" / dataset
     out = {}
     for p in sorted(base.rglob("*")):
         rel = p.relative_to(base).as_posix()
         if not p.is_file() or rel in (".run.lock", ".site-state.json") or rel.startswith(".logs/"):
+            continue
+        if not printed and is_printed(rel):
             continue
         data = p.read_bytes().replace(str(project).encode(), b"<project>")
         if p.name == "manifest.json":
@@ -45,5 +54,12 @@ def published(project: Path, dataset: str = "sample") -> dict[str, str]:
             data = re.sub(rb"(\.staging/[\w-]+)-\d+", rb"\1-<pid>", json.dumps(nb, sort_keys=True).encode())
         elif rel == "index.html":
             data = re.sub(rb"<time datetime=\"[^\"]+\">[^<]+</time>", b"<time/>", data)
+            for link in _PRINTED_LINKS if not printed else ():
+                data = link.sub(b"", data)
         out[rel] = hashlib.sha256(data).hexdigest()
     return out
+
+
+def is_printed(rel: str) -> bool:
+    """A file the finishing step prints from a published page (PDFs, the summary's slide image)."""
+    return rel.endswith(".pdf") or rel.endswith("/summary.png")

@@ -291,7 +291,9 @@ def test_end_to_end_collect_then_run(tmp_path, returned):
         str(inbox(returned, tmp_path, name="complete")),
     )
     assert proc.returncode == 0, proc.stderr
-    proc = run_cli(project, "run", "--dataset", "sample", "--years", str(FY), "--jobs", "2", "--no-progress")
+    proc = run_cli(
+        project, "run", "--dataset", "sample", "--years", str(FY), "--jobs", "2", "--no-progress", "--no-pdf"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = project / "reports" / "sample" / f"FY{FY}"
     assert (report / "report.html").is_file() and (report / "manifest.json").is_file()

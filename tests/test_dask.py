@@ -13,21 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import kernels_started, make_project_copy, python_kernelspec, run_cli
+from conftest import add_prefectures, kernels_started, make_project_copy, python_kernelspec, run_cli
 from published import published
 
 from analysis import processes
 
 SKIP_REASON = "dask.distributed is not installed (pip install -e '.[dask]'; make test installs it)"
-
-
-def _published(project: Path) -> dict[str, str]:
-    """sha256 of every published file of the sample, volatile parts masked (tests/published.py).
-
-    Kernel logs are not compared: local workers reuse a kernel, so its start-up chatter is in the
-    first notebook's log only.
-    """
-    return published(project)
 
 
 def test_dask_run_gives_the_local_runs_files(sample_run):
@@ -36,12 +27,14 @@ def test_dask_run_gives_the_local_runs_files(sample_run):
     assert local.returncode == 0, local.stderr[-3000:]
     # a folder name of another length too: nothing published may depend on where the project is
     project = make_project_copy(local_project.parent / f"dask-executor-{local_project.name}")
-    args = ("run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "2", "--no-progress")
+    args = ("run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "2", "--no-progress", "--no-pdf")
     proc = run_cli(project, *args, "--executor", "dask")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "失敗" not in proc.stdout and "Traceback" not in proc.stderr
-    local_files, dask_files = _published(local_project), _published(project)
-    assert len(dask_files) > 200  # reports, tables, figures, profiles, PDFs, index
+    # a single dataset's PDFs are printed in the main process after the jobs, as in a local run
+    # (multi-dataset runs print on the workers: test_prefecture_datasets_run_together_on_dask...)
+    local_files, dask_files = published(local_project, printed=False), published(project, printed=False)
+    assert len(dask_files) > 200  # reports, tables, figures, profiles, index
     assert dask_files.keys() == local_files.keys()
     assert [k for k in dask_files if dask_files[k] != local_files[k]] == []
     assert not (project / "reports" / "sample" / ".staging").exists()
@@ -61,12 +54,11 @@ def _break_notebook(project: Path, name: str) -> None:
     path.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
 
 
-def test_prefecture_datasets_run_together_on_dask_and_a_failure_stays_isolated(tmp_path):
+def test_prefecture_datasets_run_together_on_dask_and_a_failure_stays_isolated(tmp_path, national_by_prefecture):
     pytest.importorskip("distributed", reason=SKIP_REASON)
     project = make_project_copy(tmp_path / "p")
-    gen = run_cli(project, "sample", "--national", "--by-prefecture")
-    assert gen.returncode == 0, gen.stderr[-2000:]
     names = ["national_pref16", "national_pref31"]  # the two smallest (15 and 19 municipalities)
+    add_prefectures(project, national_by_prefecture, names)
     _break_notebook(project, "data_quality")
     args = ("run", "--datasets", ",".join(names), "--years", "2025", "--jobs", "2", "--no-progress")
     proc = run_cli(project, *args, "--executor", "dask")
@@ -145,7 +137,7 @@ def test_a_dask_worker_keeps_one_kernel_for_its_notebooks_and_stops_it_at_the_en
     prelude = f"with open({str(starts)!r}, 'a') as fh:\n    fh.write(f'{{os.getpid()}}\\n')\n"
     monkeypatch.setenv("JUPYTER_PATH", str(python_kernelspec(tmp_path, prelude, "Python 3 (counted)")))
     project = make_project_copy(tmp_path / "p")
-    args = ("run", "--years", "2025", "--jobs", "1", "--no-progress", "--force", "--executor", "dask")
+    args = ("run", "--years", "2025", "--jobs", "1", "--no-progress", "--force", "--no-pdf", "--executor", "dask")
     proc = run_cli(project, *args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert kernels_started(starts, project) == 1  # three notebooks (FY2025, trends, quality), one kernel

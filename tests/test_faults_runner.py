@@ -95,7 +95,7 @@ def project(tmp_path_factory) -> Path:
     (dst / "dataset.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
     for name in ("municipalities.csv", "survey_FY2024.xlsx", "survey_FY2025.xlsx"):
         shutil.copy2(src / name, dst / name)
-    proc = run_cli(project, "run", "--dataset", DATASET, "--jobs", "2", "--no-progress")
+    proc = run_cli(project, "run", "--dataset", DATASET, "--jobs", "2", "--no-progress", "--no-pdf")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return project
 
@@ -180,6 +180,7 @@ def test_killed_kernel_and_memory_limit_fail_their_year_only(project, base):
             "--memory-limit-mb",
             "4096",
             "--no-progress",
+            "--no-pdf",
         )
     finally:
         notebook.write_bytes(original)
@@ -230,7 +231,17 @@ def test_full_disk_fails_clearly_and_keeps_the_old_report(project, base, tmp_pat
     _tmpfs_copy_of(base, tmp_path, free_kib=8)
     try:
         proc = run_cli(
-            project, "run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "2", "--no-progress"
+            project,
+            "run",
+            "--dataset",
+            DATASET,
+            "--years",
+            "2025",
+            "--force",
+            "--jobs",
+            "2",
+            "--no-progress",
+            "--no-pdf",
         )
         after = _digest(base / "FY2025")
         index = (base / "index.html").read_text(encoding="utf-8")
@@ -255,7 +266,17 @@ def test_read_only_output_fails_clearly_and_keeps_the_old_report(project, base, 
     try:
         _mount("-o", "remount,bind,ro", str(base))
         proc = run_cli(
-            project, "run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "2", "--no-progress"
+            project,
+            "run",
+            "--dataset",
+            DATASET,
+            "--years",
+            "2025",
+            "--force",
+            "--jobs",
+            "2",
+            "--no-progress",
+            "--no-pdf",
         )
     finally:
         _umount(base)
@@ -351,6 +372,7 @@ def test_stopping_the_main_process_stops_workers_and_kernels(project, base, sig)
             "--jobs",
             "2",
             "--no-progress",
+            "--no-pdf",
         ],
         cwd=project,
         env=env,
@@ -361,7 +383,7 @@ def test_stopping_the_main_process_stops_workers_and_kernels(project, base, sig)
     try:
         tree = _wait_for_kernels(main.pid, 2)
         # meanwhile a second run of the same dataset is refused, with a clear message
-        second = run_cli(project, "run", "--dataset", DATASET, "--years", "2025", "--no-progress")
+        second = run_cli(project, "run", "--dataset", DATASET, "--years", "2025", "--no-progress", "--no-pdf")
         assert second.returncode == 1
         assert f"別の実行（プロセス {main.pid}）が作成中です" in second.stderr and "another run" in second.stderr
         main.send_signal(sig)
@@ -442,7 +464,7 @@ def test_stale_staging_and_an_interrupted_swap_are_repaired(project, base):
     os.replace(base / "FY2024", base / ".old-FY2024-99999")  # killed between the two renames
     (base / ".failed").mkdir(exist_ok=True)
     (base / ".failed" / "FY2024.json").write_text(json.dumps({"reason_ja": "前の失敗"}), encoding="utf-8")
-    proc = run_cli(project, "run", "--dataset", DATASET, "--years", "2024-2025", "--no-progress")
+    proc = run_cli(project, "run", "--dataset", DATASET, "--years", "2024-2025", "--no-progress", "--no-pdf")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert not (base / ".staging").exists() and not list(base.glob(".old-*"))
     assert _digest(base / "FY2024") == fy2024
@@ -507,7 +529,7 @@ def test_a_kernel_that_dies_before_answering_is_started_again(tmp_path, monkeypa
     python_kernelspec(tmp_path, prelude, "Python 3 (flaky)")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     project = make_project_copy(tmp_path / "p")
-    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2025", "--jobs", "1", "--no-progress")
+    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2025", "--jobs", "1", "--no-progress", "--no-pdf")
     assert marker.exists(), "the flaky kernelspec was not used"
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "失敗" not in proc.stdout

@@ -2,7 +2,7 @@
 
 import shutil
 
-from conftest import make_project_copy, run_cli
+from conftest import SAMPLE_RUN_ARGS, make_project_copy, run_cli
 from openpyxl import load_workbook
 
 from analysis import runner
@@ -19,12 +19,22 @@ def _status(stdout: str) -> dict[str, str]:
     return out
 
 
+def _printed(base) -> list[str]:
+    """The PDFs and slide images under reports/<dataset>/ (analysis.pdf prints them after the jobs)."""
+    return sorted(
+        p.relative_to(base).as_posix() for p in base.rglob("*") if p.suffix == ".pdf" or p.name == "summary.png"
+    )
+
+
 def test_each_kind_of_change_reruns_exactly_what_it_affects(tmp_path):
     project = make_project_copy(tmp_path / "p")
-    args = ("run", "--dataset", "sample", "--years", "2023-2025", "--jobs", "2", "--no-progress")
+    base = project / "reports" / "sample"
+    # --no-pdf (HTML only) until the last steps: what is re-run does not depend on printing
+    args = ("run", "--dataset", "sample", "--years", "2023-2025", "--jobs", "2", "--no-progress", "--no-pdf")
     first = run_cli(project, *args)
     assert first.returncode == 0, first.stderr[-2000:]
     assert set(_status(first.stdout).values()) == {"成功"}
+    assert _printed(base) == [] and (base / "FY2025" / "summary.html").is_file()
 
     # nothing changed: everything is up to date
     assert set(_status(run_cli(project, *args).stdout).values()) == {"最新"}
@@ -66,9 +76,23 @@ def test_each_kind_of_change_reruns_exactly_what_it_affects(tmp_path):
     st = _status(run_cli(project, *args, "--exposure-lag", "1").stdout)
     assert set(st.values()) == {"成功"}
 
-    # --force re-runs even when nothing changed
-    st = _status(run_cli(project, *args, "--exposure-lag", "1", "--force").stdout)
-    assert set(st.values()) == {"成功"}
+    # the same run without --no-pdf: nothing to re-run, but the PDFs it did not print are printed
+    printing = run_cli(project, *args[:-1], "--exposure-lag", "1")
+    assert printing.returncode == 0 and set(_status(printing.stdout).values()) == {"最新"}
+    printed = _printed(base)
+    assert {"FY2025/report.pdf", "FY2025/summary.pdf", "FY2025/summary.png", "trends/report.pdf"} <= set(printed)
+    assert "quality/FY2023/report.pdf" in printed and any(p.startswith("profiles/FY2025/") for p in printed)
+
+    # --force re-runs even when nothing changed (here one year's reports and the trends report);
+    # with --no-pdf no PDF older than its page is left, and the others stay
+    forced = run_cli(project, *args[:4], "2025", *args[5:], "--exposure-lag", "1", "--force")
+    assert _status(forced.stdout) == {"FY2025": "成功", "全年度": "成功", "quality/FY2025": "成功"}
+    left = [p for p in _printed(base) if not p.startswith("profiles/")]
+    assert "FY2024/report.pdf" in left and not [
+        p for p in left if p.startswith(("FY2025/", "trends/", "quality/FY2025/"))
+    ]
+    for pdf in (base / "profiles" / "FY2025").glob("*.pdf"):  # profile pages kept their bytes: still current
+        assert pdf.stat().st_mtime_ns >= pdf.with_suffix(".html").stat().st_mtime_ns
 
 
 def test_package_code_changes_are_detected(tmp_path, root):
@@ -112,11 +136,13 @@ def test_an_interrupted_swap_is_undone(tmp_path):
     assert not list(base.rglob(".old-*")) and len(restored) == 2
 
 
-def test_an_unchanged_run_skips_the_finishing_step_and_a_deleted_page_is_made_again(tmp_path):
-    project = make_project_copy(tmp_path / "p")
+def test_an_unchanged_run_skips_the_finishing_step_and_a_deleted_page_is_made_again(sample_run_copy):
+    project, _ = sample_run_copy  # a complete run (PDFs printed), copied with its files' times
     base = project / "reports" / "sample"
-    args = ("run", "--dataset", "sample", "--years", "2025", "--jobs", "2", "--no-progress")
-    assert run_cli(project, *args).returncode == 0
+    args = SAMPLE_RUN_ARGS
+    # the record names the inputs by path: in this copy the first run finishes once more
+    moved = run_cli(project, *args)
+    assert moved.returncode == 0 and set(_status(moved.stdout).values()) == {"最新"}
     state = base / ".site-state.json"
     first = state.stat().st_mtime_ns
     profile = sorted((base / "profiles" / "FY2025").glob("*.html"))[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import make_project_copy, run_cli
+from conftest import add_prefectures, make_project_copy, run_cli
 from published import published
 
 from analysis.runner import run_many
@@ -20,11 +20,10 @@ NAMES = ["national_pref16", "national_pref31"]  # the two smallest prefectures (
 
 
 @pytest.fixture(scope="module")
-def prefectures(tmp_path_factory):
-    """A project with the national data split by prefecture: (together, alone) copies, both run."""
+def prefectures(tmp_path_factory, national_by_prefecture):
+    """A project with two prefectures of the national synthetic data: (together, alone) copies, both run."""
     seed = make_project_copy(tmp_path_factory.mktemp("seed"))
-    gen = run_cli(seed, "sample", "--national", "--by-prefecture")
-    assert gen.returncode == 0, gen.stderr[-2000:]
+    add_prefectures(seed, national_by_prefecture, NAMES)
     together = tmp_path_factory.mktemp("together")
     alone = tmp_path_factory.mktemp("alone")
     shutil.copytree(seed, together, dirs_exist_ok=True)

@@ -276,6 +276,30 @@ def test_without_chromium_the_summaries_are_written_and_the_run_says_why(reports
     assert not list(reports.rglob("*.pdf")) and not list(reports.rglob("summary.png"))
 
 
+def test_no_pdf_writes_the_summaries_prints_nothing_and_removes_only_outdated_prints(reports):
+    # run --no-pdf: HTML only. A print older than its page would contradict it: removed; a
+    # current one stays; nothing is printed (no chromium is started) and nothing is said.
+    for year in (2024, 2025):
+        build_summary_page(reports / f"FY{year}", label_ja="架空県", synthetic=True)
+    for j in pdf.print_jobs(reports):
+        for out in (j.pdf, j.png):
+            if out is not None:
+                out.write_bytes(b"%PDF-")
+    later = time.time() + 5
+    os.utime(reports / "FY2025" / "report.html", (later, later))
+    notes = pdf.publish(reports, label_ja="架空県", synthetic=True, pdfs=False)
+    assert notes == []
+    assert sorted(p.relative_to(reports).as_posix() for p in reports.rglob("*.pdf")) == [
+        "FY2024/report.pdf",
+        "FY2024/summary.pdf",
+        "FY2025/summary.pdf",  # the summary page was rewritten only if it changed: still current
+    ]
+    assert (reports / "FY2025" / "summary.png").is_file()
+    assert pdf.print_jobs(reports) == [
+        pdf.PrintJob(reports / "FY2025" / "report.html", reports / "FY2025" / "report.pdf")
+    ]
+
+
 def test_chromium_from_the_environment(tmp_path, monkeypatch):
     exe = tmp_path / "chrome"
     exe.write_text("#!/bin/sh\n")

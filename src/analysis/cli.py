@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         "/ a fresh kernel per notebook (default: one verified-clean kernel reused per worker)",
     )
     r.add_argument(
+        "--no-pdf",
+        action="store_true",
+        help="PDF と画像（summary.png）を作らない。HTML のレポートだけで速く確かめたいとき。次の通常の実行で作成"
+        "/ HTML only: no PDFs or slide images (a later run without it prints them)",
+    )
+    r.add_argument(
         "--executor",
         choices=("local", "dask"),
         default="local",
@@ -305,6 +311,7 @@ def _run(args) -> int:
         executor=args.executor,
         scheduler=args.scheduler,
         fresh_kernels=args.fresh_kernels,
+        pdfs=not args.no_pdf,
     )
     n_failed = 0
     for name, results in by_dataset.items():

@@ -390,11 +390,15 @@ def _problem_text(exc: BaseException) -> tuple[str, str]:
     return first, first
 
 
-def publish(base: Path, *, label_ja: str, synthetic: bool, banner_ja: str | None = None) -> list[str]:
+def publish(
+    base: Path, *, label_ja: str, synthetic: bool, banner_ja: str | None = None, pdfs: bool = True
+) -> list[str]:
     """After a run: the one-page summaries, then the PDFs and slide images that are missing or stale.
 
     Returns notes for the run summary (Japanese / English): PDFs skipped for lack of chromium,
     or a page that could not be printed. Never raises for those: the HTML reports stand alone.
+    `pdfs=False` (`run --no-pdf`): summaries only, and a PDF or slide image older than its page is
+    removed rather than left beside it (the index links what is there; the next run prints them).
     """
     from .summary_page import build_summary_page
 
@@ -412,6 +416,15 @@ def publish(base: Path, *, label_ja: str, synthetic: bool, banner_ja: str | None
                 f"of {d.name}: {en}"
             )
     jobs = print_jobs(base)
+    if not pdfs:
+        for out in (o for job in jobs for o in (job.pdf, job.png) if o is not None and o.exists()):
+            try:
+                out.unlink()
+            except OSError as exc:
+                ja, en = _problem_text(exc)
+                name = out.relative_to(base).as_posix()
+                notes.append(f"古い {name} を削除できませんでした: {ja} / could not remove the outdated {name}: {en}")
+        return notes
     if not jobs:
         return notes
     problem = pdf_unavailable()

@@ -808,6 +808,7 @@ def run(
     executor: ExecutorKind | JobExecutor = "local",
     scheduler: str | None = None,
     fresh_kernels: bool = False,
+    pdfs: bool = True,
 ) -> RunResults:
     """Run every report of `dataset` for `years` (+ the trends report) and rebuild the index.
 
@@ -816,7 +817,8 @@ def run(
     worker and kernel's address space (0/None: no limit). `executor`: 'local' worker processes
     (default), 'dask' (a dask.distributed cluster at `scheduler`, or a LocalCluster of `jobs`
     workers) or a JobExecutor. Local workers reuse one verified-clean kernel for their notebooks
-    (analysis.kernels) unless `fresh_kernels` (or ANALYSIS_FRESH_KERNELS=1).
+    (analysis.kernels) unless `fresh_kernels` (or ANALYSIS_FRESH_KERNELS=1). `pdfs=False`: HTML
+    only, no PDFs or slide images (faster while iterating; a later run prints them).
     """
     validate_dataset_name(dataset)
     return run_many(
@@ -832,6 +834,7 @@ def run(
         executor=executor,
         scheduler=scheduler,
         fresh_kernels=fresh_kernels,
+        pdfs=pdfs,
     )[dataset]
 
 
@@ -848,6 +851,7 @@ def run_many(
     executor: ExecutorKind | JobExecutor = "local",
     scheduler: str | None = None,
     fresh_kernels: bool = False,
+    pdfs: bool = True,
 ) -> dict[str, RunResults]:
     """Run the reports of several datasets with their jobs scheduled together; {name: RunResults}.
 
@@ -880,7 +884,17 @@ def run_many(
         stack.enter_context(_interrupt_on_signals())
         try:
             return _run_locked(
-                dss, root, bases, year_lists, exe, force, exposure_lag, progress, build_site, memory_limit_mb or None
+                dss,
+                root,
+                bases,
+                year_lists,
+                exe,
+                force,
+                exposure_lag,
+                progress,
+                build_site,
+                memory_limit_mb or None,
+                pdfs,
             )
         except BaseException as exc:
             for base in bases.values():
@@ -898,6 +912,7 @@ class _Prepared:
     results: list[JobResult]
     todo: list[Task]
     warnings: list[str]
+    pdfs: bool = True  # print PDFs and slide images in the finishing step (run --no-pdf: False)
 
 
 def _prepare(
@@ -947,6 +962,7 @@ def _run_locked(
     progress: bool,
     build_site: bool,
     memory_limit_mb: int | None,
+    pdfs: bool = True,
 ) -> dict[str, RunResults]:
     code = code_hash()
     common = {"git_commit": git_commit(root), "versions": versions(), "memory_limit_mb": memory_limit_mb}
@@ -954,6 +970,8 @@ def _run_locked(
         ds.name: _prepare(ds, root, bases[ds.name], year_lists[ds.name], force, exposure_lag, code, common)
         for ds in dss
     }
+    for p in prepared.values():
+        p.pdfs = pdfs
     todo = [task for p in prepared.values() for task in p.todo]
     if progress:
         print(_plan_line(prepared), file=sys.stderr, flush=True)
@@ -1070,7 +1088,7 @@ def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunRe
             warnings.append(
                 f"市町別カルテを更新できませんでした: {ja} / could not update the municipality profiles: {en}"
             )
-        warnings += publish_print(ds, base)
+        warnings += publish_print(ds, base, pdfs=prep.pdfs)
         try:
             build_index(ds)
         except OSError as exc:
@@ -1084,7 +1102,7 @@ def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunRe
                 )
             )
         else:
-            if len(warnings) == n_warnings:  # complete (PDFs printed too): the next run may skip it
+            if len(warnings) == n_warnings and prep.pdfs:  # complete (PDFs printed too): the next run may skip it
                 _write_site_state(base, site_state(ds, base))
     return RunResults(results, warnings)
 
@@ -1318,11 +1336,11 @@ def record_outcomes(base: Path, results: list[JobResult]) -> list[str]:
     return problems[:1] + ([f"ほか {len(problems) - 1} 件 / {len(problems) - 1} more"] if len(problems) > 1 else [])
 
 
-def publish_print(ds: Dataset, base: Path) -> list[str]:
+def publish_print(ds: Dataset, base: Path, pdfs: bool = True) -> list[str]:
     """One-page summaries, report PDFs and the slide images (analysis.pdf); notes for the summary."""
     from .pdf import publish
 
-    return publish(base, label_ja=ds.label_ja, synthetic=ds.synthetic, banner_ja=ds.banner_ja)
+    return publish(base, label_ja=ds.label_ja, synthetic=ds.synthetic, banner_ja=ds.banner_ja, pdfs=pdfs)
 
 
 def build_index(ds: Dataset) -> Path:
