@@ -69,13 +69,40 @@ class _WorkersLost:
             yield i, RuntimeError("worker lost")
 
 
+class _NoWorkers(_WorkersLost):
+    """An executor that must not be given anything."""
+
+    def run_calls(self, fn, calls):
+        raise AssertionError(f"nothing to finish on a worker, got {len(calls)} call(s)")
+
+
+def test_an_unchanged_dataset_is_not_sent_to_a_worker(prefectures, monkeypatch):
+    # a warm re-run of many datasets: nothing made, nothing changed, so no finishing task (and no
+    # worker or cluster) for any of them; one whose page was deleted is finished on a worker
+    together, *_ = prefectures
+    monkeypatch.setenv("ANALYSIS_ROOT", str(together))
+    states = {n: (together / "reports" / n / ".site-state.json").read_bytes() for n in NAMES}
+    out = run_many(NAMES, [2025], executor=_NoWorkers(), progress=False)
+    for name in NAMES:
+        assert all(r.status == "skipped" for r in out[name]) and out[name].warnings == []
+        assert (together / "reports" / name / ".site-state.json").read_bytes() == states[name]
+    again = run_cli(together, "run", "--datasets", ",".join(NAMES), "--years", "2025", "--jobs", "2")
+    assert again.returncode == 0 and again.stdout.count("最新") == 6 and "仕上げ" not in again.stderr
+    profile = sorted((together / "reports" / NAMES[1] / "profiles" / "FY2025").glob("*.html"))[0]
+    profile.unlink()
+    third = run_cli(together, "run", "--datasets", ",".join(NAMES), "--years", "2025", "--jobs", "2")
+    assert third.returncode == 0 and f"[仕上げ 1/1] {NAMES[1]}: 完了" in third.stderr, third.stderr
+    assert profile.is_file()
+
+
 def test_a_finishing_step_lost_on_its_worker_is_done_in_the_main_process(prefectures, monkeypatch):
     together, *_ = prefectures
-    index = together / "reports" / NAMES[0] / "index.html"
-    index.unlink()
+    indexes = [together / "reports" / name / "index.html" for name in NAMES]
+    for index in indexes:
+        index.unlink()  # so that neither dataset's finishing step can be skipped
     monkeypatch.setenv("ANALYSIS_ROOT", str(together))
     out = run_many(NAMES, [2025], executor=_WorkersLost(), progress=False)
     for name in NAMES:
         assert all(r.status == "skipped" for r in out[name])
         assert any("本体で実行しました" in w and "worker lost" in w for w in out[name].warnings)
-    assert index.is_file()  # rebuilt here
+    assert all(index.is_file() for index in indexes)  # rebuilt here

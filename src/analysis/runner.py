@@ -1036,14 +1036,20 @@ def _finish_on_executor(
     their reports. A finishing task that fails on its worker (the worker died, or cannot see the
     project) is done again here, so every dataset ends with its index and failure records.
     """
-    calls = [(ds.name, str(root), prepared[ds.name]) for ds in dss]
     out: dict[str, RunResults] = {}
-    bar = _Progress(len(calls), "仕上げ（市町別カルテ・PDF・一覧）", progress)
+    # a dataset with no report made and nothing changed since its last finishing step is finished
+    # here (_finish only records the outcomes and returns): no worker, and no cluster, for it
+    idle = [ds for ds in dss if not prepared[ds.name].todo and _site_unchanged(ds, bases[ds.name])]
+    for ds in idle:
+        out[ds.name] = _finish(ds, bases[ds.name], prepared[ds.name], True)
+    sent = [ds for ds in dss if ds.name not in out]
+    calls = [(ds.name, str(root), prepared[ds.name]) for ds in sent]
+    bar = _Progress(len(calls), "仕上げ（市町別カルテ・PDF・一覧）", progress and bool(calls))
     try:
-        stream = run_calls(finish_dataset, calls)
+        stream = run_calls(finish_dataset, calls) if calls else iter(())
         try:
             for i, value in stream:
-                ds = dss[i]
+                ds = sent[i]
                 if isinstance(value, BaseException):
                     ja, en = describe_failure(value)
                     done = _finish(ds, bases[ds.name], prepared[ds.name], True)
@@ -1135,6 +1141,12 @@ def site_state(ds: Dataset, base: Path) -> str:
             st = os.stat(os.path.join(dirpath, name))
             h.update(f"{rel / name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def _site_unchanged(ds: Dataset, base: Path) -> bool:
+    """True when the finishing step of `ds` would find nothing changed since it last completed."""
+    recorded = _read_site_state(base)
+    return recorded is not None and site_state(ds, base) == recorded
 
 
 def _read_site_state(base: Path) -> str | None:
