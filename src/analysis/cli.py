@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--no-pdf",
         action="store_true",
-        help="PDF と画像（summary.png）を作らない。HTML のレポートだけで速く確かめたいとき。次の通常の実行で作成"
+        help="PDF と画像（summary.png）を作らない。HTML のレポートだけで速く確かめたいとき。次の通常の実行で作成 "
         "/ HTML only: no PDFs or slide images (a later run without it prints them)",
     )
     r.add_argument(
