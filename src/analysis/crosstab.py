@@ -32,7 +32,7 @@ Internal module: its names serve the package and may change; the public interfac
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -341,20 +341,38 @@ class _Tables:
         self.p1h, self.theta_p0h, self.neg_p1h = p1h, theta * p0h, -p1h
         self.a3_cubed, self.a6_sq, self.a2, self.a3_sq, self.a3 = (3 * a) ** 3, 6 * a**2, 2 * a, (3 * a) ** 2, 3 * a
         self.est = x1 / n1 - x0 / n0
+        # many tables share b0 (it is about 1 + theta + (x1 + x0) / n1): the cube of b, slow for
+        # numpy at negative b, is then taken once per distinct value and gathered
+        self.b0_distinct: np.ndarray | None = None
+        if np.ndim(self.b0) == 1 and len(self.b0) > 16:
+            distinct, inverse = np.unique(self.b0, return_inverse=True)
+            if len(distinct) < 0.7 * len(self.b0):
+                self.b0_distinct, self.b0_inverse = distinct, inverse
 
-    def closed_form(self, delta) -> np.ndarray:
-        """:func:`_restricted_p0_closed_form` for these tables."""
+    def closed_form(self, delta, *, cheap: bool = False) -> np.ndarray:
+        """:func:`_restricted_p0_closed_form` for these tables.
+
+        ``cheap``: cubes by multiplication instead of ``**3`` (numpy's power is slow for negative
+        bases), which moves the result by a few rounding errors: for screening only (see
+        :meth:`_ChanZhang.regions`).
+        """
         delta = np.asarray(delta, dtype=float)
         shape = np.broadcast(self.b0, delta).shape
         if not shape:  # one table, one delta: work on length-1 arrays
-            return self.closed_form(delta.reshape(1)).reshape(())
-        b = np.negative(self.b0 + delta * self.b_delta)
+            return self.closed_form(delta.reshape(1), cheap=cheap).reshape(())
+        if self.b0_distinct is not None and not cheap and delta.ndim == 2 and delta.shape[1] == 1:
+            b_distinct = np.negative(self.b0_distinct + delta * self.b_delta)
+            b = b_distinct[:, self.b0_inverse]
+            cube = (b_distinct**3)[:, self.b0_inverse]
+        else:
+            b = np.negative(self.b0 + delta * self.b_delta)
+            cube = None
         c = delta**2 + delta * self.c_delta
         c += self.p1h
         c += self.theta_p0h
         d = self.neg_p1h * delta
         d *= 1 + delta
-        v = b**3
+        v = b * b * b if cheap else b**3 if cube is None else cube
         v /= self.a3_cubed
         bc = b * c
         bc /= self.a6_sq
@@ -370,7 +388,7 @@ class _Tables:
         u = np.sign(v)
         u *= s
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = v / u**3
+            r = v / (u * u * u if cheap else u**3)
         r[np.isnan(r)] = 1.0
         np.clip(r, -1.0, 1.0, out=r)
         w = np.arccos(r, out=r)
@@ -383,11 +401,11 @@ class _Tables:
         p0t -= delta
         return np.clip(p0t, np.maximum(0.0, -delta), np.minimum(1.0, 1.0 - delta), out=p0t)
 
-    def score(self, delta, *, fast: bool = False) -> np.ndarray:
-        """:func:`_score_statistic` for these tables."""
+    def score(self, delta, *, fast: bool = False, cheap: bool = False) -> np.ndarray:
+        """:func:`_score_statistic` for these tables (``cheap``: see :meth:`closed_form`)."""
         delta = np.asarray(delta, dtype=float)
-        if fast:
-            p0t = self.closed_form(delta)
+        if fast or cheap:
+            p0t = self.closed_form(delta, cheap=cheap)
         else:
             p0t = _restricted_p0(self.x1, self.n1, self.x0, self.n0, delta)
         p1t = np.clip(p0t + delta, 0.0, 1.0)
@@ -561,6 +579,16 @@ class _ChanZhang:
     def tail(self, delta: float, lower: bool) -> float:
         return self.prob(delta, self.regions(delta, lower)[0])
 
+    def tails(self, deltas: np.ndarray, lower: bool) -> np.ndarray:
+        """``tail`` at several deltas at once (the same values: every step is per delta)."""
+        return self.probs(deltas, self.regions(deltas, lower))
+
+    @property
+    def lookahead(self) -> int:
+        """Bisection levels evaluated per batch (see :func:`_bisect`): many where a batch costs
+        little more than one evaluation (small tables), one where each costs its own."""
+        return 3 if self.n_tables <= 1_500 else 2 if self.n_tables <= 6_000 else 1
+
     def _agrees(
         self,
         deltas: np.ndarray,
@@ -685,6 +713,46 @@ def _chan_zhang_interval(x1: int, n1: int, x0: int, n0: int, alpha: float, n_gri
         return _chan_zhang_limits(x1, n1, x0, n0, alpha, n_grid)
 
 
+def _bisect(
+    inside: float,
+    outside: float,
+    accepted: Callable[[np.ndarray], np.ndarray],
+    steps: int,
+    lookahead: int,
+    tol: float = 0.0,
+) -> tuple[float, float]:
+    """Bisection between an accepted ``inside`` and a rejected ``outside``: ``steps`` halvings, or
+    fewer once they are closer than ``tol``; returns the final (inside, outside).
+
+    Exactly the plain loop ``mid = 0.5 * (inside + outside)``, then inside or outside = mid, but
+    the midpoints of the next ``lookahead`` levels (every branch) are evaluated in one call of
+    ``accepted`` (deltas -> bools), since a batch costs little more than one evaluation.
+    """
+    done = 0
+    while done < steps:
+        # heap order: node i = (lo, hi) has mid 0.5 * (lo + hi), children 2i+1 (rejected: lo, mid)
+        # and 2i+2 (accepted: mid, hi)
+        nodes, mids = [(inside, outside)], []
+        for _ in range(min(lookahead, steps - done)):
+            nxt = []
+            for lo, hi in nodes:
+                mid = 0.5 * (lo + hi)
+                mids.append(mid)
+                nxt += [(lo, mid), (mid, hi)]
+            nodes = nxt
+        ok = accepted(np.array(mids))
+        i = 0
+        while i < len(mids):
+            if ok[i]:
+                inside, i = mids[i], 2 * i + 2
+            else:
+                outside, i = mids[i], 2 * i + 1
+            done += 1
+            if abs(inside - outside) < tol or done >= steps:
+                return inside, outside
+    return inside, outside
+
+
 def _chan_zhang_limits(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid: int) -> tuple[float, float]:
     """The two limits of :func:`_chan_zhang_interval` (which see)."""
     target = alpha / 2
@@ -699,13 +767,7 @@ def _chan_zhang_limits(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid:
         # a coarse crossing by bisection (Chan & Zhang's own search, to 1/64 of the range):
         # everything between the estimate and `inside` is in the hull; the stretches from
         # `inside` (accepted) to the edge are then searched for the outermost accepted value
-        inside, outside = est, edge
-        for _ in range(6):
-            mid = 0.5 * (inside + outside)
-            if cz.tail(mid, lower_tail) > target:
-                inside = mid
-            else:
-                outside = mid
+        inside, outside = _bisect(est, edge, lambda d: cz.tails(d, lower_tail) > target, 6, cz.lookahead)
         crossing = inside
         outer_first = list(reversed(cz.stretches(inside, edge, lower_tail)))
         batch, k = 4, 0
@@ -720,15 +782,14 @@ def _chan_zhang_limits(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid:
             start, end, region = chunk[int(accepted[0])]
             if cz.prob(end, region) > target:
                 return float(end)  # accepted up to where the (rejected) outer stretch begins
-            inside, outside = start, end
-            for _ in range(40):
-                mid = 0.5 * (inside + outside)
-                if cz.prob(mid, region) > target:
-                    inside = mid
-                else:
-                    outside = mid
-                if abs(inside - outside) < 1e-6:
-                    break
+            inside, outside = _bisect(
+                start,
+                end,
+                lambda d: cz.probs(d, np.broadcast_to(region, (len(d), len(region)))) > target,  # noqa: B023
+                40,
+                cz.lookahead,
+                tol=1e-6,
+            )
             return float(0.5 * (inside + outside))
         return crossing  # not reached: the innermost stretch starts at an accepted value
 
