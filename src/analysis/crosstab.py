@@ -441,10 +441,10 @@ def _score_statistic(x1, n1, x0, n0, delta, *, fast: bool = False) -> np.ndarray
 
 
 @functools.lru_cache(maxsize=64)
-def _log_choose(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """k = 0..n and log C(n, k), computed once per n (prob() asks thousands of times)."""
+def _log_choose(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k = 0..n, log C(n, k) and n - k, computed once per n (prob() asks thousands of times)."""
     k = np.arange(n + 1)
-    return k, special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+    return k, special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1), n - k
 
 
 def _binom_pmf_rows(n: int, p: np.ndarray) -> np.ndarray:
@@ -454,10 +454,10 @@ def _binom_pmf_rows(n: int, p: np.ndarray) -> np.ndarray:
     k = n), one rounding each: the logarithms are taken once per rate, with scipy's own
     functions, and multiplied by k, which gives the same bits as the elementwise calls.
     """
-    k, log_choose = _log_choose(n)
+    k, log_choose, n_minus_k = _log_choose(n)
     p = np.asarray(p, dtype=float)[:, None]
     if len(p) < 8:  # a few rates: the elementwise calls are cheaper than the extra steps
-        return np.exp(log_choose + special.xlogy(k, p) + special.xlog1py(n - k, -p))
+        return np.exp(log_choose + special.xlogy(k, p) + special.xlog1py(n_minus_k, -p))
     with np.errstate(invalid="ignore"):
         t1 = k * special.xlogy(1.0, p)
         t2 = (n - k) * special.xlog1py(1.0, -p)
@@ -485,6 +485,7 @@ MEASURE_COLUMNS = (
 
 _CZ_GRID = 800  # steps between estimate and edge on which region changes are located
 _CZ_BUDGET = 2_000_000  # tables x grid points per scan; larger tables get a coarser grid
+_CZ_CACHE_CELLS = 32_768  # tables x deltas per chunk of the closed-form scan
 _NEAR_TIE = 1e-4  # relative gap below which the exact statistic decides a table's membership
 
 
@@ -516,7 +517,8 @@ class _ChanZhang:
         the exact statistic decides the near-ties, the non-finite values and |delta| < 1e-3.
         """
         deltas = np.atleast_1d(np.asarray(deltas, dtype=float))
-        step = max(1, _CZ_BUDGET // (4 * self.n_tables))
+        # the closed form's temporaries kept within the cache (chunking changes no value)
+        step = max(1, (_CZ_CACHE_CELLS if fast else _CZ_BUDGET // 4) // self.n_tables)
         out = np.empty((len(deltas), self.n_tables), dtype=bool)
         for i in range(0, len(deltas), step):
             d = deltas[i : i + step, None]
@@ -550,9 +552,14 @@ class _ChanZhang:
         region = regions.reshape(n_pairs, self.n1 + 1, self.n0 + 1).astype(float)
         lo, hi = np.maximum(0.0, -deltas), np.minimum(1.0, 1.0 - deltas)
 
+        d_col = deltas[:, None]
+
         def at(p0s: np.ndarray) -> np.ndarray:  # p0s: (n_pairs, points)
             shape = p0s.shape
-            f1 = _binom_pmf_rows(self.n1, np.clip(p0s + deltas[:, None], 0.0, 1.0).ravel())
+            p1s = p0s + d_col
+            np.maximum(p1s, 0.0, out=p1s)  # = np.clip(p1s, 0, 1) (no NaN here), without its wrapper
+            np.minimum(p1s, 1.0, out=p1s)
+            f1 = _binom_pmf_rows(self.n1, p1s.ravel())
             f0 = _binom_pmf_rows(self.n0, p0s.ravel())
             f1 = f1.reshape(*shape, self.n1 + 1)
             f0 = f0.reshape(*shape, self.n0 + 1)
@@ -566,9 +573,12 @@ class _ChanZhang:
         b_ = grid[rows, np.minimum(i + 1, self.n_grid - 1)]
         best = vals[rows, i]
         gr = (np.sqrt(5) - 1) / 2
+        pts = np.empty((n_pairs, 2))
         for _ in range(30):
-            c_, d_ = b_ - gr * (b_ - a_), a_ + gr * (b_ - a_)
-            fcd = at(np.stack([c_, d_], axis=1))
+            step = gr * (b_ - a_)
+            c_, d_ = b_ - step, a_ + step
+            pts[:, 0], pts[:, 1] = c_, d_
+            fcd = at(pts)
             fc, fd = fcd[:, 0], fcd[:, 1]
             best = np.maximum(best, np.maximum(fc, fd))
             left = fc >= fd
