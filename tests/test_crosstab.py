@@ -506,7 +506,8 @@ def test_exact_mle_python_and_numpy_bisections_agree_bit_for_bit():
         for delta in deltas:
             delta = float(delta)
             many = crosstab._restricted_p0(x1, n1, x0, n0, delta)
-            one_by_one = [crosstab._restricted_p0_one(a, n1 - a, c, n0 - c, delta) for a, c in zip(x1, x0, strict=True)]
+            pairs = zip(x1.tolist(), x0.tolist(), strict=True)
+            one_by_one = [crosstab._restricted_p0_one(a, n1 - a, c, n0 - c, delta) for a, c in pairs]
             assert np.array_equal(many, np.array(one_by_one), equal_nan=True)
 
 
