@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     mismatches = 0
     for r in rows:
         table = (r["x1"], r["n1"], r["x0"], r["n0"], r["alpha"])
-        cpu, limits = _cpu(lambda t=table: crosstab._chan_zhang_interval(*t), args.repeat)
+        # __wrapped__: past the in-process memo, so that every run computes
+        cpu, limits = _cpu(lambda t=table: crosstab._chan_zhang_interval.__wrapped__(*t), args.repeat)
         same = limits == (r["lower"], r["upper"])
         mismatches += not same
         total_new += cpu

@@ -696,8 +696,12 @@ class _ChanZhang:
         return list(zip(starts, ends, regions, strict=False))
 
 
+@functools.lru_cache(maxsize=1024)
 def _chan_zhang_interval(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid: int = 400) -> tuple[float, float]:
     """Chan & Zhang (1999) exact unconditional interval for p1 - p0.
+
+    Memoised per table and alpha in the process (fiscal-year and trends reports can ask for the
+    same table); the limits are a pure function of the arguments.
 
     Each limit inverts a one-sided exact test at alpha/2. The set of differences a test does
     not reject need not be an interval: the tail probability falls as delta moves away from the
