@@ -202,9 +202,10 @@ def risk_difference(table, *, alpha: float = 0.05, method: CIMethod = "newcombe"
         two one-sided exact tests (each alpha/2) ordered by the
         Farrington-Manning score statistic, nuisance parameter maximised
         numerically; the hull of the accepted differences (see
-        ``_chan_zhang_interval``). Guaranteed coverage, wider; about 0.1-0.5 s of
-        CPU per table at n <= 41 and 3-8 s at 90 vs 90 or 120 vs 59, more when one
-        group has ~150 and the other ~1,600 units.
+        ``_chan_zhang_interval``). Guaranteed coverage, wider; about 0.1-0.15 s of
+        CPU per table at 13-25 units per group (the sample's tables; benchmarks/chan_zhang.py),
+        2.4 s at 30/90 vs 20/89 and 5 s at 2/120 vs 9/59, more when one group has ~150
+        and the other ~1,600 units.
 
     If either group is empty the estimate and interval are NaN.
     """
