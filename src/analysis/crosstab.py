@@ -275,7 +275,7 @@ def _restricted_p0(x1, n1, x0, n0, delta) -> np.ndarray:
     lo = np.broadcast_to(np.maximum(0.0, -delta), shape).copy()
     hi = np.broadcast_to(np.minimum(1.0, 1.0 - delta), shape).copy()
     # derivative terms x1/q1, y1/(1-q1), x0/p0, y0/(1-p0); a zero count's term stays 0.0 (0 log 0 = 0)
-    terms = []
+    terms: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] = []
     for count in (x1, n1 - x1, x0, n0 - x0):
         count = np.broadcast_to(np.asarray(count, dtype=float), shape)
         positive = count > 0
