@@ -278,8 +278,8 @@ def _restricted_p0(x1, n1, x0, n0, delta) -> np.ndarray:
     terms: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] = []
     for count in (x1, n1 - x1, x0, n0 - x0):
         count = np.broadcast_to(np.asarray(count, dtype=float), shape)
-        positive = count > 0
-        terms.append((count, None if positive.all() else positive, np.zeros(shape)))
+        is_positive = count > 0
+        terms.append((count, None if is_positive.all() else is_positive, np.zeros(shape)))
     mid, q1, den, g = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape)
     up, down = np.empty(shape, dtype=bool), np.empty(shape, dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
