@@ -7,7 +7,9 @@ printed place).
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -453,3 +455,101 @@ def test_chan_zhang_stretches_have_constant_exact_regions(counts):
             probes = [start + 0.01 * (end - start), 0.5 * (start + end), end - 0.01 * (end - start)]
             assert (cz.regions(probes, lower) == region).all()
         cz.hybrid = True
+
+
+# ---------------------------------------------------------------------------
+# Chan-Zhang: the faster implementation reproduces the recorded limits bit for bit
+# ---------------------------------------------------------------------------
+
+_CZ_REFERENCE = json.loads((Path(__file__).parent / "data" / "chan_zhang_reference.json").read_text())["rows"]
+
+
+def _cz_rows(keep):
+    return [
+        pytest.param(r, id=f"{r['kind']}-{r['x1']}/{r['n1']}-{r['x0']}/{r['n0']}") for r in _CZ_REFERENCE if keep(r)
+    ]
+
+
+def _assert_reproduces(row):
+    limits = crosstab._chan_zhang_interval(row["x1"], row["n1"], row["x0"], row["n0"], row["alpha"])
+    assert limits == (row["lower"], row["upper"])  # exact equality: the speed-up changes no bit
+
+
+_RANDOM = [r for r in _CZ_REFERENCE if r["kind"] == "random"]
+
+
+@pytest.mark.parametrize(
+    "row", _cz_rows(lambda r: r["kind"] in ("sample", "test") or (r["kind"] == "random" and _RANDOM.index(r) % 5 == 0))
+)
+def test_chan_zhang_reproduces_the_recorded_limits(row):
+    # Issue 14: limits recorded before the speed-up (tests/data/chan_zhang_reference.json, with the
+    # commit they came from): the sample dataset's tables, this file's tables, random tables.
+    _assert_reproduces(row)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "row", _cz_rows(lambda r: r["kind"] == "large" or (r["kind"] == "random" and _RANDOM.index(r) % 5 != 0))
+)
+def test_chan_zhang_reproduces_the_recorded_limits_everywhere(row):
+    _assert_reproduces(row)
+
+
+def test_exact_mle_python_and_numpy_bisections_agree_bit_for_bit():
+    # _restricted_p0 bisects a few pairs in Python floats and more in numpy: the same steps, so the
+    # same bits, including zero and full cells and deltas at and near the edges and zero.
+    rng = np.random.default_rng(7)
+    for n1, n0 in [(1, 1), (5, 7), (13, 22), (30, 17)]:
+        x1, x0 = np.meshgrid(np.arange(n1 + 1), np.arange(n0 + 1), indexing="ij")
+        x1, x0 = x1.ravel(), x0.ravel()
+        deltas = np.concatenate([[-1.0, -0.999, -1e-9, 0.0, 1e-12, 0.5, 1.0], rng.uniform(-1, 1, 8)])
+        for delta in deltas:
+            delta = float(delta)
+            many = crosstab._restricted_p0(x1, n1, x0, n0, delta)
+            pairs = zip(x1.tolist(), x0.tolist(), strict=True)
+            one_by_one = [crosstab._restricted_p0_one(a, n1 - a, c, n0 - c, delta) for a, c in pairs]
+            assert np.array_equal(many, np.array(one_by_one), equal_nan=True)
+
+
+def test_binomial_pmf_rows_take_logarithms_once_per_rate_with_the_same_bits():
+    from scipy import special
+
+    rng = np.random.default_rng(11)
+    p = np.concatenate([[0.0, 1.0, 1e-300, 0.5, 1 - 1e-16], rng.random(2000)])
+    for n in (1, 13, 22, 120):
+        k = np.arange(n + 1)
+        elementwise = np.exp(
+            crosstab._log_choose(n)[1] + special.xlogy(k, p[:, None]) + special.xlog1py(n - k, -p[:, None])
+        )
+        assert np.array_equal(crosstab._binom_pmf_rows(n, p), elementwise)
+
+
+def test_closed_form_with_distinct_b0_equals_the_direct_formula():
+    # the cube of b is taken once per distinct b0 and gathered: the same bits as per table
+    n1, n0 = 13, 22
+    k1, k0 = np.meshgrid(np.arange(n1 + 1), np.arange(n0 + 1), indexing="ij")
+    tables = crosstab._Tables(k1.ravel(), n1, k0.ravel(), n0)
+    assert tables.b0_distinct is not None
+    deltas = np.linspace(-1, 1, 401)[:, None]
+    direct = crosstab._Tables(k1.ravel(), n1, k0.ravel(), n0)
+    direct.b0_distinct = None
+    assert np.array_equal(tables.closed_form(deltas), direct.closed_form(deltas), equal_nan=True)
+
+
+@pytest.mark.parametrize("lookahead", [1, 2, 3, 4])
+def test_bisection_with_lookahead_visits_the_same_midpoints(lookahead):
+    # _bisect evaluates several levels per batch; the result must be the plain loop's
+    def accepted(d):
+        return np.sin(7 * np.asarray(d)) > 0.3
+
+    for inside, outside, steps, tol in [(0.1, 1.0, 6, 0.0), (0.3, -1.0, 40, 1e-6), (0.2, 0.25, 40, 1e-6)]:
+        lo, hi = inside, outside
+        for _ in range(steps):
+            mid = 0.5 * (lo + hi)
+            if accepted(mid):
+                lo = mid
+            else:
+                hi = mid
+            if abs(lo - hi) < tol:
+                break
+        assert crosstab._bisect(inside, outside, accepted, steps, lookahead, tol) == (lo, hi)

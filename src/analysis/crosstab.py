@@ -32,7 +32,7 @@ Internal module: its names serve the package and may change; the public interfac
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -202,9 +202,10 @@ def risk_difference(table, *, alpha: float = 0.05, method: CIMethod = "newcombe"
         two one-sided exact tests (each alpha/2) ordered by the
         Farrington-Manning score statistic, nuisance parameter maximised
         numerically; the hull of the accepted differences (see
-        ``_chan_zhang_interval``). Guaranteed coverage, wider; about 0.1-0.5 s of
-        CPU per table at n <= 41 and 3-8 s at 90 vs 90 or 120 vs 59, more when one
-        group has ~150 and the other ~1,600 units.
+        ``_chan_zhang_interval``). Guaranteed coverage, wider; about 0.1-0.15 s of
+        CPU per table at 13-25 units per group (the sample's tables; benchmarks/chan_zhang.py),
+        2.4 s at 30/90 vs 20/89 and 5 s at 2/120 vs 9/59, more when one group has ~150
+        and the other ~1,600 units.
 
     If either group is empty the estimate and interval are NaN.
     """
@@ -252,6 +253,9 @@ def ci_method_for(n_exposed: int, n_unexposed: int) -> CIMethod:
     return "newcombe" if min(n_exposed, n_unexposed) > LARGE_GROUP else "exact"
 
 
+_P0_SCALAR_MAX = 8  # up to this many (table, delta) pairs the exact MLE is bisected in Python floats
+
+
 def _restricted_p0(x1, n1, x0, n0, delta) -> np.ndarray:
     """MLE of p0 under the constraint p1 - p0 = delta, for arrays of tables (and of deltas).
 
@@ -259,27 +263,168 @@ def _restricted_p0(x1, n1, x0, n0, delta) -> np.ndarray:
     so bisection on the sign of its derivative is robust (including zero
     cells and boundary solutions, where the closed-form cubic is fragile).
     ``delta`` may be a scalar or an array broadcasting against the tables.
+    A few pairs are bisected in Python floats (the same IEEE operations, so the same bits,
+    without numpy's per-call overhead), more in numpy with preallocated arrays.
     """
     delta = np.asarray(delta, dtype=float)
     shape = np.broadcast(x1, x0, delta).shape
+    if int(np.prod(shape)) <= _P0_SCALAR_MAX:
+        pairs = zip(*(np.broadcast_to(v, shape).ravel().tolist() for v in (x1, x0, delta)), strict=True)
+        out = [_restricted_p0_one(float(a), float(n1 - a), float(c), float(n0 - c), d) for a, c, d in pairs]
+        return np.array(out, dtype=float).reshape(shape)
     lo = np.broadcast_to(np.maximum(0.0, -delta), shape).copy()
     hi = np.broadcast_to(np.minimum(1.0, 1.0 - delta), shape).copy()
-    y1, y0 = n1 - x1, n0 - x0
+    # derivative terms x1/q1, y1/(1-q1), x0/p0, y0/(1-p0); a zero count's term stays 0.0 (0 log 0 = 0)
+    terms: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] = []
+    for count in (x1, n1 - x1, x0, n0 - x0):
+        count = np.broadcast_to(np.asarray(count, dtype=float), shape)
+        is_positive = count > 0
+        terms.append((count, None if is_positive.all() else is_positive, np.zeros(shape)))
+    mid, q1, den, g = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape)
+    up, down = np.empty(shape, dtype=bool), np.empty(shape, dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(60):
+            np.add(lo, hi, out=mid)
+            np.multiply(mid, 0.5, out=mid)
+            np.add(mid, delta, out=q1)
+            for (count, positive, term), rate, complement in zip(
+                terms, (q1, q1, mid, mid), (False, True, False, True), strict=True
+            ):
+                if complement:
+                    rate = np.subtract(1.0, rate, out=den)
+                np.divide(count, rate, out=term, where=True if positive is None else positive)
+            np.subtract(terms[0][2], terms[1][2], out=g)
+            np.add(g, terms[2][2], out=g)
+            np.subtract(g, terms[3][2], out=g)
+            np.greater(g, 0, out=up)
+            np.logical_not(up, out=down)
+            np.copyto(lo, mid, where=up)
+            np.copyto(hi, mid, where=down)
+    return 0.5 * (lo + hi)
+
+
+def _restricted_p0_one(x1: float, y1: float, x0: float, y0: float, delta: float) -> float:
+    """:func:`_restricted_p0` for one table and one delta in Python floats: the same steps, the same bits."""
+    lo, hi = max(0.0, -delta), min(1.0, 1.0 - delta)
+    inf = float("inf")
     for _ in range(60):
         mid = 0.5 * (lo + hi)
         q1 = mid + delta
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # zero counts contribute nothing (0 * log 0 = 0)
-            g = (
-                np.where(x1 > 0, x1 / q1, 0.0)
-                - np.where(y1 > 0, y1 / (1 - q1), 0.0)
-                + np.where(x0 > 0, x0 / mid, 0.0)
-                - np.where(y0 > 0, y0 / (1 - mid), 0.0)
-            )
-        up = g > 0
-        lo = np.where(up, mid, lo)
-        hi = np.where(up, hi, mid)
+        r1, r0 = 1 - q1, 1 - mid
+        # a positive count over a zero rate is +inf as in numpy (no denominator here is -0.0)
+        g = (
+            ((x1 / q1 if q1 else inf) if x1 > 0 else 0.0)
+            - ((y1 / r1 if r1 else inf) if y1 > 0 else 0.0)
+            + ((x0 / mid if mid else inf) if x0 > 0 else 0.0)
+            - ((y0 / r0 if r0 else inf) if y0 > 0 else 0.0)
+        )
+        if g > 0:
+            lo = mid
+        else:
+            hi = mid
     return 0.5 * (lo + hi)
+
+
+class _Tables:
+    """Per-table constants of the closed-form MLE and of the score statistic (tables as arrays).
+
+    Hoisted out of the per-delta work; each is the same floating-point expression, evaluated in
+    the same order, as in the formula, so the results are bit for bit those of computing it whole.
+    """
+
+    def __init__(self, x1, n1: int, x0, n0: int) -> None:
+        p1h, p0h, theta = x1 / n1, x0 / n0, n0 / n1
+        a = 1 + theta
+        self.x1, self.n1, self.x0, self.n0 = x1, n1, x0, n0
+        self.b0 = 1 + theta + p1h + theta * p0h
+        self.b_delta = theta + 2
+        self.c_delta = 2 * p1h + theta + 1
+        self.p1h, self.theta_p0h, self.neg_p1h = p1h, theta * p0h, -p1h
+        self.a3_cubed, self.a6_sq, self.a2, self.a3_sq, self.a3 = (3 * a) ** 3, 6 * a**2, 2 * a, (3 * a) ** 2, 3 * a
+        self.est = x1 / n1 - x0 / n0
+        # many tables share b0 (it is about 1 + theta + (x1 + x0) / n1): the cube of b, slow for
+        # numpy at negative b, is then taken once per distinct value and gathered
+        self.b0_distinct: np.ndarray | None = None
+        if np.ndim(self.b0) == 1 and len(self.b0) > 16:
+            distinct, inverse = np.unique(self.b0, return_inverse=True)
+            if len(distinct) < 0.7 * len(self.b0):
+                self.b0_distinct, self.b0_inverse = distinct, inverse
+
+    def closed_form(self, delta, *, cheap: bool = False) -> np.ndarray:
+        """:func:`_restricted_p0_closed_form` for these tables.
+
+        ``cheap``: cubes by multiplication instead of ``**3`` (numpy's power is slow for negative
+        bases), which moves the result by a few rounding errors: for screening only (see
+        :meth:`_ChanZhang.regions`).
+        """
+        delta = np.asarray(delta, dtype=float)
+        shape = np.broadcast(self.b0, delta).shape
+        if not shape:  # one table, one delta: work on length-1 arrays
+            return self.closed_form(delta.reshape(1), cheap=cheap).reshape(())
+        if self.b0_distinct is not None and not cheap and delta.ndim == 2 and delta.shape[1] == 1:
+            b_distinct = np.negative(self.b0_distinct + delta * self.b_delta)
+            b = b_distinct[:, self.b0_inverse]
+            cube = (b_distinct**3)[:, self.b0_inverse]
+        else:
+            b = np.negative(self.b0 + delta * self.b_delta)
+            cube = None
+        c = delta**2 + delta * self.c_delta
+        c += self.p1h
+        c += self.theta_p0h
+        d = self.neg_p1h * delta
+        d *= 1 + delta
+        v = b * b * b if cheap else b**3 if cube is None else cube
+        v /= self.a3_cubed
+        bc = b * c
+        bc /= self.a6_sq
+        v -= bc
+        d /= self.a2
+        v += d
+        s = b**2
+        s /= self.a3_sq
+        c /= self.a3
+        s -= c
+        np.maximum(s, 0.0, out=s)
+        np.sqrt(s, out=s)
+        u = np.sign(v)
+        u *= s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = v / (u * u * u if cheap else u**3)
+        r[np.isnan(r)] = 1.0
+        np.clip(r, -1.0, 1.0, out=r)
+        w = np.arccos(r, out=r)
+        w += np.pi
+        w /= 3
+        p0t = 2 * u
+        p0t *= np.cos(w, out=w)
+        b /= self.a3
+        p0t -= b
+        p0t -= delta
+        return np.clip(p0t, np.maximum(0.0, -delta), np.minimum(1.0, 1.0 - delta), out=p0t)
+
+    def score(self, delta, *, fast: bool = False, cheap: bool = False) -> np.ndarray:
+        """:func:`_score_statistic` for these tables (``cheap``: see :meth:`closed_form`)."""
+        delta = np.asarray(delta, dtype=float)
+        if fast or cheap:
+            p0t = self.closed_form(delta, cheap=cheap)
+        else:
+            p0t = _restricted_p0(self.x1, self.n1, self.x0, self.n0, delta)
+        p1t = np.clip(p0t + delta, 0.0, 1.0)
+        var = p1t * (1 - p1t)
+        var /= self.n1
+        v0 = p0t * (1 - p0t)
+        v0 /= self.n0
+        var += v0
+        num = np.asarray(self.est - delta, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = num / np.sqrt(var)
+        degenerate = var <= 1e-15
+        if degenerate.any():
+            # zero variance at the constrained MLE: the statistic is +-inf (or 0 on the null)
+            num = np.round(num, 12)
+            limit = np.where(num > 0, np.inf, np.where(num < 0, -np.inf, 0.0))
+            z = np.where(degenerate, limit, z)
+        return z
 
 
 def _restricted_p0_closed_form(x1, n1, x0, n0, delta) -> np.ndarray:
@@ -288,46 +433,40 @@ def _restricted_p0_closed_form(x1, n1, x0, n0, delta) -> np.ndarray:
     About ten times faster than the bisection, but loses precision near delta = 0 (about
     1e-8 there); used only to scan for region changes, which are then confirmed exactly.
     """
-    delta = np.asarray(delta, dtype=float)
-    p1h, p0h, theta = x1 / n1, x0 / n0, n0 / n1
-    a = 1 + theta
-    b = -(1 + theta + p1h + theta * p0h + delta * (theta + 2))
-    c = delta**2 + delta * (2 * p1h + theta + 1) + p1h + theta * p0h
-    d = -p1h * delta * (1 + delta)
-    v = b**3 / (3 * a) ** 3 - b * c / (6 * a**2) + d / (2 * a)
-    u = np.sign(v) * np.sqrt(np.maximum(b**2 / (3 * a) ** 2 - c / (3 * a), 0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = (np.pi + np.arccos(np.clip(np.nan_to_num(v / u**3, nan=1.0), -1.0, 1.0))) / 3
-    p0t = 2 * u * np.cos(w) - b / (3 * a) - delta
-    return np.clip(p0t, np.maximum(0.0, -delta), np.minimum(1.0, 1.0 - delta))
+    return _Tables(x1, n1, x0, n0).closed_form(delta)
 
 
 def _score_statistic(x1, n1, x0, n0, delta, *, fast: bool = False) -> np.ndarray:
     """Farrington-Manning score statistic for H0: p1 - p0 = delta (delta scalar or array)."""
-    p0t = (_restricted_p0_closed_form if fast else _restricted_p0)(x1, n1, x0, n0, delta)
-    p1t = np.clip(p0t + delta, 0.0, 1.0)
-    var = p1t * (1 - p1t) / n1 + p0t * (1 - p0t) / n0
-    num = np.asarray(x1 / n1 - x0 / n0 - delta, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = num / np.sqrt(var)
-    # zero variance at the constrained MLE: the statistic is +-inf (or 0 on the null)
-    num = np.round(num, 12)
-    limit = np.where(num > 0, np.inf, np.where(num < 0, -np.inf, 0.0))
-    return np.where(var <= 1e-15, limit, z)
+    return _Tables(x1, n1, x0, n0).score(delta, fast=fast)
 
 
 @functools.lru_cache(maxsize=64)
-def _log_choose(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """k = 0..n and log C(n, k), computed once per n (prob() asks thousands of times)."""
+def _log_choose(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """k = 0..n, log C(n, k) and n - k, computed once per n (prob() asks thousands of times)."""
     k = np.arange(n + 1)
-    return k, special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+    return k, special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1), n - k
 
 
 def _binom_pmf_rows(n: int, p: np.ndarray) -> np.ndarray:
-    """Binomial pmf, one row per rate in p (plain numpy: scipy's per-call overhead dominates)."""
-    k, log_choose = _log_choose(n)
+    """Binomial pmf, one row per rate in p (plain numpy: scipy's per-call overhead dominates).
+
+    xlogy(k, p) is k * log(p) (0 at k = 0) and xlog1py(n - k, -p) is (n - k) * log1p(-p) (0 at
+    k = n), one rounding each: the logarithms are taken once per rate, with scipy's own
+    functions, and multiplied by k, which gives the same bits as the elementwise calls.
+    """
+    k, log_choose, n_minus_k = _log_choose(n)
     p = np.asarray(p, dtype=float)[:, None]
-    return np.exp(log_choose + special.xlogy(k, p) + special.xlog1py(n - k, -p))
+    if len(p) < 8:  # a few rates: the elementwise calls are cheaper than the extra steps
+        return np.exp(log_choose + special.xlogy(k, p) + special.xlog1py(n_minus_k, -p))
+    with np.errstate(invalid="ignore"):
+        t1 = k * special.xlogy(1.0, p)
+        t2 = (n - k) * special.xlog1py(1.0, -p)
+    t1[:, 0] = 0.0
+    t2[:, n] = 0.0
+    t1 += log_choose
+    t1 += t2
+    return np.exp(t1, out=t1)
 
 
 #: The per-measure numbers of measure_association_table (after "measure"), in order.
@@ -347,6 +486,7 @@ MEASURE_COLUMNS = (
 
 _CZ_GRID = 800  # steps between estimate and edge on which region changes are located
 _CZ_BUDGET = 2_000_000  # tables x grid points per scan; larger tables get a coarser grid
+_CZ_CACHE_CELLS = 32_768  # tables x deltas per chunk of the closed-form scan
 _NEAR_TIE = 1e-4  # relative gap below which the exact statistic decides a table's membership
 
 
@@ -365,6 +505,8 @@ class _ChanZhang:
         self.n_tables = self.k1.size
         self.obs = x1 * (n0 + 1) + x0  # index of the observed table in the flattened grid
         self.hybrid = True  # exact regions via the closed form plus exact near-ties (see regions)
+        self.all_tables = _Tables(self.k1, n1, self.k0, n0)
+        self.observed = _Tables(x1, n1, x0, n0)
 
     def regions(self, deltas, lower: bool, fast: bool = False) -> np.ndarray:
         """Boolean (len(deltas), n_tables), computed in chunks to bound memory.
@@ -376,15 +518,16 @@ class _ChanZhang:
         the exact statistic decides the near-ties, the non-finite values and |delta| < 1e-3.
         """
         deltas = np.atleast_1d(np.asarray(deltas, dtype=float))
-        step = max(1, _CZ_BUDGET // (4 * self.n_tables))
+        # the closed form's temporaries kept within the cache (chunking changes no value)
+        step = max(1, (_CZ_CACHE_CELLS if fast else _CZ_BUDGET // 4) // self.n_tables)
         out = np.empty((len(deltas), self.n_tables), dtype=bool)
         for i in range(0, len(deltas), step):
             d = deltas[i : i + step, None]
             exact_all = not fast and not self.hybrid
-            t = _score_statistic(self.k1[None, :], self.n1, self.k0[None, :], self.n0, d, fast=fast or not exact_all)
+            t = self.all_tables.score(d, fast=fast or not exact_all)
             t_obs = t[:, [self.obs]]
             if not fast and self.hybrid:
-                t_obs = _score_statistic(self.x1, self.n1, self.x0, self.n0, d, fast=False)
+                t_obs = self.observed.score(d)
                 with np.errstate(invalid="ignore"):
                     scale = np.maximum(1.0, np.maximum(np.abs(t), np.abs(t_obs)))
                     near = ~(np.abs(t - t_obs) > _NEAR_TIE * scale)  # also NaN/inf
@@ -410,9 +553,14 @@ class _ChanZhang:
         region = regions.reshape(n_pairs, self.n1 + 1, self.n0 + 1).astype(float)
         lo, hi = np.maximum(0.0, -deltas), np.minimum(1.0, 1.0 - deltas)
 
+        d_col = deltas[:, None]
+
         def at(p0s: np.ndarray) -> np.ndarray:  # p0s: (n_pairs, points)
             shape = p0s.shape
-            f1 = _binom_pmf_rows(self.n1, np.clip(p0s + deltas[:, None], 0.0, 1.0).ravel())
+            p1s = p0s + d_col
+            np.maximum(p1s, 0.0, out=p1s)  # = np.clip(p1s, 0, 1) (no NaN here), without its wrapper
+            np.minimum(p1s, 1.0, out=p1s)
+            f1 = _binom_pmf_rows(self.n1, p1s.ravel())
             f0 = _binom_pmf_rows(self.n0, p0s.ravel())
             f1 = f1.reshape(*shape, self.n1 + 1)
             f0 = f0.reshape(*shape, self.n0 + 1)
@@ -426,9 +574,12 @@ class _ChanZhang:
         b_ = grid[rows, np.minimum(i + 1, self.n_grid - 1)]
         best = vals[rows, i]
         gr = (np.sqrt(5) - 1) / 2
+        pts = np.empty((n_pairs, 2))
         for _ in range(30):
-            c_, d_ = b_ - gr * (b_ - a_), a_ + gr * (b_ - a_)
-            fcd = at(np.stack([c_, d_], axis=1))
+            step = gr * (b_ - a_)
+            c_, d_ = b_ - step, a_ + step
+            pts[:, 0], pts[:, 1] = c_, d_
+            fcd = at(pts)
             fc, fd = fcd[:, 0], fcd[:, 1]
             best = np.maximum(best, np.maximum(fc, fd))
             left = fc >= fd
@@ -439,13 +590,34 @@ class _ChanZhang:
     def tail(self, delta: float, lower: bool) -> float:
         return self.prob(delta, self.regions(delta, lower)[0])
 
+    def tails(self, deltas: np.ndarray, lower: bool) -> np.ndarray:
+        """``tail`` at several deltas at once (the same values: every step is per delta)."""
+        return self.probs(deltas, self.regions(deltas, lower))
+
+    @property
+    def lookahead(self) -> int:
+        """Bisection levels evaluated per batch (see :func:`_bisect`): many where a batch costs
+        little more than one evaluation (small tables), one where each costs its own."""
+        return 3 if self.n_tables <= 1_500 else 2 if self.n_tables <= 6_000 else 1
+
     def _agrees(
-        self, deltas: np.ndarray, cell_of: np.ndarray, tbl: np.ndarray, want: np.ndarray, lower: bool, fast: bool
+        self,
+        deltas: np.ndarray,
+        cell_of: np.ndarray,
+        tbl: np.ndarray,
+        want: np.ndarray,
+        lower: bool,
+        fast: bool,
+        tables: _Tables | None = None,
     ) -> np.ndarray:
-        """Per cell: do the listed tables' memberships at that cell's delta equal ``want``?"""
+        """Per cell: do the listed tables' memberships at that cell's delta equal ``want``?
+
+        ``tables``: the listed tables' constants (``_Tables(k1[tbl], n1, k0[tbl], n0)``), if at hand.
+        """
         d_obs = np.asarray(deltas, dtype=float)
-        t_obs = _score_statistic(self.x1, self.n1, self.x0, self.n0, d_obs, fast=fast)
-        t = _score_statistic(self.k1[tbl], self.n1, self.k0[tbl], self.n0, d_obs[cell_of], fast=fast)
+        t_obs = self.observed.score(d_obs, fast=fast)
+        tables = _Tables(self.k1[tbl], self.n1, self.k0[tbl], self.n0) if tables is None else tables
+        t = tables.score(d_obs[cell_of], fast=fast)
         t_ref = t_obs[cell_of]
         with np.errstate(invalid="ignore"):
             tol = np.where(np.isfinite(t_ref), 1e-9 * np.maximum(1.0, np.abs(t_ref)), 0.0)
@@ -467,19 +639,20 @@ class _ChanZhang:
         diff = before != after
         cell_of, tbl = np.nonzero(diff)
         want = after[cell_of, tbl]
+        tables = _Tables(self.k1[tbl], self.n1, self.k0[tbl], self.n0)
         for fast_step in (True, False):
             for _ in range(40):
                 if not len(inside) or np.max(np.abs(outside - inside)) < 1e-9:
                     break
                 mid = 0.5 * (inside + outside)
-                is_outer = self._agrees(mid, cell_of, tbl, want, lower, fast_step)
+                is_outer = self._agrees(mid, cell_of, tbl, want, lower, fast_step, tables)
                 outside = np.where(is_outer, mid, outside)
                 inside = np.where(is_outer, inside, mid)
             if not fast_step or not len(inside):
                 break
             # keep the fast result where the exact region agrees at both sides of the change
-            ok = self._agrees(outside, cell_of, tbl, want, lower, False) & ~self._agrees(
-                inside, cell_of, tbl, want, lower, False
+            ok = self._agrees(outside, cell_of, tbl, want, lower, False, tables) & ~self._agrees(
+                inside, cell_of, tbl, want, lower, False, tables
             )
             if ok.all():
                 break
@@ -524,8 +697,12 @@ class _ChanZhang:
         return list(zip(starts, ends, regions, strict=False))
 
 
+@functools.lru_cache(maxsize=1024)
 def _chan_zhang_interval(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid: int = 400) -> tuple[float, float]:
     """Chan & Zhang (1999) exact unconditional interval for p1 - p0.
+
+    Memoised per table and alpha in the process (fiscal-year and trends reports can ask for the
+    same table); the limits are a pure function of the arguments.
 
     Each limit inverts a one-sided exact test at alpha/2. The set of differences a test does
     not reject need not be an interval: the tail probability falls as delta moves away from the
@@ -551,6 +728,46 @@ def _chan_zhang_interval(x1: int, n1: int, x0: int, n0: int, alpha: float, n_gri
         return _chan_zhang_limits(x1, n1, x0, n0, alpha, n_grid)
 
 
+def _bisect(
+    inside: float,
+    outside: float,
+    accepted: Callable[[np.ndarray], np.ndarray],
+    steps: int,
+    lookahead: int,
+    tol: float = 0.0,
+) -> tuple[float, float]:
+    """Bisection between an accepted ``inside`` and a rejected ``outside``: ``steps`` halvings, or
+    fewer once they are closer than ``tol``; returns the final (inside, outside).
+
+    Exactly the plain loop ``mid = 0.5 * (inside + outside)``, then inside or outside = mid, but
+    the midpoints of the next ``lookahead`` levels (every branch) are evaluated in one call of
+    ``accepted`` (deltas -> bools), since a batch costs little more than one evaluation.
+    """
+    done = 0
+    while done < steps:
+        # heap order: node i = (lo, hi) has mid 0.5 * (lo + hi), children 2i+1 (rejected: lo, mid)
+        # and 2i+2 (accepted: mid, hi)
+        nodes, mids = [(inside, outside)], []
+        for _ in range(min(lookahead, steps - done)):
+            nxt = []
+            for lo, hi in nodes:
+                mid = 0.5 * (lo + hi)
+                mids.append(mid)
+                nxt += [(lo, mid), (mid, hi)]
+            nodes = nxt
+        ok = accepted(np.array(mids))
+        i = 0
+        while i < len(mids):
+            if ok[i]:
+                inside, i = mids[i], 2 * i + 2
+            else:
+                outside, i = mids[i], 2 * i + 1
+            done += 1
+            if abs(inside - outside) < tol or done >= steps:
+                return inside, outside
+    return inside, outside
+
+
 def _chan_zhang_limits(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid: int) -> tuple[float, float]:
     """The two limits of :func:`_chan_zhang_interval` (which see)."""
     target = alpha / 2
@@ -565,13 +782,7 @@ def _chan_zhang_limits(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid:
         # a coarse crossing by bisection (Chan & Zhang's own search, to 1/64 of the range):
         # everything between the estimate and `inside` is in the hull; the stretches from
         # `inside` (accepted) to the edge are then searched for the outermost accepted value
-        inside, outside = est, edge
-        for _ in range(6):
-            mid = 0.5 * (inside + outside)
-            if cz.tail(mid, lower_tail) > target:
-                inside = mid
-            else:
-                outside = mid
+        inside, outside = _bisect(est, edge, lambda d: cz.tails(d, lower_tail) > target, 6, cz.lookahead)
         crossing = inside
         outer_first = list(reversed(cz.stretches(inside, edge, lower_tail)))
         batch, k = 4, 0
@@ -586,15 +797,14 @@ def _chan_zhang_limits(x1: int, n1: int, x0: int, n0: int, alpha: float, n_grid:
             start, end, region = chunk[int(accepted[0])]
             if cz.prob(end, region) > target:
                 return float(end)  # accepted up to where the (rejected) outer stretch begins
-            inside, outside = start, end
-            for _ in range(40):
-                mid = 0.5 * (inside + outside)
-                if cz.prob(mid, region) > target:
-                    inside = mid
-                else:
-                    outside = mid
-                if abs(inside - outside) < 1e-6:
-                    break
+            inside, outside = _bisect(
+                start,
+                end,
+                lambda d: cz.probs(d, np.broadcast_to(region, (len(d), len(region)))) > target,  # noqa: B023
+                40,
+                cz.lookahead,
+                tol=1e-6,
+            )
             return float(0.5 * (inside + outside))
         return crossing  # not reached: the innermost stretch starts at an accepted value
 
