@@ -36,6 +36,8 @@ from analysis import processes, runner
 from analysis.site import build_index
 
 DATASET = "mini"
+#: a forced HTML-only run of one year (the faults are in the reports, not in printing)
+FORCED_FY2025 = ("run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "2", "--no-progress", "--no-pdf")
 STALE = "最新の実行で失敗：前回（"
 
 
@@ -230,19 +232,7 @@ def test_full_disk_fails_clearly_and_keeps_the_old_report(project, base, tmp_pat
     before = _digest(base / "FY2025")
     _tmpfs_copy_of(base, tmp_path, free_kib=8)
     try:
-        proc = run_cli(
-            project,
-            "run",
-            "--dataset",
-            DATASET,
-            "--years",
-            "2025",
-            "--force",
-            "--jobs",
-            "2",
-            "--no-progress",
-            "--no-pdf",
-        )
+        proc = run_cli(project, *FORCED_FY2025)
         after = _digest(base / "FY2025")
         index = (base / "index.html").read_text(encoding="utf-8")
     finally:
@@ -265,19 +255,7 @@ def test_read_only_output_fails_clearly_and_keeps_the_old_report(project, base, 
     _mount("--bind", str(base), str(base))
     try:
         _mount("-o", "remount,bind,ro", str(base))
-        proc = run_cli(
-            project,
-            "run",
-            "--dataset",
-            DATASET,
-            "--years",
-            "2025",
-            "--force",
-            "--jobs",
-            "2",
-            "--no-progress",
-            "--no-pdf",
-        )
+        proc = run_cli(project, *FORCED_FY2025)
     finally:
         _umount(base)
     assert proc.returncode == 1, proc.stderr[-2000:]
