@@ -350,18 +350,17 @@ class _Tables:
             if len(distinct) < 0.7 * len(self.b0):
                 self.b0_distinct, self.b0_inverse = distinct, inverse
 
-    def closed_form(self, delta, *, cheap: bool = False) -> np.ndarray:
-        """:func:`_restricted_p0_closed_form` for these tables.
+    def closed_form(self, delta) -> np.ndarray:
+        """The MLE of :func:`_restricted_p0` from Farrington & Manning's (1990) closed-form cubic root.
 
-        ``cheap``: cubes by multiplication instead of ``**3`` (numpy's power is slow for negative
-        bases), which moves the result by a few rounding errors: for screening only (see
-        :meth:`_ChanZhang.regions`).
+        About ten times faster than the bisection, but loses precision near delta = 0 (about
+        1e-8 there); used only to scan for region changes, which are then confirmed exactly.
         """
         delta = np.asarray(delta, dtype=float)
         shape = np.broadcast(self.b0, delta).shape
         if not shape:  # one table, one delta: work on length-1 arrays
-            return self.closed_form(delta.reshape(1), cheap=cheap).reshape(())
-        if self.b0_distinct is not None and not cheap and delta.ndim == 2 and delta.shape[1] == 1:
+            return self.closed_form(delta.reshape(1)).reshape(())
+        if self.b0_distinct is not None and delta.ndim == 2 and delta.shape[1] == 1:
             b_distinct = np.negative(self.b0_distinct + delta * self.b_delta)
             b = b_distinct[:, self.b0_inverse]
             cube = (b_distinct**3)[:, self.b0_inverse]
@@ -373,7 +372,7 @@ class _Tables:
         c += self.theta_p0h
         d = self.neg_p1h * delta
         d *= 1 + delta
-        v = b * b * b if cheap else b**3 if cube is None else cube
+        v = b**3 if cube is None else cube
         v /= self.a3_cubed
         bc = b * c
         bc /= self.a6_sq
@@ -389,7 +388,7 @@ class _Tables:
         u = np.sign(v)
         u *= s
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = v / (u * u * u if cheap else u**3)
+            r = v / u**3
         r[np.isnan(r)] = 1.0
         np.clip(r, -1.0, 1.0, out=r)
         w = np.arccos(r, out=r)
@@ -402,11 +401,11 @@ class _Tables:
         p0t -= delta
         return np.clip(p0t, np.maximum(0.0, -delta), np.minimum(1.0, 1.0 - delta), out=p0t)
 
-    def score(self, delta, *, fast: bool = False, cheap: bool = False) -> np.ndarray:
-        """:func:`_score_statistic` for these tables (``cheap``: see :meth:`closed_form`)."""
+    def score(self, delta, *, fast: bool = False) -> np.ndarray:
+        """:func:`_score_statistic` for these tables (``fast``: the closed-form MLE)."""
         delta = np.asarray(delta, dtype=float)
-        if fast or cheap:
-            p0t = self.closed_form(delta, cheap=cheap)
+        if fast:
+            p0t = self.closed_form(delta)
         else:
             p0t = _restricted_p0(self.x1, self.n1, self.x0, self.n0, delta)
         p1t = np.clip(p0t + delta, 0.0, 1.0)
@@ -425,15 +424,6 @@ class _Tables:
             limit = np.where(num > 0, np.inf, np.where(num < 0, -np.inf, 0.0))
             z = np.where(degenerate, limit, z)
         return z
-
-
-def _restricted_p0_closed_form(x1, n1, x0, n0, delta) -> np.ndarray:
-    """The same MLE from Farrington & Manning's (1990) closed-form cubic root.
-
-    About ten times faster than the bisection, but loses precision near delta = 0 (about
-    1e-8 there); used only to scan for region changes, which are then confirmed exactly.
-    """
-    return _Tables(x1, n1, x0, n0).closed_form(delta)
 
 
 def _score_statistic(x1, n1, x0, n0, delta, *, fast: bool = False) -> np.ndarray:
