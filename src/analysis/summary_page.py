@@ -182,7 +182,7 @@ def _association_rows(fy_dir: Path):
 
 def _measure_sentence(row, timing: str) -> str:
     """The report's own sentence for this measure (analysis.association), from the saved row."""
-    from .association import measure_sentence_ja
+    from .sentences import measure_sentence_ja
 
     values = {k: row[col] for k, col in _ASSOC_COLUMNS.items()}
     for k in ("rate_exposed", "rate_unexposed", "rd", "rd_lower", "rd_upper"):
