@@ -10,6 +10,8 @@ One run measures, each in a fresh copy of the project (sample figures: median of
       17,410 municipalities; skipped with --quick),
   (f) the one-process floor: the same 11 reports' tables, figures and files computed in one plain
       Python process (benchmarks/floor.py's measure_floor when present, else the fallback here),
+  (g) `run --jobs 2 --force --no-pdf`, cold: HTML reports, profiles and index without printing,
+      the like-for-like of (a), which prints nothing either,
 and prints wall and CPU seconds (CPU of the whole process tree: kernels and workers included),
 the peak resident memory of a notebook kernel (manifests' peak_kernel_rss_mb) and the ratios of
 the issue: pipeline CPU / floor CPU, run --jobs 2 wall / floor wall, warm / cold, 10× / national
@@ -239,6 +241,9 @@ def ratios(r: dict) -> list[tuple[str, float, str]]:
     if "b" in r and "f" in r:
         out.append(("pipeline CPU / floor CPU: (b) CPU / (f) CPU", r["b"]["cpu"] / r["f"]["cpu"], "≤ 1.3"))
         out.append(("run --jobs 2 wall / floor wall: (b) / (f)", r["b"]["wall"] / r["f"]["wall"], "≤ 0.75"))
+    if "g" in r and "f" in r:
+        out.append(("without PDFs, CPU / floor CPU: (g) / (f)", r["g"]["cpu"] / r["f"]["cpu"], "≤ 1.3"))
+        out.append(("without PDFs, wall / floor wall: (g) / (f)", r["g"]["wall"] / r["f"]["wall"], "≤ 0.75"))
     if "a" in r and "f" in r:
         out.append(("naive CPU / floor CPU: (a) / (f)", r["a"]["cpu"] / r["f"]["cpu"], "—"))
     if "b" in r and "c" in r:
@@ -259,6 +264,7 @@ LABELS = {
     "d": "(d) `run --jobs 2`, national (1,741 municipalities), cold",
     "e": "(e) `run --jobs 2`, {n:,} municipalities, cold",
     "f": "(f) floor: the same 11 reports in one plain Python process",
+    "g": "(g) `run --jobs 2 --force --no-pdf`, cold (HTML only, like (a))",
 }
 
 
@@ -272,7 +278,7 @@ def markdown(r: dict, repeat: int) -> str:
         "| way | wall s | CPU s | peak kernel MB |",
         "|---|---|---|---|",
     ]
-    for key in "abcdef":
+    for key in "abcdefg":
         if key in r:
             x = r[key]
             peak = f"{x['peak_mb']:.0f}" if "peak_mb" in x else "—"
@@ -293,7 +299,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: --repeat 1 and no scaled run")
     ap.add_argument("--scale", type=int, default=10, help="size of (e) in national sizes (default 10)")
     ap.add_argument(
-        "--only", choices=("sample", "scale"), default=None, help="sample: (a)(b)(c)(f) only; scale: (d)(e) only"
+        "--only", choices=("sample", "scale"), default=None, help="sample: (a)(b)(c)(f)(g) only; scale: (d)(e) only"
     )
     ap.add_argument("--generated", type=Path, default=None, help="keep/reuse the generated national data here")
     ap.add_argument("--markdown", action="store_true", help="also print the README table (date, machine)")
@@ -307,7 +313,7 @@ def main() -> None:
     try:
         if args.only != "scale":
             floor = floor_function()
-            runs: dict[str, list[dict]] = {k: [] for k in "abcf"}
+            runs: dict[str, list[dict]] = {k: [] for k in "abcfg"}
             for i in range(repeat):
                 p = fresh_copy(base, f"a{i}")
                 w, c = naive_pipeline(p)
@@ -317,6 +323,9 @@ def main() -> None:
                 runs["b"].append({"wall": w, "cpu": c, "peak_mb": peak_kernel_mb(p, "sample")})
                 w, c = measured(run_cmd("sample", "--jobs", "2"), p)
                 runs["c"].append({"wall": w, "cpu": c})
+                p = fresh_copy(base, f"g{i}")
+                w, c = measured(run_cmd("sample", "--jobs", "2", "--force", "--no-pdf"), p)
+                runs["g"].append({"wall": w, "cpu": c})
                 p = fresh_copy(base, f"f{i}")
                 fl = floor(p, "sample")
                 runs["f"].append({"wall": fl["wall"], "cpu": fl["cpu"]})
@@ -337,7 +346,7 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print()
-    for key in "abcdef":
+    for key in "abcdefg":
         if key in r:
             x = r[key]
             peak = f", peak kernel {x['peak_mb']:.0f} MB" if "peak_mb" in x else ""

@@ -378,3 +378,36 @@ def test_profile_pdfs_only_up_to_prefecture_size(tmp_path):
         (base / "profiles" / "FY2024" / "000000.html").write_text("<html></html>", encoding="utf-8")
         jobs = [j for j in pdf.print_jobs(base, all_jobs=True) if "profiles" in j.html.parts]
         assert len(jobs) == expected and all(j.html.parent == latest for j in jobs)
+
+
+def _page(title: str, body: str, head: str = "<style>p{color:#111}</style>") -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="ja">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n{head}\n'
+        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def test_pages_of_one_shell_are_swappable_and_others_are_loaded(tmp_path):
+    """Printer swaps in a page only when all but its title and body equals the page on screen."""
+    a, b = tmp_path / "a.html", tmp_path / "b.html"
+    a.write_text(_page("札幌市 &amp; カルテ", "<p>A</p>"), encoding="utf-8")
+    b.write_text(_page("函館市", "<main><p>B</p></main>"), encoding="utf-8")
+    pa, pb = pdf.swappable_parts(a), pdf.swappable_parts(b)
+    assert pa is not None and pb is not None
+    assert pa.shell == pb.shell
+    assert (pa.title, pb.title) == ("札幌市 & カルテ", "函館市")  # the text document.title gets
+    assert pb.body.strip() == "<main><p>B</p></main>"
+    other_head = tmp_path / "c.html"
+    other_head.write_text(_page("函館市", "<p>C</p>", head="<style>p{color:red}</style>"), encoding="utf-8")
+    assert pdf.swappable_parts(other_head).shell != pa.shell
+    (tmp_path / "sub").mkdir()
+    elsewhere = tmp_path / "sub" / "a.html"  # relative links would resolve elsewhere: loaded
+    elsewhere.write_text(a.read_text(encoding="utf-8"), encoding="utf-8")
+    assert pdf.swappable_parts(elsewhere).shell != pa.shell
+    scripted = tmp_path / "s.html"
+    scripted.write_text(_page("x", "<p>x</p><SCRIPT>document.title='y'</SCRIPT>"), encoding="utf-8")
+    assert pdf.swappable_parts(scripted) is None
+    assert pdf.swappable_parts(tmp_path / "missing.html") is None
+    untitled = tmp_path / "u.html"
+    untitled.write_text("<html><body><p>no head</p></body></html>", encoding="utf-8")
+    assert pdf.swappable_parts(untitled) is None

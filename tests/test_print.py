@@ -276,6 +276,28 @@ def test_printing_again_gives_the_same_bytes(browser, reports_dir):
     assert dates and set(dates) == {b"20000101000000"}, dates
 
 
+def test_profiles_swapped_into_one_page_print_as_if_each_were_loaded(browser, reports_dir):
+    """The run prints the 市町別カルテ by putting each one's title and body into the page already
+    on screen; the PDFs are the bytes of each page loaded and printed on a page of its own."""
+    from analysis.pdf import Printer
+
+    latest = sorted((reports_dir / "profiles").glob("FY*"))[-1]
+    pages = sorted(latest.glob("*.html"))[:4]
+    assert len(pages) == 4 and all(p.with_suffix(".pdf").is_file() for p in pages)
+    with Printer(browser=browser) as printer:
+        swapped = [printer.pdf_bytes(p, synthetic=True) for p in pages]
+        assert printer.loads == 1  # the first was loaded, the other three swapped in
+    for page, data in zip(pages, swapped, strict=True):
+        with Printer(browser=browser) as alone:
+            assert alone.pdf_bytes(page, synthetic=True) == data, f"{page.name}: swapped print differs"
+        assert data == page.with_suffix(".pdf").read_bytes(), f"{page.name}: differs from the run's PDF"
+    title = html.unescape(re.search(r"<title>(.*?)</title>", pages[-1].read_text(encoding="utf-8"), re.S).group(1))
+    from pypdf import PdfReader
+
+    text = PdfReader(io.BytesIO(swapped[-1])).pages[0].extract_text()
+    assert _squash(title) in _squash(text), f"the header should name the last profile 「{title}」"
+
+
 def test_summary_agrees_with_the_report(reports_dir):
     """The summary's headline and sentences come from the same numbers as the report."""
     import json
