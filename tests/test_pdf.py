@@ -411,3 +411,12 @@ def test_pages_of_one_shell_are_swappable_and_others_are_loaded(tmp_path):
     untitled = tmp_path / "u.html"
     untitled.write_text("<html><body><p>no head</p></body></html>", encoding="utf-8")
     assert pdf.swappable_parts(untitled) is None
+
+
+def test_two_browsers_print_a_prefectures_pages_and_one_in_a_worker_process():
+    import multiprocessing
+
+    assert pdf.print_lanes(2 * pdf.PAGES_PER_LANE - 1) == 1
+    assert pdf.print_lanes(2 * pdf.PAGES_PER_LANE) == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # a runner worker finishing a dataset
+        assert pool.apply(pdf.print_lanes, (500,)) == 1

@@ -298,6 +298,30 @@ def test_profiles_swapped_into_one_page_print_as_if_each_were_loaded(browser, re
     assert _squash(title) in _squash(text), f"the header should name the last profile 「{title}」"
 
 
+def test_two_browsers_print_the_same_bytes_as_one(reports_dir, tmp_path):
+    """publish(lanes=2) shares the pages between two browsers; every PDF is the one a single
+    browser prints, and is the run's own."""
+    import shutil
+
+    from analysis.pdf import publish
+
+    profiles = sorted(sorted((reports_dir / "profiles").glob("FY*"))[-1].glob("*.html"))[:6]
+    printed = {}
+    for lanes in (1, 2):
+        base = tmp_path / f"lanes{lanes}"
+        shutil.copytree(reports_dir / "quality", base / "quality", ignore=shutil.ignore_patterns("*.pdf"))
+        (base / "profiles" / profiles[0].parent.name).mkdir(parents=True)
+        for page in profiles:
+            shutil.copy2(page, base / "profiles" / page.parent.name / page.name)
+        notes = publish(base, label_ja="サンプル", synthetic=True, lanes=lanes)
+        assert notes == []
+        printed[lanes] = {p.relative_to(base).as_posix(): p.read_bytes() for p in sorted(base.rglob("*.pdf"))}
+    assert len(printed[1]) == len(profiles) + len(list((reports_dir / "quality").glob("FY*/report.pdf"))) == 11
+    assert printed[2] == printed[1]
+    for name, data in printed[2].items():
+        assert data == (reports_dir / name).read_bytes(), f"{name} differs from the run's"
+
+
 def test_summary_agrees_with_the_report(reports_dir):
     """The summary's headline and sentences come from the same numbers as the report."""
     import json

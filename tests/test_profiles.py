@@ -439,3 +439,37 @@ def test_profile_href_convention():
     assert profiles.PROFILE_INDEX_HREF == "profiles/index.html"
     assert profiles.profile_dir(2025) == "profiles/FY2025"
     assert 3 <= profiles.N_SIMILAR <= 5
+
+
+def _nearest_by_full_sort(z, code: str, k: int) -> list[tuple[str, float]]:
+    """The definition: every comparable municipality sorted by rounded distance, ties by code."""
+    values, codes = z.to_numpy(dtype=float), z.index.to_numpy()
+    i = int(np.flatnonzero(codes == code)[0])
+    used = ~np.isnan(values[i])
+    if not used.any():
+        return []
+    diff = values[:, used] - values[i, used]
+    ok = ~np.isnan(diff).any(axis=1)
+    ok[i] = False
+    dist = np.sqrt((diff[ok] ** 2).sum(axis=1))
+    order = np.argsort(np.round(dist, 9), kind="stable")[:k]
+    return [(str(c), float(d)) for c, d in zip(codes[ok][order], dist[order], strict=True)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_nearest_keeps_the_full_sorts_order_with_ties_and_gaps(seed):
+    """The partition-then-sort search gives exactly the full sort's neighbours, distances and order."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    # few distinct values: many equal distances, so ties at the k-th place are common
+    z = pd.DataFrame(rng.integers(0, 4, size=(n, 4)).astype(float), index=[f"{i:06d}" for i in range(n)])
+    z = z.mask(rng.random(z.shape) < 0.05)  # a few covariates missing
+    z.iloc[7] = np.nan  # one with none: no neighbours
+    z = z.sort_index()
+    search = profiles._Neighbours(z)
+    for code in z.index:
+        for k in (1, 5, profiles.N_SIMILAR, n):
+            assert search.nearest(code, k) == _nearest_by_full_sort(z, code, k), (code, k)
+    assert search.nearest(z.index[7], 5) == []

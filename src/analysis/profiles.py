@@ -200,24 +200,46 @@ def _standardised(year: pd.DataFrame, book: Codebook) -> pd.DataFrame:
     return z.sort_index()
 
 
-def _nearest(z: pd.DataFrame, code: str, k: int) -> list[tuple[str, float]]:
-    """The k rows of z nearest to `code` (Euclidean over the covariates `code` has), ties by code.
+class _Neighbours:
+    """Nearest municipalities over standardised covariates (z, sorted by code), for many queries.
 
-    z is sorted by code, so a stable sort on the (rounded) distance breaks ties by code. A
-    candidate missing any of the covariates used is not compared (nothing is filled in).
+    The arrays are taken from z once, and each query keeps only the candidates as close as the
+    k-th nearest (np.partition, linear) before sorting them, instead of sorting every
+    municipality: a national dataset's 1,741 profiles a year, or 17,410 at ten times that size,
+    each compare with all the others, and sorting them all made the profiles grow with n² log n.
     """
-    values = z.to_numpy(dtype=float)
-    codes = z.index.to_numpy()
-    i = int(np.flatnonzero(codes == code)[0])
-    used = ~np.isnan(values[i])
-    if not used.any():
-        return []
-    diff = values[:, used] - values[i, used]
-    ok = ~np.isnan(diff).any(axis=1)
-    ok[i] = False
-    dist = np.sqrt((diff[ok] ** 2).sum(axis=1))
-    order = np.argsort(np.round(dist, 9), kind="stable")[:k]
-    return [(str(c), float(d)) for c, d in zip(codes[ok][order], dist[order], strict=False)]
+
+    def __init__(self, z: pd.DataFrame):
+        self.values = z.to_numpy(dtype=float)
+        self.codes = z.index.to_numpy()
+        self.position = {str(c): i for i, c in enumerate(self.codes)}
+
+    def nearest(self, code: str, k: int) -> list[tuple[str, float]]:
+        """The k rows nearest to `code` (Euclidean over the covariates `code` has), ties by code.
+
+        z is sorted by code, so a stable sort on the (rounded) distance breaks ties by code. A
+        candidate missing any of the covariates used is not compared (nothing is filled in).
+        """
+        i = self.position[str(code)]
+        used = ~np.isnan(self.values[i])
+        if not used.any() or k <= 0:
+            return []
+        diff = self.values[:, used] - self.values[i, used]
+        ok = ~np.isnan(diff).any(axis=1)
+        ok[i] = False
+        candidates = np.flatnonzero(ok)
+        dist = np.sqrt((diff[candidates] ** 2).sum(axis=1))
+        rounded = np.round(dist, 9)
+        keep = np.arange(len(rounded))
+        if len(rounded) > k:  # only those as near as the k-th nearest can be among the first k
+            keep = np.flatnonzero(rounded <= np.partition(rounded, k - 1)[k - 1])
+        order = keep[np.argsort(rounded[keep], kind="stable")][:k]
+        return [(str(c), float(d)) for c, d in zip(self.codes[candidates[order]], dist[order], strict=True)]
+
+
+def _nearest(z: pd.DataFrame, code: str, k: int) -> list[tuple[str, float]]:
+    """The k rows of z nearest to `code` (see :class:`_Neighbours`)."""
+    return _Neighbours(z).nearest(code, k)
 
 
 def similar_municipalities(
@@ -263,6 +285,7 @@ class _Year:
     history: dict[str, list[dict]]  # code -> rows of years <= fiscal_year, oldest first
     rows: dict[str, dict]  # code -> this year's row
     z: pd.DataFrame
+    neighbours: _Neighbours  # nearest municipalities over z
     covariates: list[dict]  # codebook entries with "binary" and "median" added
     n_year: int
     n_jusou: int  # municipalities running 重層 this year
@@ -295,12 +318,14 @@ def _prepare(panel: pd.DataFrame, book: Codebook, fiscal_year: int) -> _Year:
             }
         )
     n_yes = [_n_items(r, book)[0] for r in rows.values()]
+    z = _standardised(year, book)
     return _Year(
         fiscal_year,
         book,
         history,
         rows,
-        _standardised(year, book),
+        z,
+        _Neighbours(z),
         covs,
         len(year),
         int((year["jusou_status"].astype("string") == "implemented").sum()),
@@ -410,10 +435,11 @@ def _context(y: _Year, ds: Dataset, code: str) -> dict:
 
     similar = []
     if code in y.z.index:
-        for other, _dist in _nearest(y.z, code, N_SIMILAR):
+        for other, _dist in y.neighbours.nearest(code, N_SIMILAR):
             r = y.rows[other]
             similar.append(_peer(y, r, self_row=False))
-    used = [c for c in y.z.columns if code in y.z.index and not math.isnan(y.z.loc[code, c])]
+    own = y.neighbours.position.get(code)
+    used = [] if own is None else [c for c, v in zip(y.z.columns, y.neighbours.values[own], strict=True) if v == v]
     used_labels = [book.term_label(f"log_{v}") if v in LOG_COVARIATES else book.label(v) for v in used]
 
     texts = []
