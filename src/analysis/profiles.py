@@ -439,7 +439,8 @@ def _context(y: _Year, ds: Dataset, code: str) -> dict:
             r = y.rows[other]
             similar.append(_peer(y, r, self_row=False))
     own = y.neighbours.position.get(code)
-    used = [] if own is None else [c for c, v in zip(y.z.columns, y.neighbours.values[own], strict=True) if v == v]
+    own_values = [] if own is None else zip(y.z.columns, y.neighbours.values[own], strict=True)
+    used = [c for c, v in own_values if not math.isnan(v)]
     used_labels = [book.term_label(f"log_{v}") if v in LOG_COVARIATES else book.label(v) for v in used]
 
     texts = []
