@@ -325,6 +325,15 @@ def test_rewrite_keeps_unchanged_files_and_removes_stale_ones(sample, book, pane
     assert not (out / "999999.html").exists() and (out / "README.txt").exists()
 
 
+def test_the_list_page_is_rewritten_only_when_it_changes(sample, book, panel, tmp_path):
+    path = profiles.write_profile_index(sample, panel, book, sample.years, tmp_path)
+    stamp, text = path.stat().st_mtime_ns, path.read_text(encoding="utf-8")
+    assert profiles.write_profile_index(sample, panel, book, sample.years, tmp_path) == path
+    assert path.stat().st_mtime_ns == stamp
+    fewer = profiles.write_profile_index(sample, panel, book, sample.years[:-1], tmp_path)  # a year less: new page
+    assert fewer.read_text(encoding="utf-8") != text
+
+
 # --- safety and privacy --------------------------------------------------------------------------
 
 

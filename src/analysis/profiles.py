@@ -625,6 +625,10 @@ def profile_index_html(
 
 
 def write_profile_index(ds: Dataset, panel: pd.DataFrame, book: Codebook, years: list[int], reports_dir: Path) -> Path:
-    """Write the 市町一覧 page to ``reports_dir/profiles/index.html`` (atomically) and return its path."""
+    """Write the 市町一覧 page to ``reports_dir/profiles/index.html`` (atomically, and only when its
+    bytes change, like the profiles: 7.7 MB at 10× national size) and return its path."""
+    path = Path(reports_dir) / PROFILE_INDEX_HREF
     html = profile_index_html(ds, panel, book, years)
-    return write_text_atomic(Path(reports_dir) / PROFILE_INDEX_HREF, html)
+    if path.is_file() and path.read_bytes() == html.encode("utf-8"):
+        return path
+    return write_text_atomic(path, html)
