@@ -64,6 +64,7 @@ __all__ = [
     "print_page_css",
     "wrap_tables",
     "write_text_atomic",
+    "write_text_if_changed",
 ]
 
 #: Directory holding this package's templates (nbconvert and site templates).
@@ -146,6 +147,21 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o
             os.unlink(tmp_name)
         raise
     return path
+
+
+def write_text_if_changed(path: str | os.PathLike[str], text: str) -> Path:
+    """:func:`write_text_atomic`, skipped when ``path`` already holds exactly ``text``.
+
+    An unchanged page keeps its modification time, which is how the printing step and the
+    finishing step's record tell that nothing about it changed.
+    """
+    path = Path(path)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return path
+    except (OSError, UnicodeDecodeError):
+        pass
+    return write_text_atomic(path, text)
 
 
 _TABLE_OPEN_RE = re.compile(r"<table\b", re.IGNORECASE)

@@ -47,7 +47,7 @@ import pandas as pd
 
 from .codebook import Codebook
 from .errors import AnalysisError
-from .htmlexport import TEMPLATE_DIR, find_offline_violations, write_text_atomic
+from .htmlexport import TEMPLATE_DIR, find_offline_violations, write_text_if_changed
 from .texts import SYNTHETIC_BANNER_JA
 from .wareki import wareki_fy
 
@@ -627,8 +627,4 @@ def profile_index_html(
 def write_profile_index(ds: Dataset, panel: pd.DataFrame, book: Codebook, years: list[int], reports_dir: Path) -> Path:
     """Write the 市町一覧 page to ``reports_dir/profiles/index.html`` (atomically, and only when its
     bytes change, like the profiles: 7.7 MB at 10× national size) and return its path."""
-    path = Path(reports_dir) / PROFILE_INDEX_HREF
-    html = profile_index_html(ds, panel, book, years)
-    if path.is_file() and path.read_bytes() == html.encode("utf-8"):
-        return path
-    return write_text_atomic(path, html)
+    return write_text_if_changed(Path(reports_dir) / PROFILE_INDEX_HREF, profile_index_html(ds, panel, book, years))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import jinja2
 
-from .htmlexport import TEMPLATE_DIR, find_offline_violations, print_page_css, write_text_atomic
+from .htmlexport import TEMPLATE_DIR, find_offline_violations, print_page_css, write_text_if_changed
 from .site import _count  # a whole count from summary.json (site reads the same files)
 from .wareki import wareki_fy
 
@@ -299,10 +299,4 @@ def build_summary_page(fy_dir: Path, *, label_ja: str, synthetic: bool, banner_j
     html = render_summary_page(fy_dir, label_ja=label_ja, synthetic=synthetic, banner_ja=banner_ja)
     if html is None:
         return None
-    out = Path(fy_dir) / SUMMARY_FILE
-    try:
-        if out.read_text(encoding="utf-8") == html:
-            return out
-    except (OSError, UnicodeDecodeError):
-        pass
-    return write_text_atomic(out, html)
+    return write_text_if_changed(Path(fy_dir) / SUMMARY_FILE, html)
