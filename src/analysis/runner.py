@@ -916,7 +916,15 @@ class _Prepared:
 
 
 def _prepare(
-    ds: Dataset, root: Path, base: Path, year_list: list[int], force: bool, exposure_lag: int, code: str, common: dict
+    ds: Dataset,
+    root: Path,
+    base: Path,
+    year_list: list[int],
+    force: bool,
+    exposure_lag: int,
+    code: str,
+    common: dict,
+    pdfs: bool = True,
 ) -> _Prepared:
     warnings = repair(base)
     all_jobs = plan(ds, year_list, exposure_lag)
@@ -948,7 +956,7 @@ def _prepare(
             )
             continue
         todo.append((job, fp, meta))
-    return _Prepared(all_jobs, results, todo, warnings)
+    return _Prepared(all_jobs, results, todo, warnings, pdfs)
 
 
 def _run_locked(
@@ -967,11 +975,9 @@ def _run_locked(
     code = code_hash()
     common = {"git_commit": git_commit(root), "versions": versions(), "memory_limit_mb": memory_limit_mb}
     prepared = {
-        ds.name: _prepare(ds, root, bases[ds.name], year_lists[ds.name], force, exposure_lag, code, common)
+        ds.name: _prepare(ds, root, bases[ds.name], year_lists[ds.name], force, exposure_lag, code, common, pdfs)
         for ds in dss
     }
-    for p in prepared.values():
-        p.pdfs = pdfs
     todo = [task for p in prepared.values() for task in p.todo]
     if progress:
         print(_plan_line(prepared), file=sys.stderr, flush=True)
@@ -1083,8 +1089,7 @@ def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunRe
     results.sort(key=lambda r: order[r.job.out_name])
     warnings += record_outcomes(base, results)
     if build_site:
-        state = site_state(ds, base)
-        if state == _read_site_state(base):
+        if _site_unchanged(ds, base):
             return RunResults(results, warnings)  # nothing it reads or wrote has changed since it last ran
         n_warnings = len(warnings)
         try:
