@@ -141,6 +141,22 @@ def national_by_prefecture(tmp_path_factory, worker_id) -> Path:
     return shared / "project" / "data" / "raw"
 
 
+def add_sample_subset(project: Path, name: str, years: tuple[int, ...]) -> None:
+    """A dataset `name` in `project`: the sample's municipalities and its surveys of `years` only.
+
+    Cheaper than the national data for tests of how several datasets run (no generation step).
+    """
+    import yaml
+
+    src, dst = project / "data" / "raw" / "sample", project / "data" / "raw" / name
+    dst.mkdir()
+    meta = yaml.safe_load((src / "dataset.yaml").read_text(encoding="utf-8"))
+    meta.update(name=name, surveys={y: f"survey_FY{y}.xlsx" for y in years})
+    (dst / "dataset.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
+    for file in ("municipalities.csv", *(f"survey_FY{y}.xlsx" for y in years)):
+        shutil.copy2(src / file, dst / file)
+
+
 def add_prefectures(project: Path, raw: Path, names: list[str]) -> None:
     """Copy the prefecture datasets `names` from `national_by_prefecture`'s `raw` into `project`."""
     for name in names:

@@ -267,6 +267,7 @@ def test_out_writes_elsewhere_and_leaves_the_dataset_alone(project, returned, tm
 # --- end to end ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.full
 def test_end_to_end_collect_then_run(tmp_path, returned):
     """On a project copy through the real command line: a messy folder is refused with its reasons,
     the complete one becomes a survey file, and `run` makes the FY2026 report from it."""

@@ -21,6 +21,7 @@ from analysis import processes
 SKIP_REASON = "dask.distributed is not installed (pip install -e '.[dask]'; make test installs it)"
 
 
+@pytest.mark.full
 def test_dask_run_gives_the_local_runs_files(sample_run):
     pytest.importorskip("distributed", reason=SKIP_REASON)
     local_project, local = sample_run
@@ -54,6 +55,7 @@ def _break_notebook(project: Path, name: str) -> None:
     path.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
 
 
+@pytest.mark.full
 def test_prefecture_datasets_run_together_on_dask_and_a_failure_stays_isolated(tmp_path, national_by_prefecture):
     pytest.importorskip("distributed", reason=SKIP_REASON)
     project = make_project_copy(tmp_path / "p")
@@ -79,6 +81,7 @@ def test_prefecture_datasets_run_together_on_dask_and_a_failure_stays_isolated(t
     assert overview.count("失敗 1 件") == 2 and '<html lang="ja"' in overview
 
 
+@pytest.mark.full
 def test_unreachable_scheduler_is_one_bilingual_error(tmp_path):
     pytest.importorskip("distributed", reason=SKIP_REASON)
     project = make_project_copy(tmp_path / "p")
@@ -131,6 +134,7 @@ def test_scheduler_without_the_dask_executor_is_refused(tmp_path):
     assert proc.returncode == 2 and "--executor dask" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.full
 def test_a_dask_worker_keeps_one_kernel_for_its_notebooks_and_stops_it_at_the_end(tmp_path, monkeypatch):
     pytest.importorskip("distributed", reason=SKIP_REASON)
     starts = tmp_path / "kernel-starts.txt"

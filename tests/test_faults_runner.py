@@ -154,6 +154,7 @@ def _inject(notebook: Path, source: str) -> bytes:
     return original
 
 
+@pytest.mark.full
 def test_killed_kernel_and_memory_limit_fail_their_year_only(project, base):
     before = {y: _digest(base / y) for y in ("FY2024", "FY2025")}
     notebook = project / "notebooks" / "fiscal_year_report.ipynb"
@@ -389,6 +390,7 @@ def _watch_tree(proc: subprocess.Popen) -> dict[int, str]:
     return seen
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("outcome", ["error", "normal"])  # normal last: it clears the failure record
 def test_no_process_outlives_a_run_that_ends_normally_or_with_an_error(project, base, outcome):
     """Workers, their kept kernels (reused between notebooks), and the PDF printer's browser all
@@ -498,6 +500,7 @@ def test_reports_link_back_to_the_index(project, base):
         assert (base / page).parent.joinpath(href).resolve() == (base / "index.html").resolve()
 
 
+@pytest.mark.full
 def test_a_kernel_that_dies_before_answering_is_started_again(tmp_path, monkeypatch):
     """A kernel that exits at start-up (e.g. its port taken by a kernel starting at the same
     moment) ran no cell: the job starts another instead of failing the year. The kernelspec

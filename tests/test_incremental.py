@@ -2,6 +2,7 @@
 
 import shutil
 
+import pytest
 from conftest import SAMPLE_RUN_ARGS, make_project_copy, run_cli
 from openpyxl import load_workbook
 
@@ -26,6 +27,7 @@ def _printed(base) -> list[str]:
     )
 
 
+@pytest.mark.full
 def test_each_kind_of_change_reruns_exactly_what_it_affects(tmp_path):
     project = make_project_copy(tmp_path / "p")
     base = project / "reports" / "sample"

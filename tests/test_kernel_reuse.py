@@ -27,6 +27,7 @@ def _counting_kernelspec(tmp_path: Path) -> tuple[Path, Path]:
     return python_kernelspec(tmp_path, prelude, "Python 3 (counted)"), starts
 
 
+@pytest.mark.full
 def test_reused_kernels_publish_the_fresh_kernels_files(sample_run, tmp_path, monkeypatch):
     reused_project, reused = sample_run
     assert reused.returncode == 0, reused.stderr[-3000:]
@@ -49,6 +50,7 @@ def test_reused_kernels_publish_the_fresh_kernels_files(sample_run, tmp_path, mo
     assert "kernel not reused" not in logs
 
 
+@pytest.mark.full
 def test_one_kernel_per_worker_unless_fresh_kernels_are_asked_for(tmp_path, monkeypatch):
     jupyter_path, starts = _counting_kernelspec(tmp_path)
     monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
@@ -146,10 +148,10 @@ def test_a_reset_brings_back_a_fresh_kernels_state(kernel, tmp_path):
     ("leak", "named"),
     [
         ("import os; os.environ['ANALYSIS_TEST_LEAK'] = '1'", "environ: ANALYSIS_TEST_LEAK"),
-        ("import pandas as pd; pd.set_option('display.max_rows', 3)", "pandas"),
-        ("import numpy as np; np.seterr(all='raise')", "numpy"),
+        pytest.param("import pandas as pd; pd.set_option('display.max_rows', 3)", "pandas", marks=pytest.mark.full),
+        pytest.param("import numpy as np; np.seterr(all='raise')", "numpy", marks=pytest.mark.full),
         ("import analysis.report as r; r.REPORT_TEST_LEAK = [1]", "analysis: analysis.report.REPORT_TEST_LEAK"),
-        ("import os; os.chdir('/')", "cwd"),
+        pytest.param("import os; os.chdir('/')", "cwd", marks=pytest.mark.full),
     ],
 )
 def test_a_kernel_that_cannot_be_reset_clean_is_stopped(kernel, tmp_path, leak, named):

@@ -4,9 +4,11 @@ import json
 import re
 
 import pandas as pd
+import pytest
 from conftest import make_project_copy, run_cli
 
 
+@pytest.mark.full
 def test_national_synthetic_dataset_runs_and_stays_readable(tmp_path):
     project = make_project_copy(tmp_path / "p")
     gen = run_cli(project, "sample", "--national")

@@ -74,6 +74,7 @@ def test_html_report_is_japanese_and_hides_code(sample_run):
     assert html.count("data:image/png;base64,") >= 3
 
 
+@pytest.mark.full
 def test_second_run_skips_and_forced_run_is_identical(sample_run_copy):
     project, _ = sample_run_copy
     base = project / "reports" / "sample"

@@ -298,6 +298,7 @@ def test_profiles_swapped_into_one_page_print_as_if_each_were_loaded(browser, re
     assert _squash(title) in _squash(text), f"the header should name the last profile 「{title}」"
 
 
+@pytest.mark.full
 def test_two_browsers_print_the_same_bytes_as_one(reports_dir, tmp_path):
     """publish(lanes=2) shares the pages between two browsers; every PDF is the one a single
     browser prints, and is the run's own."""
