@@ -43,9 +43,7 @@ def test_make_test_runs_in_parallel_and_keeps_each_notebook_on_one_worker(root):
     assert pytest_line.startswith("PYTEST :=")
     assert "-n $(TEST_WORKERS)" in pytest_line and "--dist loadfile" in pytest_line
     assert "TEST_WORKERS ?= 2" in makefile
-    recipes = {
-        target: makefile.split(f"\n{target}:", 1)[1].split("\n")[1].strip() for target in ("test", "check")
-    }
+    recipes = {target: makefile.split(f"\n{target}:", 1)[1].split("\n")[1].strip() for target in ("test", "check")}
     # make test: the quick suite; make check (CI): the quick suite and the long forms
     assert recipes == {"test": "$(PYTEST) -m 'not slow and not full'", "check": "$(PYTEST) -m 'not slow'"}
     readme = (root / "README.md").read_text(encoding="utf-8")
