@@ -157,3 +157,19 @@ def test_an_unchanged_run_skips_the_finishing_step_and_a_deleted_page_is_made_ag
     third = run_cli(project, *args)
     assert third.returncode == 0 and set(_status(third.stdout).values()) == {"最新"}
     assert profile.is_file() and state.stat().st_mtime_ns > first
+
+
+def test_a_changed_survey_reruns_its_year_the_later_years_and_the_trends(sample_run_copy):
+    """The quick suite's form of test_each_kind_of_change_reruns_exactly_what_it_affects: one survey edited."""
+    project, _ = sample_run_copy
+    survey = project / "data" / "raw" / "sample" / "survey_FY2024.xlsx"
+    wb = load_workbook(survey)
+    wb.active.cell(row=6, column=22, value="備考を追記")
+    wb.save(survey)
+    proc = run_cli(project, *SAMPLE_RUN_ARGS, "--no-pdf")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    expected = {f"FY{y}": "最新" for y in (2021, 2022, 2023)} | {
+        f"quality/FY{y}": "最新" for y in (2021, 2022, 2023, 2025)
+    }
+    expected |= {"FY2024": "成功", "FY2025": "成功", "全年度": "成功", "quality/FY2024": "成功"}
+    assert _status(proc.stdout) == expected
