@@ -131,7 +131,7 @@ def injected(tmp_path_factory):
     project = make_project_copy(tmp_path_factory.mktemp("escaping"))
     values = _inject(project)
     proc = run_cli(
-        project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "2", "--no-progress", "--no-pdf"
+        project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "1", "--no-progress", "--no-pdf"
     )
     reports = project / "reports" / "sample"
     pages = {p.relative_to(reports).as_posix(): p.read_text(encoding="utf-8") for p in sorted(reports.rglob("*.html"))}

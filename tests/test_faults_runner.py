@@ -97,7 +97,7 @@ def project(tmp_path_factory) -> Path:
     (dst / "dataset.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
     for name in ("municipalities.csv", "survey_FY2024.xlsx", "survey_FY2025.xlsx"):
         shutil.copy2(src / name, dst / name)
-    proc = run_cli(project, "run", "--dataset", DATASET, "--jobs", "2", "--no-progress", "--no-pdf")
+    proc = run_cli(project, "run", "--dataset", DATASET, "--jobs", "1", "--no-progress", "--no-pdf")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return project
 

@@ -126,7 +126,7 @@ def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(sample_run_copy
     old = _digest(base / "FY2025")
     (project / "data" / "raw" / "sample" / "survey_FY2025.xlsx").write_bytes(b"PK\x03\x04 truncated")
     proc = run_cli(
-        project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "2", "--no-progress", "--no-pdf"
+        project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "1", "--no-progress", "--no-pdf"
     )
     assert proc.returncode == 1
     assert "survey_FY2025.xlsx" in proc.stdout and "失敗" in proc.stdout
@@ -139,7 +139,7 @@ def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(sample_run_copy
 def test_missing_survey_file_is_named(tmp_path):
     project = make_project_copy(tmp_path / "p")
     (project / "data" / "raw" / "sample" / "survey_FY2023.xlsx").unlink()
-    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2023", "--no-progress", "--no-pdf")
+    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2023", "--jobs", "1", "--no-progress", "--no-pdf")
     assert proc.returncode == 1
     assert "survey_FY2023.xlsx" in proc.stdout and "ファイルがありません" in proc.stdout
 
@@ -150,7 +150,7 @@ def test_survey_errors_fail_the_year_but_the_quality_report_names_them(tmp_path)
     wb = load_workbook(survey)
     wb.active.cell(row=8, column=4, value="たぶん")  # an answer the codebook cannot map
     wb.save(survey)
-    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2025", "--jobs", "2", "--no-progress", "--no-pdf")
+    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2025", "--jobs", "1", "--no-progress", "--no-pdf")
     assert proc.returncode == 1
     assert "8行" in proc.stdout and "たぶん" in proc.stdout  # the summary names row and value
     base = project / "reports" / "sample"

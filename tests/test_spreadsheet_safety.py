@@ -175,7 +175,7 @@ def _make_hostile_dataset(project: Path) -> None:
 def hostile_run(tmp_path_factory):
     project = make_project_copy(tmp_path_factory.mktemp("hostile"))
     _make_hostile_dataset(project)
-    proc = run_cli(project, "run", "--dataset", "hostile", "--jobs", "2", "--no-progress", "--no-pdf")
+    proc = run_cli(project, "run", "--dataset", "hostile", "--jobs", "1", "--no-progress", "--no-pdf")
     return project, proc
 
 
