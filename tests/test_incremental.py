@@ -173,3 +173,6 @@ def test_a_changed_survey_reruns_its_year_the_later_years_and_the_trends(sample_
     }
     expected |= {"FY2024": "成功", "FY2025": "成功", "全年度": "成功", "quality/FY2024": "成功"}
     assert _status(proc.stdout) == expected
+    # the re-made reports have no PDF yet (--no-pdf removed the outdated ones): the index says so
+    index = (project / "reports" / "sample" / "index.html").read_text(encoding="utf-8")
+    assert "PDF 版のないレポートが 4 件あります" in index and "--no-pdf</code> を付けずに" in index

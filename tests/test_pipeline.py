@@ -33,6 +33,8 @@ def test_run_succeeds_for_every_year(sample_run):
     assert (base / "trends" / "report.html").is_file() and (base / "index.html").is_file()
     assert not (base / ".staging").exists()
     assert "成功" in proc.stdout
+    # every report printed: no note of reports without their PDF (test_incremental has the other case)
+    assert "PDF 版のないレポート" not in (base / "index.html").read_text(encoding="utf-8")
 
 
 def test_fy2025_status_table_finds_13_and_7(sample_run):

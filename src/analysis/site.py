@@ -421,8 +421,13 @@ def build_index(reports_dir: Path, dataset: dict) -> Path:
     if trends.report is not None:
         trends.report = _Link(trends.report.href, "年度横断の推移")
 
+    # reports shown without their PDF (run --no-pdf, or printing failed): the page says so, and how to print
+    shown = [r.main for r in rows] + [r.quality for r in rows if r.quality is not None] + [trends]
+    unprinted = sum(1 for e in shown if e.state == "ok" and e.report is not None and e.pdf is None)
+
     label_ja = str(dataset.get("label_ja") or dataset_name or "")
     context = {
+        "unprinted": unprinted,
         "title": f"{INDEX_TITLE_JA} — {label_ja}" if label_ja else INDEX_TITLE_JA,
         "heading": INDEX_TITLE_JA,
         "label_ja": label_ja,
