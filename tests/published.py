@@ -11,10 +11,12 @@ import json
 import re
 from pathlib import Path
 
-#: the index's links to printed files (analysis.site), absent after `run --no-pdf`
+#: the index's links to printed files (analysis.site), absent after `run --no-pdf`, and its note
+#: of how many reports have no PDF, present after it
 _PRINTED_LINKS = (
     re.compile('<span class="alt-format">（(?:(?:・)?<a href="[^"]+\\.(?:pdf|png)">[^<]*</a>)+）</span>'.encode()),
     re.compile('、<a href="[^"]+\\.pdf">PDF</a>'.encode()),
+    re.compile(b'<p class="table-note unprinted" role="note">.*?</p>\n'),
 )
 
 
@@ -27,7 +29,8 @@ def published(project: Path, dataset: str = "sample", *, printed: bool = True) -
     injected output_dir) and the staging folder's pid; papermill's execution times and the random id
     of the injected-parameters cell; kernel logs (the kernels' own warnings). Everything else, PDFs
     and slide images included, must be byte-identical. `printed=False`: without the printed files
-    (PDFs, slide images) and the index's links to them, to compare a `run --no-pdf` with any run.
+    (PDFs, slide images), the index's links to them and its note of reports without a PDF, to
+    compare a `run --no-pdf` with any run.
     """
     base = project / "reports" / dataset
     out = {}
