@@ -1,4 +1,4 @@
-# Two commands for a newcomer: `make report` and `make check` (see README.md; `make test` is the quick suite).
+# Two commands for a newcomer: `make report` and `make test` (see README.md; `make quick` is the quick suite).
 # Each creates .venv/ when missing, installs the package (editable, with its test extras) and
 # registers this environment's Jupyter kernel, then does its job.
 PYTHON ?= python3
@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DATASET ?= sample
 YEARS   ?= 2021-2025
 
-.PHONY: setup report test check lint format lab notebooks sample browser-deps clean-reports
+.PHONY: setup report test quick lint format lab notebooks sample browser-deps clean-reports
 
 $(STAMP): pyproject.toml
 	@echo "環境を準備しています（初回は数分かかります） / setting up .venv (a few minutes the first time)"
@@ -27,16 +27,16 @@ report: setup
 ## The house-style check (lint: ruff + mypy), then unit, estimator, notebook (papermill + nbval),
 ## end-to-end and browser tests, on TEST_WORKERS pytest-xdist workers. --dist loadfile keeps the
 ## tests of one file, so the cells of one notebook (nbval), on one worker.
-## `make test`: the quick suite (a few minutes), the fast form of every end-to-end check.
-## `make check`: what CI runs (.ci/run): the quick suite and the long forms (marker `full`).
+## `make test`: what CI runs (.ci/run): the whole suite, long forms (marker `full`) included.
+## `make quick`: the quick suite (a few minutes), the fast form of every end-to-end check.
 ## Both leave out the replication studies marked `slow` (on demand: pytest -m slow).
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 test: setup lint browser-deps
-	$(PYTEST) -m 'not slow and not full'
-
-check: setup lint browser-deps
 	$(PYTEST) -m 'not slow'
+
+quick: setup lint browser-deps
+	$(PYTEST) -m 'not slow and not full'
 
 ## House style (pyproject.toml [tool.ruff], [tool.mypy]): lint, format check, type check of src/.
 lint: setup

@@ -31,9 +31,9 @@ def test_ci_runs_the_readme_test_command(root):
     ci = (root / ".ci" / "run").read_text(encoding="utf-8")
     readme = (root / "README.md").read_text(encoding="utf-8")
     commands = [line.strip() for line in ci.splitlines() if line.strip().startswith("make")]
-    assert commands == ["make check"]
+    assert commands == ["make test"]
     quick_start = readme[readme.index("## Quick start") :].split("```")[1]
-    assert "make report" in quick_start and "make check" in quick_start
+    assert "make report" in quick_start and "make test" in quick_start
 
 
 def test_make_test_runs_in_parallel_and_keeps_each_notebook_on_one_worker(root):
@@ -43,8 +43,8 @@ def test_make_test_runs_in_parallel_and_keeps_each_notebook_on_one_worker(root):
     assert pytest_line.startswith("PYTEST :=")
     assert "-n $(TEST_WORKERS)" in pytest_line and "--dist loadfile" in pytest_line
     assert "TEST_WORKERS ?= 2" in makefile
-    recipes = {target: makefile.split(f"\n{target}:", 1)[1].split("\n")[1].strip() for target in ("test", "check")}
-    # make test: the quick suite; make check (CI): the quick suite and the long forms
-    assert recipes == {"test": "$(PYTEST) -m 'not slow and not full'", "check": "$(PYTEST) -m 'not slow'"}
+    recipes = {target: makefile.split(f"\n{target}:", 1)[1].split("\n")[1].strip() for target in ("test", "quick")}
+    # make test (CI): the whole suite, long forms included; make quick: the quick suite
+    assert recipes == {"test": "$(PYTEST) -m 'not slow'", "quick": "$(PYTEST) -m 'not slow and not full'"}
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert "pytest -n 2 --dist loadfile" in readme
