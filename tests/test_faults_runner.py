@@ -29,8 +29,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
-from conftest import make_project_copy, python_kernelspec, run_cli
+from conftest import add_sample_subset, make_project_copy, python_kernelspec, run_cli
 
 from analysis import processes, runner
 from analysis.site import build_index
@@ -90,13 +89,7 @@ def mounts_allowed(tmp_path_factory) -> bool:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     project = make_project_copy(tmp_path_factory.mktemp("faults"))
-    src, dst = project / "data" / "raw" / "sample", project / "data" / "raw" / DATASET
-    dst.mkdir()
-    meta = yaml.safe_load((src / "dataset.yaml").read_text(encoding="utf-8"))
-    meta.update(name=DATASET, surveys={2024: "survey_FY2024.xlsx", 2025: "survey_FY2025.xlsx"})
-    (dst / "dataset.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
-    for name in ("municipalities.csv", "survey_FY2024.xlsx", "survey_FY2025.xlsx"):
-        shutil.copy2(src / name, dst / name)
+    add_sample_subset(project, DATASET, (2024, 2025))
     proc = run_cli(project, "run", "--dataset", DATASET, "--jobs", "1", "--no-progress", "--no-pdf")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return project
