@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from conftest import make_project_copy, run_cli
+from conftest import add_sample_subset, make_project_copy, run_cli
 from openpyxl import Workbook, load_workbook
 
 from analysis import export
@@ -153,10 +152,7 @@ def test_save_workbook_defuses_formula_cells(tmp_path):
 def _make_hostile_dataset(project: Path) -> None:
     """data/raw/hostile: the sample's FY2024-2025 with formula-like names (master) and notes (survey)."""
     src, dst = project / "data" / "raw" / "sample", project / "data" / "raw" / "hostile"
-    dst.mkdir()
-    meta = yaml.safe_load((src / "dataset.yaml").read_text(encoding="utf-8"))
-    meta.update(name="hostile", surveys={2024: "survey_FY2024.xlsx", 2025: "survey_FY2025.xlsx"})
-    (dst / "dataset.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
+    add_sample_subset(project, "hostile", (2024, 2025))  # then its master and surveys are rewritten
     master = pd.read_csv(src / "municipalities.csv", dtype={"code": str}, encoding="utf-8-sig")
     master.loc[: len(HOSTILE_NAMES) - 1, "name"] = HOSTILE_NAMES
     master.to_csv(dst / "municipalities.csv", index=False, encoding="utf-8-sig")  # not the project's writer
