@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 from conftest import HOSTILE_FORMULA_NAMES as HOSTILE_NAMES
-from conftest import run_cli
 from openpyxl import Workbook, load_workbook
 
 from analysis import export
+from analysis.cli import main
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -175,8 +175,10 @@ def test_hostile_names_reach_the_tables_as_text(hostile_run):
         assert name in cells and cells[name].data_type == "s" and cells[name].quotePrefix
 
 
-def test_validate_outputs_are_neutralised(hostile_run, tmp_path):
+def test_validate_outputs_are_neutralised(hostile_run, tmp_path, monkeypatch, capsys):
+    """`validate --tidy-out/--issues-out` (the command line's `main`, in this process)."""
     project, _, _ = hostile_run
+    monkeypatch.setenv("ANALYSIS_ROOT", str(project))
     survey = project / "data" / "raw" / "hostile" / "survey_FY2025.xlsx"
     bad = tmp_path / "bad.xlsx"
     wb = load_workbook(survey)
@@ -186,15 +188,11 @@ def test_validate_outputs_are_neutralised(hostile_run, tmp_path):
     cell.data_type = "s"
     wb.save(bad)
     tidy, issues = tmp_path / "tidy.csv", tmp_path / "issues.csv"
-    ok = run_cli(
-        project, "validate", str(survey), "--dataset", "hostile", "--fiscal-year", "2025", "--tidy-out", str(tidy)
-    )
-    assert ok.returncode == 0, ok.stderr
+    validate = ["validate", "--dataset", "hostile", "--fiscal-year", "2025"]
+    assert main([*validate[:1], str(survey), *validate[1:], "--tidy-out", str(tidy)]) == 0, capsys.readouterr().err
     assert {"'" + n for n in HOSTILE_NAMES} <= {row[2] for row in csv_cells(tidy)}
     assert_csv_inert(tidy)
-    proc = run_cli(
-        project, "validate", str(bad), "--dataset", "hostile", "--fiscal-year", "2025", "--issues-out", str(issues)
-    )
-    assert proc.returncode == 1, proc.stdout[-2000:]
+    code = main([*validate[:1], str(bad), *validate[1:], "--issues-out", str(issues)])
+    assert code == 1, capsys.readouterr().out[-2000:]
     assert any("'=1+1" in row for row in csv_cells(issues))
     assert_csv_inert(issues)
