@@ -192,3 +192,106 @@ def chromium_browser():
             yield browser
         finally:
             browser.close()
+
+
+# --- one dataset with hostile values, shared by test_escaping and test_spreadsheet_safety ---------
+
+HOSTILE_SCRIPT = "<script>alert(1)</script>"  # appended to a municipality name (HTML escaping)
+HOSTILE_IMG = "<img src=x onerror=alert(2)>"  # in a 備考 (notes) cell
+HOSTILE_BOLD = "<b>x</b>"  # in the dataset's label_ja
+HOSTILE_NOTE_MARK = "備考XSSNOTE"  # shows whether (and where) the notes column is rendered at all
+# what a hostile or careless survey file could hold (spreadsheet formula injection)
+HOSTILE_FORMULA_NAMES = ['=HYPERLINK("http://example.invalid/","青葉市")', "+1+1町", "-2+3村", "@SUM(1,1)市"]
+HOSTILE_FORMULA_NOTE = "=cmd|' /C calc'!A0"
+HOSTILE_HTML_ROW = 4  # the survey row (0 = first data row) whose municipality gets the markup
+
+
+def make_hostile_dataset(project: Path) -> dict:
+    """data/raw/hostile: the sample's FY2024-2025 with hostile values where a user writes them.
+
+    * formula-like names for the master's first municipalities (HOSTILE_FORMULA_NAMES), and
+      HOSTILE_FORMULA_NOTE in the 備考 cell of the first three survey rows of both years;
+    * HTML markup: HOSTILE_SCRIPT after the name of the municipality of survey row
+      HOSTILE_HTML_ROW (the reports take names from the master, the survey rows match it by
+      code), NOTE_MARK + HOSTILE_IMG in that row's FY2025 備考 cell, and HOSTILE_BOLD in label_ja.
+
+    The two kinds are in different rows, so neither hides the other. Returns the HTML values
+    injected: code, name, note, label.
+    """
+    import csv
+    import io
+
+    import yaml
+    from openpyxl import load_workbook
+
+    src, dst = project / "data" / "raw" / "sample", project / "data" / "raw" / "hostile"
+    add_sample_subset(project, "hostile", (2024, 2025))  # then its master, surveys and label are rewritten
+    html_code = html_note = None
+    formula_codes = []
+    for year in (2024, 2025):
+        wb = load_workbook(src / f"survey_FY{year}.xlsx")
+        ws = wb.worksheets[-1]
+        header = next(r for r in range(1, 10) if ws.cell(row=r, column=1).value == "市町村コード")
+        note_col = next(c.column for c in ws[header] if c.value == "備考")
+        assert note_col == ws.max_column, "the survey layout changed: 備考 is not the last column"
+        formula_codes.append([str(ws.cell(row=r, column=1).value) for r in range(header + 1, header + 4)])
+        for r in range(header + 1, header + 4):
+            cell = ws.cell(row=r, column=note_col, value=HOSTILE_FORMULA_NOTE)
+            cell.data_type = "s"  # text typed into the survey, not a formula
+        if year == 2025:
+            row = header + 1 + HOSTILE_HTML_ROW
+            html_code = str(ws.cell(row=row, column=1).value)
+            html_note = f"{HOSTILE_NOTE_MARK}{HOSTILE_IMG}"
+            ws.cell(row=row, column=note_col).value = html_note
+        wb.save(dst / f"survey_FY{year}.xlsx")
+
+    master = dst / "municipalities.csv"  # written with the csv module, not the project's writer
+    rows = list(csv.DictReader(io.StringIO(master.read_text(encoding="utf-8-sig"))))
+    for row, name in zip(rows, HOSTILE_FORMULA_NAMES, strict=False):
+        row["name"] = name
+    [html_row] = [r for r in rows if r["code"] == html_code]
+    assert html_row["name"] not in HOSTILE_FORMULA_NAMES, "the HTML and the formula payloads share a municipality"
+    html_name = html_row["name"] = f"{html_row['name']}{HOSTILE_SCRIPT}"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    master.write_text(out.getvalue(), encoding="utf-8-sig")
+
+    meta_path = dst / "dataset.yaml"
+    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    assert meta["synthetic"] is True
+    meta["label_ja"] = label = f"架空県{HOSTILE_BOLD}（サンプル・架空データ）"
+    meta_path.write_text(yaml.safe_dump(meta, allow_unicode=True), encoding="utf-8")
+    return {"code": html_code, "name": html_name, "note": html_note, "label": label}
+
+
+HOSTILE_RUN_ARGS = ("run", "--dataset", "hostile", "--jobs", "1", "--no-progress", "--no-pdf")
+
+
+@pytest.fixture(scope="session")
+def hostile_run(tmp_path_factory, worker_id):
+    """One CLI run on a project copy with `make_hostile_dataset`: (project, completed process,
+    the HTML values injected). Read only. Made once per session, shared by xdist workers as
+    `sample_run` is."""
+
+    def make(project: Path) -> tuple[dict, subprocess.CompletedProcess]:
+        values = make_hostile_dataset(make_project_copy(project))
+        return values, run_cli(project, *HOSTILE_RUN_ARGS)
+
+    if worker_id == "master":
+        project = tmp_path_factory.mktemp("hostile_run") / "project"
+        values, proc = make(project)
+        return project, proc, values
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "hostile_run"
+    project, result = shared / "project", shared / "result.json"
+    with FileLock(str(shared) + ".lock"):
+        if not result.is_file():
+            shutil.rmtree(project, ignore_errors=True)  # what a worker that failed here left
+            values, proc = make(project)
+            fields = {"args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+            result.write_text(json.dumps({"proc": fields, "values": values}), encoding="utf-8")
+    saved = json.loads(result.read_text(encoding="utf-8"))
+    return project, subprocess.CompletedProcess(**saved["proc"]), saved["values"]

@@ -4,6 +4,10 @@ The returned files are per-municipality templates (`analysis.survey_template`) f
 random answers from their own drop-down lists; each test copies them into a folder the way
 e-mail leaves them (renamed, in subfolders, twice, missing, among other attachments) and runs
 collect against a throw-away copy of the project (ANALYSIS_ROOT), never the repository's data/.
+
+In that copy the sample's master keeps only the municipalities in CODES (every file is read on
+each collect; nothing here depends on how many there are), so these tests read 8 files, not 35.
+The end-to-end test (`full` tier) collects all 35 of the sample and runs the report on them.
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ from analysis.export import save_workbook
 FY = 2026
 DROPPED = ("994090", "千鳥町")
 TWICE = "992020"
+# the municipalities of the tests' master: the ones the tests name, and one they leave alone
+CODES = ("992011", TWICE, "992038", "992046", "993018", DROPPED[0], "995011", "996017")
 
 
-@pytest.fixture(scope="module")
-def returned(tmp_path_factory, book, sample):
-    """35 filled per-municipality files (from the sample master) and the answers they hold."""
-    folder = tmp_path_factory.mktemp("returned")
-    master = sample.master()
+def make_returned(folder, book, master):
+    """A filled per-municipality file for each row of `master` in `folder`; the answers they hold."""
+    folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(2026)
     frames = []
     for code, name in zip(master["code"], master["name"], strict=False):
@@ -43,10 +47,28 @@ def returned(tmp_path_factory, book, sample):
     return folder, expected
 
 
+@pytest.fixture(scope="module")
+def master(sample):
+    """The sample master's rows of CODES: the master of the `project` copies."""
+    frame = sample.master()
+    return frame[frame["code"].astype(str).isin(CODES)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def returned(tmp_path_factory, book, master):
+    """A filled file for each municipality of `master` and the answers they hold."""
+    return make_returned(tmp_path_factory.mktemp("returned"), book, master)
+
+
 @pytest.fixture()
-def project(tmp_path, monkeypatch):
+def project(tmp_path, monkeypatch, master):
+    """A project copy whose sample master keeps the rows of CODES only (lines dropped, text kept)."""
     root = make_project_copy(tmp_path / "project")
+    path = root / "data/raw/sample/municipalities.csv"
+    header, *rows = path.read_text(encoding="utf-8-sig").splitlines(keepends=True)
+    path.write_text("".join([header, *(r for r in rows if r.split(",", 1)[0] in CODES)]), encoding="utf-8-sig")
     monkeypatch.setenv("ANALYSIS_ROOT", str(root))
+    assert len(load_dataset("sample").master()) == len(master) == len(CODES)
     return root
 
 
@@ -81,7 +103,7 @@ def test_complete_folder_becomes_the_survey_of_the_year(project, returned, tmp_p
     meta_before = yaml.safe_load((project / "data/raw/sample/dataset.yaml").read_text(encoding="utf-8"))
     code, out, err = collect(capsys, inbox(returned, tmp_path))
     assert code == 0, err
-    assert "35 市町の回答" in out and "survey file written" in out
+    assert f"{len(CODES)} 市町の回答" in out and "survey file written" in out
     target = project / "data/raw/sample/survey_FY2026.xlsx"
     assert target.is_file()
     text = (project / "data/raw/sample/dataset.yaml").read_text(encoding="utf-8")
@@ -97,7 +119,7 @@ def test_complete_folder_becomes_the_survey_of_the_year(project, returned, tmp_p
     assert wb.sheetnames == [st.COVER_SHEET, st.ANSWER_SHEET]
     ws = wb[st.ANSWER_SHEET]
     assert ws.protection.sheet and ws.cell(row=st.FIRST_DATA_ROW, column=1).protection.locked
-    assert tf.rule_for(ws, f"D{st.FIRST_DATA_ROW + 34}").formula1 == '"○,×"'
+    assert tf.rule_for(ws, f"D{st.FIRST_DATA_ROW + len(CODES) - 1}").formula1 == '"○,×"'
 
 
 # --- what e-mail does to a folder -------------------------------------------------------------------
@@ -185,10 +207,9 @@ def test_a_broken_workbook_is_an_error_naming_it(project, returned, tmp_path, ca
     assert snapshot(project) == before
 
 
-def test_last_years_questionnaire_is_refused(project, returned, tmp_path, capsys, book, sample):
+def test_last_years_questionnaire_is_refused(project, returned, tmp_path, capsys, book, master):
     folder = inbox(returned, tmp_path, drop=("995011",))
     old = folder / "995011_椿原町_FY2025.xlsx"
-    master = sample.master()
     save_workbook(st.build_workbook(book, master, FY - 1, codes=["995011"]), old)
     tf.fill(old, book, FY - 1, random.Random(1), p_blank=0)
     code, _out, err = collect(capsys, folder)
@@ -207,9 +228,9 @@ def test_a_contact_list_with_a_municipality_column_is_not_a_survey(project, retu
     assert "担当者名簿.xlsx: 市町村の列はありますが設問の列がないため" in out
 
 
-def test_an_unanswered_return_counts_as_missing(project, returned, tmp_path, capsys, book, sample):
+def test_an_unanswered_return_counts_as_missing(project, returned, tmp_path, capsys, book, master):
     folder = inbox(returned, tmp_path, drop=("996017",))
-    save_workbook(st.build_workbook(book, sample.master(), FY, codes=["996017"]), folder / "blank.xlsx")
+    save_workbook(st.build_workbook(book, master, FY, codes=["996017"]), folder / "blank.xlsx")
     code, out, err = collect(capsys, folder)
     assert code == 1
     assert "blank.xlsx: 996017 銀杏町: 回答が1つも記入されていないため、未回答として扱います" in out
@@ -249,7 +270,7 @@ def test_an_unregistered_file_in_the_way_is_not_overwritten(project, returned, t
     assert "2026" not in (project / "data/raw/sample/dataset.yaml").read_text(encoding="utf-8")
 
 
-def test_out_writes_elsewhere_and_leaves_the_dataset_alone(project, returned, tmp_path, capsys, book, sample):
+def test_out_writes_elsewhere_and_leaves_the_dataset_alone(project, returned, tmp_path, capsys, book, master):
     before = snapshot(project)
     out_path = tmp_path / "combined.xlsx"
     code, _out, err = collect(capsys, inbox(returned, tmp_path), "--out", out_path)
@@ -257,7 +278,7 @@ def test_out_writes_elsewhere_and_leaves_the_dataset_alone(project, returned, tm
     assert snapshot(project) == before
     from analysis.io import read_survey
 
-    result = read_survey(out_path, book, sample.master(), fiscal_year=FY, prefecture_code="99")
+    result = read_survey(out_path, book, master, fiscal_year=FY, prefecture_code="99")
     pd.testing.assert_frame_equal(result.tidy, returned[1])
     code, _out, err = collect(capsys, tmp_path / "inbox", "--out", project / "data/raw/sample/x.xlsx")
     assert code == 1 and "data/ の中は指定できません" in err
@@ -268,10 +289,12 @@ def test_out_writes_elsewhere_and_leaves_the_dataset_alone(project, returned, tm
 
 
 @pytest.mark.full
-def test_end_to_end_collect_then_run(tmp_path, returned):
+def test_end_to_end_collect_then_run(tmp_path, book, sample):
     """On a project copy through the real command line: a messy folder is refused with its reasons,
-    the complete one becomes a survey file, and `run` makes the FY2026 report from it."""
+    the complete one becomes a survey file, and `run` makes the FY2026 report from it. All 35
+    municipalities of the sample (its own master, not CODES)."""
     project = make_project_copy(tmp_path / "project")
+    returned = make_returned(tmp_path / "returned", book, sample.master())
     messy = inbox(returned, tmp_path, drop=(DROPPED[0],), name="messy")
     shutil.copy2(file_of(messy, TWICE), messy / "Fwd 回答.xlsx")
     junk = Workbook()

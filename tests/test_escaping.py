@@ -1,11 +1,15 @@
 """Markup in the input data is shown as text in every published HTML page, never interpreted.
 
-A copy of the project gets hostile values in the places a user controls:
+A copy of the project gets a dataset ``hostile`` (the sample's FY2024-2025; made by
+``conftest.make_hostile_dataset`` and run once per session by ``conftest.hostile_run``, which
+test_spreadsheet_safety shares) with hostile values in the places a user controls:
 
 * a municipality name in the master (``municipalities.csv``; the reports take names from the
   master, the survey rows match it by code): ``<script>alert(1)</script>``;
 * a free-text 備考 (notes) cell of ``survey_FY2025.xlsx``: ``<img src=x onerror=alert(2)>``;
 * the dataset's ``label_ja`` in ``dataset.yaml``: ``<b>x</b>``.
+
+(Other municipalities' names and notes there start with = + - @, for the spreadsheet checks.)
 
 After a CLI run the raw markup must not appear in any HTML file, and the escaped form must
 appear where the value is shown. In a browser (when /usr/bin/chromium exists) the pages are
@@ -15,24 +19,17 @@ markup had got through: the check is on the escaping, not on the CSP that backs 
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-import yaml
 from browser_support import PYTESTMARK
-from conftest import make_project_copy, run_cli
+from conftest import HOSTILE_BOLD as BOLD
+from conftest import HOSTILE_IMG as IMG
+from conftest import HOSTILE_NOTE_MARK as NOTE_MARK
 
-SCRIPT = "<script>alert(1)</script>"
-IMG = "<img src=x onerror=alert(2)>"
-BOLD = "<b>x</b>"
-NOTE_MARK = "備考XSSNOTE"  # shows whether (and where) the notes column is rendered at all
 RAW_FORBIDDEN = ("<script>alert(1)", "<img src=x onerror", "<b>x</b>")
 MUNICIPALITY_TABLE = "市町別の主要項目の実施状況"
-HEADER_ROW, FIRST_DATA_ROW = 5, 6  # survey xlsx layout
 
 
 class _Doc(HTMLParser):
@@ -83,57 +80,11 @@ def _parse(text: str) -> _Doc:
 # --- the injected project ----------------------------------------------------------------------
 
 
-def _inject(project: Path) -> dict:
-    """Write the hostile values into the copy's sample data; return what was injected."""
-    from openpyxl import load_workbook
-
-    raw = project / "data" / "raw" / "sample"
-
-    # 1. the 備考 (notes) cell of the first municipality in the FY2025 survey
-    xlsx = raw / "survey_FY2025.xlsx"
-    wb = load_workbook(xlsx)
-    ws = wb.worksheets[0]
-    notes_col = ws.max_column
-    assert ws.cell(HEADER_ROW, notes_col).value == "備考", "the survey layout changed: 備考 is not the last column"
-    assert ws.cell(HEADER_ROW, 1).value == "市町村コード"
-    code = str(ws.cell(FIRST_DATA_ROW, 1).value)
-    note = f"{NOTE_MARK}{IMG}"
-    ws.cell(FIRST_DATA_ROW, notes_col).value = note
-    wb.save(xlsx)
-
-    # 2. that municipality's name in the master (names shown in the reports come from here)
-    master = raw / "municipalities.csv"
-    text = master.read_text(encoding="utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    [row] = [r for r in rows if r["code"] == code]
-    name = f"{row['name']}{SCRIPT}"
-    row["name"] = name
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    master.write_text(out.getvalue(), encoding="utf-8-sig")
-
-    # 3. the dataset label (index title and heading, report titles)
-    meta_path = raw / "dataset.yaml"
-    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    label = f"架空県{BOLD}（サンプル・架空データ）"
-    lines = meta_path.read_text(encoding="utf-8").splitlines(keepends=True)
-    lines = [f"label_ja: '{label}'\n" if ln.startswith("label_ja:") else ln for ln in lines]
-    meta_path.write_text("".join(lines), encoding="utf-8")
-    assert yaml.safe_load(meta_path.read_text(encoding="utf-8"))["label_ja"] == label
-    assert meta["synthetic"] is True
-    return {"code": code, "name": name, "note": note, "label": label}
-
-
 @pytest.fixture(scope="module")
-def injected(tmp_path_factory):
-    project = make_project_copy(tmp_path_factory.mktemp("escaping"))
-    values = _inject(project)
-    proc = run_cli(
-        project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "1", "--no-progress", "--no-pdf"
-    )
-    reports = project / "reports" / "sample"
+def injected(hostile_run):
+    """conftest.hostile_run (shared with test_spreadsheet_safety: one run) and its HTML pages."""
+    project, proc, values = hostile_run
+    reports = project / "reports" / "hostile"
     pages = {p.relative_to(reports).as_posix(): p.read_text(encoding="utf-8") for p in sorted(reports.rglob("*.html"))}
     return {"project": project, "proc": proc, "reports": reports, "pages": pages, **values}
 

@@ -2,7 +2,8 @@
 
 Unit tests of the writers, then one real run of the pipeline on a copy of the sample whose
 municipality names and notes start with = + - @ (what a hostile or careless survey file could
-hold): every generated workbook is opened with openpyxl (no cell of type "f", no <f> element in
+hold; dataset ``hostile`` of ``conftest.make_hostile_dataset``, run once per session by
+``conftest.hostile_run`` and shared with test_escaping, whose HTML markup it also holds): every generated workbook is opened with openpyxl (no cell of type "f", no <f> element in
 the sheet XML) and every generated CSV is read with the csv module (no text cell that a
 spreadsheet would run as a formula). `validate --tidy-out/--issues-out` CSVs are checked too.
 """
@@ -15,14 +16,12 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
-import pytest
-from conftest import add_sample_subset, make_project_copy, run_cli
+from conftest import HOSTILE_FORMULA_NAMES as HOSTILE_NAMES
 from openpyxl import Workbook, load_workbook
 
 from analysis import export
+from analysis.cli import main
 
-HOSTILE_NAMES = ['=HYPERLINK("http://example.invalid/","青葉市")', "+1+1町", "-2+3村", "@SUM(1,1)市"]
-HOSTILE_NOTE = "=cmd|' /C calc'!A0"
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -149,34 +148,8 @@ def test_save_workbook_defuses_formula_cells(tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _make_hostile_dataset(project: Path) -> None:
-    """data/raw/hostile: the sample's FY2024-2025 with formula-like names (master) and notes (survey)."""
-    src, dst = project / "data" / "raw" / "sample", project / "data" / "raw" / "hostile"
-    add_sample_subset(project, "hostile", (2024, 2025))  # then its master and surveys are rewritten
-    master = pd.read_csv(src / "municipalities.csv", dtype={"code": str}, encoding="utf-8-sig")
-    master.loc[: len(HOSTILE_NAMES) - 1, "name"] = HOSTILE_NAMES
-    master.to_csv(dst / "municipalities.csv", index=False, encoding="utf-8-sig")  # not the project's writer
-    for year in (2024, 2025):
-        wb = load_workbook(src / f"survey_FY{year}.xlsx")
-        ws = wb.worksheets[-1]
-        header = next(r for r in range(1, 10) if ws.cell(row=r, column=1).value == "市町村コード")
-        note_col = next(c.column for c in ws[header] if c.value == "備考")
-        for r in range(header + 1, header + 4):
-            cell = ws.cell(row=r, column=note_col, value=HOSTILE_NOTE)
-            cell.data_type = "s"  # text typed into the survey, not a formula
-        wb.save(dst / f"survey_FY{year}.xlsx")
-
-
-@pytest.fixture(scope="module")
-def hostile_run(tmp_path_factory):
-    project = make_project_copy(tmp_path_factory.mktemp("hostile"))
-    _make_hostile_dataset(project)
-    proc = run_cli(project, "run", "--dataset", "hostile", "--jobs", "1", "--no-progress", "--no-pdf")
-    return project, proc
-
-
 def test_pipeline_writes_no_formula_anywhere(hostile_run):
-    project, proc = hostile_run
+    project, proc, _ = hostile_run
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     base = project / "reports" / "hostile"
     workbooks = sorted(base.rglob("*.xlsx"))
@@ -191,7 +164,7 @@ def test_pipeline_writes_no_formula_anywhere(hostile_run):
 
 def test_hostile_names_reach_the_tables_as_text(hostile_run):
     """The check above is not vacuous: the names are in the outputs, kept as (neutralised) text."""
-    project, _ = hostile_run
+    project, _, _ = hostile_run
     d = project / "reports" / "hostile" / "FY2025"
     table = next((d / "tables").glob("*municipality*.csv"))
     names = [row[1] for row in csv_cells(table)[1:]]
@@ -202,8 +175,10 @@ def test_hostile_names_reach_the_tables_as_text(hostile_run):
         assert name in cells and cells[name].data_type == "s" and cells[name].quotePrefix
 
 
-def test_validate_outputs_are_neutralised(hostile_run, tmp_path):
-    project, _ = hostile_run
+def test_validate_outputs_are_neutralised(hostile_run, tmp_path, monkeypatch, capsys):
+    """`validate --tidy-out/--issues-out` (the command line's `main`, in this process)."""
+    project, _, _ = hostile_run
+    monkeypatch.setenv("ANALYSIS_ROOT", str(project))
     survey = project / "data" / "raw" / "hostile" / "survey_FY2025.xlsx"
     bad = tmp_path / "bad.xlsx"
     wb = load_workbook(survey)
@@ -213,15 +188,11 @@ def test_validate_outputs_are_neutralised(hostile_run, tmp_path):
     cell.data_type = "s"
     wb.save(bad)
     tidy, issues = tmp_path / "tidy.csv", tmp_path / "issues.csv"
-    ok = run_cli(
-        project, "validate", str(survey), "--dataset", "hostile", "--fiscal-year", "2025", "--tidy-out", str(tidy)
-    )
-    assert ok.returncode == 0, ok.stderr
+    validate = ["validate", "--dataset", "hostile", "--fiscal-year", "2025"]
+    assert main([*validate[:1], str(survey), *validate[1:], "--tidy-out", str(tidy)]) == 0, capsys.readouterr().err
     assert {"'" + n for n in HOSTILE_NAMES} <= {row[2] for row in csv_cells(tidy)}
     assert_csv_inert(tidy)
-    proc = run_cli(
-        project, "validate", str(bad), "--dataset", "hostile", "--fiscal-year", "2025", "--issues-out", str(issues)
-    )
-    assert proc.returncode == 1, proc.stdout[-2000:]
+    code = main([*validate[:1], str(bad), *validate[1:], "--issues-out", str(issues)])
+    assert code == 1, capsys.readouterr().out[-2000:]
     assert any("'=1+1" in row for row in csv_cells(issues))
     assert_csv_inert(issues)
