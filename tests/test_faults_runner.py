@@ -1,10 +1,10 @@
 """Faults survived and said clearly (issue 10): real runs, real kernels, real file systems.
 
-One copy of the project holds a small dataset ``mini`` (the sample's FY2024 and FY2025) with a
-good run of every report. Then, each on that copy:
+One copy of the session's good sample run (conftest ``sample_run``: every report of every year,
+made once for the whole test session) holds the reports. Then, each on that copy:
 
 * a notebook whose kernel is SIGKILLed (FY2024) or exceeds the memory limit (FY2025);
-* a full disk (a tiny tmpfs mounted over reports/mini/) and a read-only output folder (a
+* a full disk (a tiny tmpfs mounted over reports/sample/) and a read-only output folder (a
   read-only bind mount) — as root, chmod does not stop writes, mounts do;
 * SIGTERM, SIGINT and SIGKILL of the main ``run`` process: its workers and kernels (listed from
   /proc before the signal) must all be gone afterwards; a second ``run`` meanwhile is refused;
@@ -29,14 +29,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import add_sample_subset, make_project_copy, python_kernelspec, run_cli
+from conftest import make_project_copy, python_kernelspec, run_cli
 
 from analysis import processes, runner
 from analysis.site import build_index
 
-DATASET = "mini"
-#: a forced HTML-only run of one year (the faults are in the reports, not in printing)
-FORCED_FY2025 = ("run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "2", "--no-progress", "--no-pdf")
+DATASET = "sample"
+#: a forced HTML-only run of one year on one worker (the faults are in the reports, not in printing
+#: or in how jobs share workers)
+FORCED_FY2025 = ("run", "--dataset", DATASET, "--years", "2025", "--force", "--jobs", "1", "--no-progress", "--no-pdf")
 STALE = "最新の実行で失敗：前回（"
 
 
@@ -87,11 +88,12 @@ def mounts_allowed(tmp_path_factory) -> bool:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    project = make_project_copy(tmp_path_factory.mktemp("faults"))
-    add_sample_subset(project, DATASET, (2024, 2025))
-    proc = run_cli(project, "run", "--dataset", DATASET, "--jobs", "1", "--no-progress", "--no-pdf")
+def project(sample_run, tmp_path_factory) -> Path:
+    """A copy of the good sample run (file times kept, so its reports are up to date), for this module to break."""
+    good, proc = sample_run
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    project = tmp_path_factory.mktemp("faults") / "project"
+    shutil.copytree(good, project, symlinks=True)
     return project
 
 
@@ -224,13 +226,20 @@ def test_full_disk_fails_clearly_and_keeps_the_old_report(project, base, tmp_pat
     if not mounts_allowed:
         pytest.skip("needs root to mount a tmpfs (a real full disk)")
     before = _digest(base / "FY2025")
+    # the fiscal-year notebook edited since: FY2025's report is out of date, its trends and
+    # data-quality reports are not (no --force: only the one report is made, on a full disk)
+    notebook = project / "notebooks" / "fiscal_year_report.ipynb"
+    original = _inject(notebook, "# edited since the last run")
     _tmpfs_copy_of(base, tmp_path, free_kib=8)
     try:
-        proc = run_cli(project, *FORCED_FY2025)
+        proc = run_cli(
+            project, "run", "--dataset", DATASET, "--years", "2025", "--jobs", "1", "--no-progress", "--no-pdf"
+        )
         after = _digest(base / "FY2025")
         index = (base / "index.html").read_text(encoding="utf-8")
     finally:
         _umount(base)
+        notebook.write_bytes(original)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert "ノートブック" in proc.stdout  # the summary table
@@ -395,7 +404,8 @@ def test_no_process_outlives_a_run_that_ends_normally_or_with_an_error(project, 
     if outcome == "error":
         _inject(notebook, "if fiscal_year == 2025:\n    raise ValueError('boom')\n")
     env = {**os.environ, "ANALYSIS_ROOT": str(project)}
-    cmd = [sys.executable, "-m", "analysis", "run", "--dataset", DATASET, "--force", "--jobs", "2", "--no-progress"]
+    cmd = [sys.executable, "-m", "analysis", "run", "--dataset", DATASET, "--years", "2024-2025", "--force"]
+    cmd += ["--jobs", "2", "--no-progress"]
     try:
         main = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         seen = _watch_tree(main)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -121,48 +122,75 @@ def test_bad_parameters_give_one_bilingual_message(tmp_path, args, needle):
     assert not (project / "reports").exists()
 
 
-def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(sample_run_copy):
-    project, ok = sample_run_copy  # a good report of every year to begin with
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    base = project / "reports" / "sample"
-    old = _digest(base / "FY2025")
-    (project / "data" / "raw" / "sample" / "survey_FY2025.xlsx").write_bytes(b"PK\x03\x04 truncated")
+def _failure_lines(stdout):
+    """{'FY2025': line, ...} from the summary's 「失敗 / failed: <notebook> <name>: reason」 lines."""
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("失敗 / failed: "):
+            label = line[len("失敗 / failed: ") :].split(":", 1)[0]
+            out[label.split()[-1]] = line
+    return out
+
+
+@pytest.fixture(scope="module")
+def broken_surveys(sample_run, tmp_path_factory):
+    """ONE failing rerun on a copy of the good sample run (file times kept), three surveys broken
+    a different way each: FY2025 truncated (it has a good report to keep), FY2024 missing, FY2023
+    with an answer the codebook cannot map (its report folder removed: a year never reported
+    before). FY2022 is untouched, and reads no later survey: it stays up to date.
+    Returns (project, {year: digest of its report before}, process).
+    """
+    project, ok = sample_run
+    assert ok.returncode == 0, ok.stderr[-2000:]  # a good report of every year to begin with
+    copy = tmp_path_factory.mktemp("broken_surveys") / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    raw, base = copy / "data" / "raw" / "sample", copy / "reports" / "sample"
+    old = {y: _digest(base / f"FY{y}") for y in (2022, 2025)}
+    (raw / "survey_FY2025.xlsx").write_bytes(b"PK\x03\x04 truncated")
+    (raw / "survey_FY2024.xlsx").unlink()
+    wb = load_workbook(raw / "survey_FY2023.xlsx")
+    wb.active.cell(row=8, column=4, value="たぶん")  # an answer the codebook cannot map
+    wb.save(raw / "survey_FY2023.xlsx")
+    shutil.rmtree(base / "FY2023")
     proc = run_cli(
-        project, "run", "--dataset", "sample", "--years", "2024-2025", "--jobs", "1", "--no-progress", "--no-pdf"
+        copy, "run", "--dataset", "sample", "--years", "2022-2025", "--jobs", "1", "--no-progress", "--no-pdf"
     )
+    return copy, old, proc
+
+
+def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(broken_surveys):
+    project, old, proc = broken_surveys
+    base = project / "reports" / "sample"
     assert proc.returncode == 1
-    assert "survey_FY2025.xlsx" in proc.stdout and "失敗" in proc.stdout
-    assert _digest(base / "FY2025") == old  # the last good report stays in place
-    assert json.loads((base / "FY2024" / "manifest.json").read_text(encoding="utf-8"))["status"] == "ok"
+    line = _failure_lines(proc.stdout)["FY2025"]
+    assert "survey_FY2025.xlsx" in line and "失敗" in line
+    assert _digest(base / "FY2025") == old[2025]  # the last good report stays in place
+    assert "FY2022" not in _failure_lines(proc.stdout) and _digest(base / "FY2022") == old[2022]  # the good year
+    assert json.loads((base / "FY2022" / "manifest.json").read_text(encoding="utf-8"))["status"] == "ok"
     index = (base / "index.html").read_text(encoding="utf-8")
     assert "FY2025" in index
 
 
-def test_missing_survey_file_is_named(tmp_path):
-    project = make_project_copy(tmp_path / "p")
-    (project / "data" / "raw" / "sample" / "survey_FY2023.xlsx").unlink()
-    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2023", "--jobs", "1", "--no-progress", "--no-pdf")
+def test_missing_survey_file_is_named(broken_surveys):
+    _, _, proc = broken_surveys
     assert proc.returncode == 1
-    assert "survey_FY2023.xlsx" in proc.stdout and "ファイルがありません" in proc.stdout
+    line = _failure_lines(proc.stdout)["FY2024"]
+    assert "survey_FY2024.xlsx" in line and "ファイルがありません" in line
 
 
-def test_survey_errors_fail_the_year_but_the_quality_report_names_them(tmp_path):
-    project = make_project_copy(tmp_path / "p")
-    survey = project / "data" / "raw" / "sample" / "survey_FY2025.xlsx"
-    wb = load_workbook(survey)
-    wb.active.cell(row=8, column=4, value="たぶん")  # an answer the codebook cannot map
-    wb.save(survey)
-    proc = run_cli(project, "run", "--dataset", "sample", "--years", "2025", "--jobs", "1", "--no-progress", "--no-pdf")
+def test_survey_errors_fail_the_year_but_the_quality_report_names_them(broken_surveys):
+    project, _, proc = broken_surveys
     assert proc.returncode == 1
-    assert "8行" in proc.stdout and "たぶん" in proc.stdout  # the summary names row and value
+    line = _failure_lines(proc.stdout)["FY2023"]
+    assert "8行" in line and "たぶん" in line  # the summary names row and value
     base = project / "reports" / "sample"
-    assert not (base / "FY2025").exists()
-    html = (base / "quality" / "FY2025" / "report.html").read_text(encoding="utf-8")
+    assert not (base / "FY2023").exists()
+    html = (base / "quality" / "FY2023" / "report.html").read_text(encoding="utf-8")
     assert "たぶん" in html and "D8" in html and "解釈できません" in html
-    issues = pd.read_csv(base / "quality" / "FY2025" / "tables" / "03_issues.csv", encoding="utf-8-sig")
+    issues = pd.read_csv(base / "quality" / "FY2023" / "tables" / "03_issues.csv", encoding="utf-8-sig")
     assert (issues["値"] == "たぶん").any() and (issues["重要度"] == "エラー").any()
     index = (base / "index.html").read_text(encoding="utf-8")
-    assert "quality/FY2025/report.html" in index
+    assert "quality/FY2023/report.html" in index
 
 
 def test_site_command_rebuilds_the_index_alone_and_identically(sample_run_copy):
