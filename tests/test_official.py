@@ -6,6 +6,7 @@ literally; layout variants are made by editing copies of the real R3.xlsx with o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -27,6 +28,12 @@ R3 = FOLDER / "R3.xlsx"
 YEARS = {"H30.xlsx": 2018, "R1.xlsx": 2019, "R2.xlsx": 2020, "R3.xlsx": 2021}
 
 
+@functools.cache
+def _published(name: str) -> official.FinancialIndicators:
+    """read_financial_indicators of a bundled workbook, read once per module (the tests only read it)."""
+    return read_financial_indicators(FOLDER / name)
+
+
 # --- the bundled files ---------------------------------------------------------------------------
 
 
@@ -41,7 +48,7 @@ def test_bundled_workbooks_are_the_published_files_unmodified():
 
 @pytest.mark.parametrize("name,year", sorted(YEARS.items()))
 def test_each_workbook_reads_1741_municipalities_and_its_fiscal_year(name, year):
-    t = read_financial_indicators(FOLDER / name)
+    t = _published(name)
     assert t.fiscal_year == year
     assert t.header_row == 2 and "全市町村の主要財政指標" in t.title
     f = t.frame
@@ -71,7 +78,7 @@ def test_each_workbook_reads_1741_municipalities_and_its_fiscal_year(name, year)
 
 
 def test_values_match_the_workbook_cells_checked_by_hand():
-    f = read_financial_indicators(R3).frame.set_index("code")
+    f = _published("R3.xlsx").frame.set_index("code")
     # R3.xlsx row 952: 221007 静岡県 静岡市 0.87 90 6.2 37.1 102.3
     assert f.loc["221007"].tolist() == ["静岡県", "静岡市", 2021, 0.87, 90.0, 6.2, 37.1, 102.3]
     # row 960: 富士市, 財政力指数 stored as the integer 1
@@ -81,16 +88,16 @@ def test_values_match_the_workbook_cells_checked_by_hand():
     assert math.isnan(f.loc["014389", "future_burden_ratio"])
     # row 1741: 多良間村 「-」
     assert math.isnan(f.loc["473758", "future_burden_ratio"])
-    t = read_financial_indicators(R3)
+    t = _published("R3.xlsx")
     assert t.national_average.tolist()[:4] == [0.5, 88.9, 5.5, 15.4]
     assert t.dashes["future_burden_ratio"] == 816
     # R1.xlsx row 453: 宇都宮市 将来負担比率 is a real 0, which stays 0 (not confused with 「-」)
-    r1 = read_financial_indicators(FOLDER / "R1.xlsx").frame.set_index("code")
+    r1 = _published("R1.xlsx").frame.set_index("code")
     assert r1.loc["092011", "future_burden_ratio"] == 0.0
 
 
 def test_report_and_citation_are_japanese_and_english():
-    t = read_financial_indicators(FOLDER / "H30.xlsx")
+    t = _published("H30.xlsx")
     assert t.citation == "出典：総務省「全市町村の主要財政指標」（平成30年度）"
     text = t.report()
     assert "1744行「全国市町村平均」" in text and "将来負担比率 708" in text and "FY2018" in text
@@ -130,7 +137,7 @@ def test_moved_columns_extra_title_rows_and_subtotals_are_read(tmp_path):
     t = read_financial_indicators(path)
     assert t.header_row == 4 and t.fiscal_year == 2021
     assert "静岡県計" in [label for _, label in t.skipped]
-    pd.testing.assert_frame_equal(t.frame, read_financial_indicators(R3).frame)
+    pd.testing.assert_frame_equal(t.frame, _published("R3.xlsx").frame)
 
 
 def test_text_numbers_triangle_negatives_and_fullwidth_dashes(tmp_path):

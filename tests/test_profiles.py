@@ -140,16 +140,23 @@ def test_grids_equal_the_panel(site, sample, panel, book):
             page = _page(site, code, fy)
             hist = panel[(panel["code"] == code) & (panel["fiscal_year"] <= fy)]
             years = [str(y) for y in hist["fiscal_year"]]
+            hist_rows = [r for _, r in hist.iterrows()]
             for table, variables in (
                 ("items", ["jusou_status", *book.main_items, "n_items", "full_implementation"]),
                 ("measures", book.support_measures),
             ):
-                shown = [tr["data-var"] for tr in page.select(f"table#{table} tbody tr")]
+                # the table found once; its rows' cells by data-var (= "table#t tr[data-var=v] td")
+                (tbl,) = page.select(f"table#{table}")
+                shown = [tr["data-var"] for tr in tbl.select("tbody tr")]
                 assert shown == variables, (code, fy, table)
+                cells_of: dict[str, list] = {}
+                for tr in tbl.find_all("tr"):
+                    if tr.has_attr("data-var"):
+                        cells_of.setdefault(tr["data-var"], []).extend(tr.find_all("td"))
                 for var in variables:
-                    cells = page.select(f"table#{table} tr[data-var={var}] td")
+                    cells = cells_of.get(var, [])
                     assert [c["data-fy"] for c in cells] == years, (code, fy, var)
-                    for c, (_, r) in zip(cells, hist.iterrows(), strict=False):
+                    for c, r in zip(cells, hist_rows, strict=False):
                         if var == "jusou_status":
                             want = _status(book, r[var])
                         elif var == "n_items":

@@ -193,7 +193,8 @@ def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator, 
     full = np.zeros(n, dtype=bool)
     items = book.main_items
     item_difficulty = np.linspace(-0.8, 0.8, len(items))  # later items are harder
-    rows = []
+    code_values, name_values = munis["code"].tolist(), munis["name"].tolist()
+    columns: dict[str, list] = {}
     for t in years:
         # 重層 adoption (absorbing)
         h_j = _logit_p(truth.jusou["alpha"][str(t)] + truth.jusou["b_logpop"] * logpop + truth.jusou["d_u"] * u)
@@ -231,19 +232,15 @@ def simulate_panel(munis: pd.DataFrame, truth: Truth, rng: np.random.Generator, 
             "ch_knowhow": rng.random(n) < _logit_p(0.4 + 0.3 * kaso),
             "ch_residents": rng.random(n) < _logit_p(-0.4 + 0.5 * kaso),
         }
-        for i in range(n):
-            rec = {
-                "fiscal_year": t,
-                "code": munis["code"].iat[i],
-                "name": munis["name"].iat[i],
-                "jusou_status": status[i],
-            }
-            rec.update({item: bool(item_vals[i, k]) for k, item in enumerate(items)})
-            rec.update({m: bool(support[t][m][i]) for m in measures})
-            rec.update({c: bool(v[i]) for c, v in ch.items()})
-            rec["notes"] = _note(rng, status[i], bool(new_f[i]))
-            rows.append(rec)
-    panel = pd.DataFrame(rows)
+        # one year's rows, built column by column (the notes keep their per-row draws, in row order)
+        year = {"fiscal_year": [t] * n, "code": code_values, "name": name_values, "jusou_status": list(status)}
+        year.update({item: item_vals[:, k].tolist() for k, item in enumerate(items)})
+        year.update({m: support[t][m].tolist() for m in measures})
+        year.update({c: v.tolist() for c, v in ch.items()})
+        year["notes"] = [_note(rng, status[i], f) for i, f in enumerate(new_f.tolist())]
+        for col, values in year.items():
+            columns.setdefault(col, []).extend(values)
+    panel = pd.DataFrame(columns)
     panel["full_implementation"] = panel[items].all(axis=1)
     return panel
 
