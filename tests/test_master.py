@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import unicodedata
 from pathlib import Path
 
@@ -112,8 +113,8 @@ def test_an_older_fiscal_year_and_one_before_the_data():
         master_mod.build_master("22", fiscal_year=2017)
 
 
-def test_a_code_master_that_disagrees_with_the_workbook_is_refused(tmp_path, monkeypatch):
-    root = _project(tmp_path)
+def test_a_code_master_that_disagrees_with_the_workbook_is_refused(project, monkeypatch):
+    root = project
     codes = root / "data" / "external" / "municipality_codes.csv"
     table = pd.read_csv(EXTERNAL / "municipality_codes.csv", dtype=str, keep_default_na=False)
     table[table["lg_code"] != "224618"].to_csv(codes, index=False)  # 森町 missing, as after a merger
@@ -123,14 +124,30 @@ def test_a_code_master_that_disagrees_with_the_workbook_is_refused(tmp_path, mon
     assert "224618" in info.value.ja and "data/README.md" in info.value.ja and "34" in info.value.en
 
 
-def _project(tmp_path: Path) -> Path:
-    """A project root whose data/external is the real one (copied), with an empty data/raw."""
-    root = tmp_path / "project"
-    (root / "data" / "raw").mkdir(parents=True)
+@pytest.fixture(scope="module")
+def _project_root(tmp_path_factory) -> Path:
+    """One project root for the module: its workbooks keep their paths, so analysis.official reads them once."""
+    root = tmp_path_factory.mktemp("master") / "project"
+    (root / "data" / "external").mkdir(parents=True)
     (root / "pyproject.toml").write_text("")
+    os.symlink(EXTERNAL / "soumu_shuyo_zaisei_shihyo", root / "data" / "external" / "soumu_shuyo_zaisei_shihyo")
+    return root
+
+
+@pytest.fixture
+def project(_project_root) -> Path:
+    """A project root whose data/external is the real one (code master copied), with an empty data/raw.
+
+    Reset for every test: data/raw emptied, the code master copied afresh, nothing else in data/external.
+    """
+    root = _project_root
+    raw = root / "data" / "raw"
+    shutil.rmtree(raw, ignore_errors=True)
+    raw.mkdir()
     ext = root / "data" / "external"
-    ext.mkdir()
-    os.symlink(EXTERNAL / "soumu_shuyo_zaisei_shihyo", ext / "soumu_shuyo_zaisei_shihyo")
+    for p in ext.iterdir():
+        if p.name != "soumu_shuyo_zaisei_shihyo":
+            p.unlink()
     (ext / "municipality_codes.csv").write_bytes((EXTERNAL / "municipality_codes.csv").read_bytes())
     return root
 
@@ -205,8 +222,8 @@ def test_existing_file_is_kept_without_replace(tmp_path, capsys):
     assert openpyxl.load_workbook(out).sheetnames[0] == "municipalities"
 
 
-def test_refuses_other_datasets_raw_folders_and_external_data(tmp_path, monkeypatch, capsys):
-    root = _project(tmp_path)
+def test_refuses_other_datasets_raw_folders_and_external_data(project, tmp_path, monkeypatch, capsys):
+    root = project
     raw = root / "data" / "raw"
     for name, meta in {
         "sample": {"prefecture_code": "99", "synthetic": True},

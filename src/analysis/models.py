@@ -50,6 +50,7 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from threadpoolctl import ThreadpoolController
 
 from .display import captioned_table
+from .simchunks import boot_chunk
 
 __all__ = [
     "FirthResult",
@@ -754,23 +755,8 @@ def _draw_weights(
     return idx, pts
 
 
-@_one_blas_thread
-def _boot_chunk(indices: np.ndarray, points: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Bootstrap score statistics for a block of weight draws (rows of ``points[indices]``).
-
-    Float weights are made 128 rows at a time (a multiple of the row groups BLAS's gemv works
-    in, so every product is bitwise the one of the whole block) to bound memory at any size.
-    """
-    num = np.empty(len(indices))
-    den = np.empty(len(indices))
-    u2 = u**2
-    for a in range(0, len(indices), 128):
-        weights = points[indices[a : a + 128]]
-        num[a : a + 128] = weights @ u
-        np.square(weights, out=weights)
-        den[a : a + 128] = weights @ u2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return num / np.sqrt(den)
+# the wild-bootstrap chunk lives in analysis.simchunks (what a loky worker imports is numpy only)
+_boot_chunk = boot_chunk
 
 
 @_one_blas_thread

@@ -41,6 +41,7 @@ from scipy import stats
 
 from analysis.crosstab import two_by_two
 from analysis.parallelism import parallel
+from analysis.simchunks import chunk_rejections  # a worker chunk: in a module that imports numpy only
 
 __all__ = [
     "DEFAULT_SEED",
@@ -140,25 +141,6 @@ def _binom_cdf(n: int, p: np.ndarray) -> np.ndarray:
     return cdf
 
 
-def _inverse_cdf(cdf_row: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Binomial draws by inversion: smallest k with CDF(k) > u."""
-    return np.minimum(np.searchsorted(cdf_row, u, side="right"), len(cdf_row) - 1)
-
-
-def _chunk_rejections(
-    seed_seq: np.random.SeedSequence, m: int, cdf1: np.ndarray, cdf0: np.ndarray, reject: np.ndarray
-) -> np.ndarray:
-    """Rejection counts for one chunk of m replications at every exposed rate in cdf1."""
-    rng = np.random.default_rng(seed_seq)
-    u = rng.random((2, m))
-    c = _inverse_cdf(cdf0, u[1])
-    counts = np.empty(cdf1.shape[0], dtype=np.int64)
-    for i, row in enumerate(cdf1):  # same uniforms at every rate: common random numbers
-        a = _inverse_cdf(row, u[0])
-        counts[i] = int(reject[a, c].sum())
-    return counts
-
-
 def _simulate_rejections(
     n1: int, n0: int, p1s: np.ndarray, p0: float, alpha: float, test: PowerTest, n_sim: int, seed, n_jobs: int
 ) -> np.ndarray:
@@ -171,7 +153,7 @@ def _simulate_rejections(
     sizes = [_CHUNK] * (n_sim // _CHUNK) + ([n_sim % _CHUNK] if n_sim % _CHUNK else [])
     children = np.random.SeedSequence(seed).spawn(len(sizes))
     parts = parallel(n_jobs)(
-        delayed(_chunk_rejections)(child, m, cdf1, cdf0, reject) for child, m in zip(children, sizes, strict=False)
+        delayed(chunk_rejections)(child, m, cdf1, cdf0, reject) for child, m in zip(children, sizes, strict=False)
     )
     return np.sum(parts, axis=0)
 
