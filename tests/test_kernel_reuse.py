@@ -73,13 +73,44 @@ def test_one_kernel_per_worker_unless_fresh_kernels_are_asked_for(tmp_path, monk
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture()
-def kernel(tmp_path):
-    kernel = kernels.acquire(str(tmp_path))
+@pytest.fixture(scope="module")
+def kernel_cwd(tmp_path_factory):
+    """The folder every kernel of this module runs in; the last kept kernel is stopped at the end."""
+    cwd = str(tmp_path_factory.mktemp("kernels"))
     try:
-        yield kernel
+        yield cwd
     finally:
         kernels.shutdown_current()
+
+
+def _kept_kernel(request, cwd: str, fresh: bool):
+    """This module's kept kernel (kernels.acquire), as a worker keeps one between notebooks.
+
+    Starting a kernel costs ~2.5 CPU-s: a test gets the kernel the previous one left kept (the
+    replacement it acquired, or one reset and verified clean), `fresh` a never-used one. A
+    kernel a failed test leaves behind is stopped, so that no test inherits its state.
+    """
+    failed = request.session.testsfailed
+    kernel = kernels.acquire(cwd)
+    if fresh and kernel.notebooks:
+        kernels.shutdown_current()
+        kernel = kernels.acquire(cwd)
+    assert not fresh or kernel.notebooks == 0
+    yield kernel
+    if request.session.testsfailed != failed:
+        kernels.shutdown_current()
+
+
+@pytest.fixture()
+def kernel(request, kernel_cwd):
+    """A clean kept kernel: a fresh one or one reset and verified after its notebooks."""
+    yield from _kept_kernel(request, kernel_cwd, fresh=False)
+
+
+@pytest.fixture()
+def fresh_kernel(request, kernel_cwd):
+    """A kernel that has run no notebook yet: its state is a fresh kernel's."""
+    yield from _kept_kernel(request, kernel_cwd, fresh=True)
 
 
 def _value(kernel: kernels.ReusableKernel, expression: str) -> str:
@@ -108,7 +139,8 @@ def _run(kernel: kernels.ReusableKernel, code: str) -> list[dict]:
     return outputs
 
 
-def test_a_reset_brings_back_a_fresh_kernels_state(kernel, tmp_path):
+def test_a_reset_brings_back_a_fresh_kernels_state(fresh_kernel, kernel_cwd):
+    kernel = fresh_kernel
     baseline = {
         expr: _value(kernel, expr)
         for expr in (
@@ -130,7 +162,7 @@ def test_a_reset_brings_back_a_fresh_kernels_state(kernel, tmp_path):
     assert any("shown once per location" in o.get("text", "") for o in first)
     assert _value(kernel, "x") == "42"
     assert kernels.release(kernel, ok=True) is None
-    assert kernels.acquire(str(tmp_path)) is kernel  # kept
+    assert kernels.acquire(kernel_cwd) is kernel  # kept
     for expr, value in baseline.items():
         assert _value(kernel, expr) == value, expr
     assert _value(kernel, "__import__('matplotlib.pyplot').pyplot.get_fignums()") == "[]"
@@ -154,18 +186,18 @@ def test_a_reset_brings_back_a_fresh_kernels_state(kernel, tmp_path):
         pytest.param("import os; os.chdir('/')", "cwd", marks=pytest.mark.full),
     ],
 )
-def test_a_kernel_that_cannot_be_reset_clean_is_stopped(kernel, tmp_path, leak, named):
+def test_a_kernel_that_cannot_be_reset_clean_is_stopped(kernel, kernel_cwd, leak, named):
     pid = kernel.pid
     _run(kernel, leak)
     why = kernels.release(kernel, ok=True)
     assert why is not None and named in why and "could not be reset" in why, why
     assert not processes.alive(pid)
-    replacement = kernels.acquire(str(tmp_path))
+    replacement = kernels.acquire(kernel_cwd)  # kept: the next test's kernel
     assert replacement is not kernel and replacement.pid != pid and replacement.is_alive()
 
 
-def test_a_failed_notebook_costs_its_kernel(kernel, tmp_path):
+def test_a_failed_notebook_costs_its_kernel(kernel, kernel_cwd):
     pid = kernel.pid
     assert kernels.release(kernel, ok=False) == "the notebook failed"
     assert not processes.alive(pid)
-    assert kernels.acquire(str(tmp_path)).pid != pid
+    assert kernels.acquire(kernel_cwd).pid != pid
