@@ -7,7 +7,8 @@ image loaded and has alt text, ``<html lang="ja">``, Japanese text in the DOM, t
 ``<caption>`` and ``<th>``, the 架空データ banner, no horizontal page overflow on the phone
 (wide tables scroll inside their own wrapper) and, when a Japanese font is installed, kanji that
 render as glyphs rather than tofu. Full-page screenshots are saved under
-``<repo>/reports/screenshots/`` (git-ignored) for a human to look at.
+``<repo>/reports/screenshots/`` (git-ignored) for a human to look at, one image pixel per CSS
+pixel (``scale="css"``: a phone page at device scale 2 would be four times the pixels to encode).
 
 Needs /usr/bin/chromium (``make test`` installs it as root); otherwise the tests are skipped.
 """
@@ -257,7 +258,7 @@ def crawl(chromium_browser, reports_dir) -> Crawl:
                 facts = page.evaluate(PAGE_FACTS_JS)
                 setattr(visit, kind, facts)
                 shot = SCREENSHOT_DIR / f"{_slug(name)}_{kind}.png"
-                page.screenshot(path=str(shot), full_page=True)
+                page.screenshot(path=str(shot), full_page=True, scale="css")
                 visit.screenshots.append(shot)
             visits[name] = visit
             for link in visit.desktop["links"]:

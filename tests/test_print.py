@@ -419,4 +419,4 @@ def test_every_index_link_is_on_a_phone_screen(phone_page, reports_dir):
     ]
     assert not off, f"links not on a {facts['vw']}px screen without scrolling sideways:\n  " + "\n  ".join(off)
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    phone_page.screenshot(path=str(SCREENSHOT_DIR / "index_phone_links.png"), full_page=True)
+    phone_page.screenshot(path=str(SCREENSHOT_DIR / "index_phone_links.png"), full_page=True, scale="css")
