@@ -31,7 +31,7 @@ report: setup
 ## `make quick`: the quick suite (a few minutes), the fast form of every end-to-end check.
 ## Both leave out the replication studies marked `slow` (on demand: pytest -m slow).
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: setup lint browser-deps
 	$(PYTEST) -m 'not slow'
 

@@ -1,18 +1,24 @@
 """Test-suite cost (on demand; not part of the suite): where the seconds of `make quick`/`make test` go.
 
-Runs pytest the way the Makefile does (pytest-xdist, ``--dist loadfile``) with this module as a
-plugin, which records for every test the CPU seconds of the test process and of the child
-processes it waited for (pipeline runs, kernels, chromium: ``getrusage``), and the wall time.
-Prints the tier's wall time and, per test file, CPU and wall seconds, costliest first, then the
-costliest tests. CPU seconds are what a 2-core machine spends; they vary less than wall time
-when the machine is shared, so compare files by CPU.
+Runs pytest the way the Makefile does (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``)
+with this module as a plugin, which records for every test the CPU seconds of the test process
+and of the child processes it waited for (pipeline runs, kernels, chromium: ``getrusage``), and
+the wall time. Prints the tier's wall time and, per test file, CPU and wall seconds, costliest
+first, then the costliest tests. CPU seconds are what a 2-core machine spends; they vary less
+than wall time when the machine is shared, so compare files by CPU.
 
     .venv/bin/python benchmarks/suite.py                  # the quick tier (make quick), 2 workers
     .venv/bin/python benchmarks/suite.py --tier test      # the whole suite (make test, CI)
     .venv/bin/python benchmarks/suite.py --markdown tests/test_print.py   # some files; a table
+    .venv/bin/python benchmarks/suite.py --save-costs     # also write tests/file_costs.json
+
+tests/file_costs.json (seconds per file, for each tier) orders the files for pytest-xdist
+(tests/conftest.py): longest first (wall seconds: how long a worker is busy with the file), so
+the last files the two workers take are short and neither waits long for the other at the end.
+Refresh it when a file's cost changes much.
 
 A test's CPU includes the children it waited for, and a session fixture's cost lands on the
-first test that asks for it (``sample_run``: the first browser or print test).
+first test that asks for it (``sample_run``: the first of the files that read it).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+COSTS = ROOT / "tests" / "file_costs.json"
 RECORDS_ENV = "ANALYSIS_SUITE_COST_DIR"
 TIERS = {"quick": "not slow and not full", "test": "not slow"}
 
@@ -71,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-n", "--workers", default="2", help="pytest-xdist workers (make's TEST_WORKERS)")
     ap.add_argument("--top", type=int, default=20, help="how many of the costliest tests to list")
     ap.add_argument("--markdown", action="store_true", help="print the per-file table as Markdown")
+    ap.add_argument(
+        "--save-costs", action="store_true", help=f"write CPU seconds per file to {COSTS.relative_to(ROOT)}"
+    )
     ap.add_argument("paths", nargs="*", help="test files or folders (default: the suite's testpaths)")
     args = ap.parse_args(argv)
 
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, **{RECORDS_ENV: records_dir})
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "suite", "-q"]
-        cmd += ["-n", args.workers, "--dist", "loadfile", "-m", TIERS[args.tier], *args.paths]
+        cmd += ["-n", args.workers, "--dist", "loadfile", "--no-loadscope-reorder", "-m", TIERS[args.tier], *args.paths]
         wall0 = time.perf_counter()
         status = subprocess.run(cmd, cwd=ROOT, env=env).returncode
         wall = time.perf_counter() - wall0
@@ -96,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for f, c, w, n in files:
             print(f"{c:8.1f} {w:8.1f} {n:5d}  {f}")
+    if args.save_costs and status == 0 and not args.paths:
+        saved = json.loads(COSTS.read_text(encoding="utf-8")) if COSTS.is_file() else {}
+        for key, column in (("wall_seconds", 2), ("cpu_seconds", 1)):
+            saved.setdefault(key, {})[args.tier] = {f[0]: round(f[column], 1) for f in sorted(files)}
+        saved["note"] = (
+            "seconds per test file and tier (benchmarks/suite.py --save-costs): tests/conftest.py runs the longest first"
+        )
+        COSTS.write_text(json.dumps(dict(sorted(saved.items())), indent=1) + "\n", encoding="utf-8")
+        print(f"written: {COSTS.relative_to(ROOT)} ({args.tier})")
     print(f"\nthe {len(tests)} costliest tests (CPU s, wall s):")
     for r in tests:
         print(f"{r['cpu']:8.1f} {r['wall']:8.1f}  {r['id']}")

@@ -295,3 +295,20 @@ def hostile_run(tmp_path_factory, worker_id):
             result.write_text(json.dumps({"proc": fields, "values": values}), encoding="utf-8")
     saved = json.loads(result.read_text(encoding="utf-8"))
     return project, subprocess.CompletedProcess(**saved["proc"]), saved["values"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest test files first (tests/file_costs.json, from benchmarks/suite.py --save-costs).
+
+    pytest-xdist (`--dist loadfile --no-loadscope-reorder`, the Makefile) hands files to the
+    workers in this order: with the long ones first, the last files taken are short, so neither
+    worker waits long for the other at the end. The quick suite's seconds order a run that leaves
+    out the long forms (-m '... not full'), the whole suite's any other. A file not listed comes
+    after the listed ones; the tests of a file keep their order.
+    """
+    costs_file = Path(__file__).parent / "file_costs.json"
+    if not costs_file.is_file():
+        return
+    tiers = json.loads(costs_file.read_text(encoding="utf-8"))["wall_seconds"]
+    seconds = tiers.get("quick" if "not full" in (config.getoption("markexpr") or "") else "test", {})
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], 0.0))
