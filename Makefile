@@ -1,4 +1,4 @@
-# Two commands for a newcomer: `make report` and `make test` (see README.md; `make quick` is the quick suite).
+# Two commands for a newcomer: `make report` and `make test full` (see README.md; `make test` alone is the suite's fast form).
 # Each creates .venv/ when missing, installs the package (editable, with its test extras) and
 # registers this environment's Jupyter kernel, then does its job.
 PYTHON ?= python3
@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DATASET ?= sample
 YEARS   ?= 2021-2025
 
-.PHONY: setup report test quick lint format lab notebooks sample browser-deps clean-reports
+.PHONY: setup report test full lint format lab notebooks sample browser-deps clean-reports
 
 $(STAMP): pyproject.toml
 	@echo "環境を準備しています（初回は数分かかります） / setting up .venv (a few minutes the first time)"
@@ -25,18 +25,19 @@ report: setup
 	$(BIN)/python -m analysis run --dataset $(DATASET) --years $(YEARS)
 
 ## The house-style check (lint: ruff + mypy), then unit, estimator, notebook (papermill + nbval),
-## end-to-end and browser tests, on TEST_WORKERS pytest-xdist workers. --dist loadfile keeps the
-## tests of one file, so the cells of one notebook (nbval), on one worker.
-## `make test`: what CI runs (.ci/run): the whole suite, long forms (marker `full`) included.
-## `make quick`: the quick suite (a few minutes), the fast form of every end-to-end check.
-## Both leave out the replication studies marked `slow` (on demand: pytest -m slow).
+## end-to-end and browser tests, on TEST_WORKERS pytest-xdist workers. --dist loadfile keeps the tests
+## of one file, so the cells of one notebook (nbval), on one worker; --no-loadscope-reorder keeps the
+## order tests/conftest.py gives (longest files first, tests/file_costs.json).
+## `make test`: the suite, every check in its fast form (about 3 minutes on 2 cores).
+## `make full`: the long forms of the end-to-end checks (marker `full`: repeated whole runs, every case).
+## `make test full`: both, what CI runs (.ci/run). Replication studies (`slow`) stay on demand.
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: setup lint browser-deps
-	$(PYTEST) -m 'not slow'
-
-quick: setup lint browser-deps
 	$(PYTEST) -m 'not slow and not full'
+
+full: setup lint browser-deps
+	$(PYTEST) -m 'full and not slow'
 
 ## House style (pyproject.toml [tool.ruff], [tool.mypy]): lint, format check, type check of src/.
 lint: setup

@@ -1,4 +1,4 @@
-"""Test-suite cost (on demand; not part of the suite): where the seconds of `make quick`/`make test` go.
+"""Test-suite cost (on demand; not part of the suite): where the seconds of `make test`/`make full` go.
 
 Runs pytest the way the Makefile does (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``)
 with this module as a plugin, which records for every test the CPU seconds of the test process
@@ -7,8 +7,8 @@ the wall time. Prints the tier's wall time and, per test file, CPU and wall seco
 first, then the costliest tests. CPU seconds are what a 2-core machine spends; they vary less
 than wall time when the machine is shared, so compare files by CPU.
 
-    .venv/bin/python benchmarks/suite.py                  # the quick tier (make quick), 2 workers
-    .venv/bin/python benchmarks/suite.py --tier test      # the whole suite (make test, CI)
+    .venv/bin/python benchmarks/suite.py                  # make test (every check's fast form), 2 workers
+    .venv/bin/python benchmarks/suite.py --tier all       # the whole suite (make test full, as CI)
     .venv/bin/python benchmarks/suite.py --markdown tests/test_print.py   # some files; a table
     .venv/bin/python benchmarks/suite.py --save-costs     # also write tests/file_costs.json
 
@@ -39,7 +39,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 COSTS = ROOT / "tests" / "file_costs.json"
 RECORDS_ENV = "ANALYSIS_SUITE_COST_DIR"
-TIERS = {"quick": "not slow and not full", "test": "not slow"}
+TIERS = {"test": "not slow and not full", "all": "not slow"}
 
 
 def _cpu_seconds() -> float:
@@ -74,7 +74,12 @@ def summarise(records: list[dict], top: int) -> tuple[list[tuple[str, float, flo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tier", choices=sorted(TIERS), default="quick", help="quick (make quick) or test (make test)")
+    ap.add_argument(
+        "--tier",
+        choices=sorted(TIERS),
+        default="test",
+        help="test (make test) or all (make test full: the whole suite)",
+    )
     ap.add_argument("-n", "--workers", default="2", help="pytest-xdist workers (make's TEST_WORKERS)")
     ap.add_argument("--top", type=int, default=20, help="how many of the costliest tests to list")
     ap.add_argument("--markdown", action="store_true", help="print the per-file table as Markdown")

@@ -89,6 +89,16 @@ def run_cli(project: Path, *args: str, timeout: int = 900) -> subprocess.Complet
 SAMPLE_RUN_ARGS = ("run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "2", "--no-progress")
 
 
+def failure_lines(stdout: str) -> dict[str, str]:
+    """{'FY2025': line, ...} from the summary's 「失敗 / failed: <notebook> <name>: reason」 lines."""
+    out = {}
+    for line in stdout.splitlines():
+        if line.startswith("失敗 / failed: "):
+            label = line[len("失敗 / failed: ") :].split(":", 1)[0]
+            out[label.split()[-1]] = line
+    return out
+
+
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory, worker_id):
     """One full CLI run on a copy of the sample: (project path, completed process). Read only.
@@ -302,13 +312,13 @@ def pytest_collection_modifyitems(config, items):
 
     pytest-xdist (`--dist loadfile --no-loadscope-reorder`, the Makefile) hands files to the
     workers in this order: with the long ones first, the last files taken are short, so neither
-    worker waits long for the other at the end. The quick suite's seconds order a run that leaves
-    out the long forms (-m '... not full'), the whole suite's any other. A file not listed comes
+    worker waits long for the other at the end. `make test`'s seconds order a run that leaves out
+    the long forms (-m '... not full'), the whole suite's any other (`make full`). A file not listed comes
     after the listed ones; the tests of a file keep their order.
     """
     costs_file = Path(__file__).parent / "file_costs.json"
     if not costs_file.is_file():
         return
     tiers = json.loads(costs_file.read_text(encoding="utf-8"))["wall_seconds"]
-    seconds = tiers.get("quick" if "not full" in (config.getoption("markexpr") or "") else "test", {})
+    seconds = tiers.get("test" if "not full" in (config.getoption("markexpr") or "") else "all", {})
     items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], 0.0))

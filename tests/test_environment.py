@@ -31,9 +31,9 @@ def test_ci_runs_the_readme_test_command(root):
     ci = (root / ".ci" / "run").read_text(encoding="utf-8")
     readme = (root / "README.md").read_text(encoding="utf-8")
     commands = [line.strip() for line in ci.splitlines() if line.strip().startswith("make")]
-    assert commands == ["make test"]
+    assert commands == ["make test full"]  # the suite, then the long forms
     quick_start = readme[readme.index("## Quick start") :].split("```")[1]
-    assert "make report" in quick_start and "make test" in quick_start
+    assert "make report" in quick_start and "make test full" in quick_start
 
 
 def test_make_test_runs_in_parallel_and_keeps_each_notebook_on_one_worker(root):
@@ -43,8 +43,8 @@ def test_make_test_runs_in_parallel_and_keeps_each_notebook_on_one_worker(root):
     assert pytest_line.startswith("PYTEST :=")
     assert "-n $(TEST_WORKERS)" in pytest_line and "--dist loadfile" in pytest_line
     assert "TEST_WORKERS ?= 2" in makefile
-    recipes = {target: makefile.split(f"\n{target}:", 1)[1].split("\n")[1].strip() for target in ("test", "quick")}
-    # make test (CI): the whole suite, long forms included; make quick: the quick suite
-    assert recipes == {"test": "$(PYTEST) -m 'not slow'", "quick": "$(PYTEST) -m 'not slow and not full'"}
+    recipes = {target: makefile.split(f"\n{target}:", 1)[1].split("\n")[1].strip() for target in ("test", "full")}
+    # make test: every check in its fast form; make full: the long forms; CI runs both
+    assert recipes == {"test": "$(PYTEST) -m 'not slow and not full'", "full": "$(PYTEST) -m 'full and not slow'"}
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert "pytest -n 2 --dist loadfile" in readme

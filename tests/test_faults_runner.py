@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import make_project_copy, python_kernelspec, run_cli
+from conftest import failure_lines, make_project_copy, python_kernelspec, run_cli
 
 from analysis import processes, runner
 from analysis.site import build_index
@@ -47,16 +47,6 @@ def _digest(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
-
-
-def _failure_lines(stdout: str) -> dict[str, str]:
-    """{'FY2025': line, ...} from the summary's 「失敗 / failed: <notebook> <name>: reason」 lines."""
-    out = {}
-    for line in stdout.splitlines():
-        if line.startswith("失敗 / failed: "):
-            label = line[len("失敗 / failed: ") :].split(":", 1)[0]
-            out[label.split()[-1]] = line
-    return out
 
 
 def _statuses(stdout: str) -> dict[str, str]:
@@ -186,7 +176,7 @@ def test_killed_kernel_and_memory_limit_fail_their_year_only(project, base):
     st = _statuses(proc.stdout)
     assert st["fiscal_year_report FY2024"] == st["fiscal_year_report FY2025"] == "失敗"
     assert st["trends 全年度"] == st["data_quality FY2024"] == st["data_quality FY2025"] == "成功"
-    lines = _failure_lines(proc.stdout)
+    lines = failure_lines(proc.stdout)
     assert set(lines) == {"FY2024", "FY2025"}
     assert (
         "カーネルが強制終了されました（SIGKILL）" in lines["FY2024"]
@@ -243,7 +233,7 @@ def test_full_disk_fails_clearly_and_keeps_the_old_report(project, base, tmp_pat
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert "ノートブック" in proc.stdout  # the summary table
-    line = _failure_lines(proc.stdout)["FY2025"]
+    line = failure_lines(proc.stdout)["FY2025"]
     assert "ディスクの空き容量が足りないため書き込めませんでした" in line and "no space left on device" in line
     assert str(base) in line  # names the path
     assert after == before and "FY2025/report.html" in index
@@ -263,7 +253,7 @@ def test_read_only_output_fails_clearly_and_keeps_the_old_report(project, base, 
         _umount(base)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    lines = _failure_lines(proc.stdout)
+    lines = failure_lines(proc.stdout)
     for name in ("FY2025", "trends", "quality/FY2025", "index.html"):
         assert "読み取り専用の場所のため書き込めませんでした" in lines[name], lines
         assert "read-only file system" in lines[name] and str(base) in lines[name]

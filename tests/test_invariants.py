@@ -81,7 +81,7 @@ def _cases():
 
 @pytest.mark.parametrize(
     "case",
-    # make quick: the six small fixed sizes (every kind of case); make test (CI): all 52
+    # make test: the six small fixed sizes (every kind of case); make full (CI too): all 52
     [pytest.param(c, marks=() if c["seed"] < 1006 else pytest.mark.full) for c in _cases()],
     ids=lambda c: f"n{c['n']}y{c['n_years']}s{c['seed']}",
 )

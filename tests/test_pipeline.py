@@ -6,7 +6,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import make_project_copy, run_cli
+from conftest import failure_lines, make_project_copy, run_cli
 from openpyxl import load_workbook
 
 YEARS = [2021, 2022, 2023, 2024, 2025]
@@ -122,16 +122,6 @@ def test_bad_parameters_give_one_bilingual_message(tmp_path, args, needle):
     assert not (project / "reports").exists()
 
 
-def _failure_lines(stdout):
-    """{'FY2025': line, ...} from the summary's 「失敗 / failed: <notebook> <name>: reason」 lines."""
-    out = {}
-    for line in stdout.splitlines():
-        if line.startswith("失敗 / failed: "):
-            label = line[len("失敗 / failed: ") :].split(":", 1)[0]
-            out[label.split()[-1]] = line
-    return out
-
-
 @pytest.fixture(scope="module")
 def broken_surveys(sample_run, tmp_path_factory):
     """ONE failing rerun on a copy of the good sample run (file times kept), three surveys broken
@@ -162,10 +152,10 @@ def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(broken_surveys)
     project, old, proc = broken_surveys
     base = project / "reports" / "sample"
     assert proc.returncode == 1
-    line = _failure_lines(proc.stdout)["FY2025"]
+    line = failure_lines(proc.stdout)["FY2025"]
     assert "survey_FY2025.xlsx" in line and "失敗" in line
     assert _digest(base / "FY2025") == old[2025]  # the last good report stays in place
-    assert "FY2022" not in _failure_lines(proc.stdout) and _digest(base / "FY2022") == old[2022]  # the good year
+    assert "FY2022" not in failure_lines(proc.stdout) and _digest(base / "FY2022") == old[2022]  # the good year
     assert json.loads((base / "FY2022" / "manifest.json").read_text(encoding="utf-8"))["status"] == "ok"
     index = (base / "index.html").read_text(encoding="utf-8")
     assert "FY2025" in index
@@ -174,14 +164,14 @@ def test_a_broken_survey_fails_its_year_and_keeps_the_old_report(broken_surveys)
 def test_missing_survey_file_is_named(broken_surveys):
     _, _, proc = broken_surveys
     assert proc.returncode == 1
-    line = _failure_lines(proc.stdout)["FY2024"]
+    line = failure_lines(proc.stdout)["FY2024"]
     assert "survey_FY2024.xlsx" in line and "ファイルがありません" in line
 
 
 def test_survey_errors_fail_the_year_but_the_quality_report_names_them(broken_surveys):
     project, _, proc = broken_surveys
     assert proc.returncode == 1
-    line = _failure_lines(proc.stdout)["FY2023"]
+    line = failure_lines(proc.stdout)["FY2023"]
     assert "8行" in line and "たぶん" in line  # the summary names row and value
     base = project / "reports" / "sample"
     assert not (base / "FY2023").exists()
