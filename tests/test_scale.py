@@ -9,7 +9,8 @@ import pytest
 from conftest import run_cli
 
 from analysis import codes
-from analysis.models import _boot_chunk, _chunks, _draw_weights, single_blas_thread
+from analysis.models import _chunks, _draw_weights, single_blas_thread
+from analysis.simchunks import boot_chunk
 from analysis.synthetic import (
     MAX_SCALE,
     ScaleError,
@@ -93,7 +94,7 @@ def test_bootstrap_weights_are_rng_choice_draws_kept_small(kind, n_clusters):
     assert np.array_equal(pts[idx], reference)
     u = np.random.default_rng(1).normal(size=n_clusters)
     for n_jobs in (1, 2):
-        got = np.concatenate([_boot_chunk(idx[sl], pts, u) for sl in _chunks(999, n_jobs)])
+        got = np.concatenate([boot_chunk(idx[sl], pts, u) for sl in _chunks(999, n_jobs)])
         whole = [reference[sl] for sl in _chunks(999, n_jobs)]
         with single_blas_thread():  # as the estimator computes it (see models.single_blas_thread)
             expected = np.concatenate([(w @ u) / np.sqrt((w**2) @ (u**2)) for w in whole])

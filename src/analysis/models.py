@@ -50,7 +50,7 @@ from statsmodels.genmod.generalized_linear_model import GLM
 from threadpoolctl import ThreadpoolController
 
 from .display import captioned_table
-from .simchunks import boot_chunk
+from .simchunks import boot_chunk  # a worker chunk: in a module that imports numpy only
 
 __all__ = [
     "FirthResult",
@@ -755,10 +755,6 @@ def _draw_weights(
     return idx, pts
 
 
-# the wild-bootstrap chunk lives in analysis.simchunks (what a loky worker imports is numpy only)
-_boot_chunk = boot_chunk
-
-
 @_one_blas_thread
 def _perm_chunk(
     perms: np.ndarray,
@@ -1019,7 +1015,7 @@ def discrete_time_hazard(
         u = _cluster_score_stat(Xa, fit0, codes, n_clusters, k)
         t_obs = _studentised(u) if fit0.converged else math.nan
         if inference == "wild_bootstrap":
-            parts = parallel(delayed(_boot_chunk)(w_idx[sl], w_pts, u) for sl in _chunks(n_boot, n_jobs))
+            parts = parallel(delayed(boot_chunk)(w_idx[sl], w_pts, u) for sl in _chunks(n_boot, n_jobs))
         else:
             if _constant_within(Xa[:, k], codes):
                 # cluster-level (time-invariant) column: one value per cluster
