@@ -99,29 +99,44 @@ def failure_lines(stdout: str) -> dict[str, str]:
     return out
 
 
-@pytest.fixture(scope="session")
-def sample_run(tmp_path_factory, worker_id):
-    """One full CLI run on a copy of the sample: (project path, completed process). Read only.
+def once_per_session(tmp_path_factory, worker_id: str, name: str, make) -> tuple[Path, object]:
+    """`make(project)` once per test session, also under pytest-xdist: (project, what it returned).
 
-    Made once per test session, also under pytest-xdist: the first worker to ask runs it in the
-    folder the workers' temporary folders share (under a file lock: pytest-xdist's documented
-    pattern); the others wait for it and read the same project. A test that runs again there or
-    changes a file takes `sample_run_copy` instead.
+    The first worker to ask makes it in the folder the workers' temporary folders share (under a
+    file lock: pytest-xdist's documented pattern); the others wait for it and read the same
+    project. What `make` returns is kept as JSON, so every worker gets the same plain values.
     """
     if worker_id == "master":  # not under xdist
-        project = make_project_copy(tmp_path_factory.mktemp("sample_run") / "project")
-        return project, run_cli(project, *SAMPLE_RUN_ARGS)
+        project = tmp_path_factory.mktemp(name) / "project"
+        return project, json.loads(json.dumps(make(project)))
     from filelock import FileLock
 
-    shared = tmp_path_factory.getbasetemp().parent / "sample_run"
+    shared = tmp_path_factory.getbasetemp().parent / name
     project, result = shared / "project", shared / "result.json"
     with FileLock(str(shared) + ".lock"):
         if not result.is_file():
             shutil.rmtree(project, ignore_errors=True)  # what a worker that failed here left
-            proc = run_cli(make_project_copy(project), *SAMPLE_RUN_ARGS)
-            fields = {"args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
-            result.write_text(json.dumps(fields), encoding="utf-8")
-    return project, subprocess.CompletedProcess(**json.loads(result.read_text(encoding="utf-8")))
+            result.write_text(json.dumps(make(project)), encoding="utf-8")
+    return project, json.loads(result.read_text(encoding="utf-8"))
+
+
+def _process_fields(proc: subprocess.CompletedProcess) -> dict:
+    return {"args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory, worker_id):
+    """One full CLI run on a copy of the sample: (project path, completed process). Read only.
+
+    Made once per test session and shared by the xdist workers (`once_per_session`). A test that
+    runs again there or changes a file takes `sample_run_copy` instead.
+    """
+
+    def make(project: Path) -> dict:
+        return _process_fields(run_cli(make_project_copy(project), *SAMPLE_RUN_ARGS))
+
+    project, fields = once_per_session(tmp_path_factory, worker_id, "sample_run", make)
+    return project, subprocess.CompletedProcess(**fields)
 
 
 @pytest.fixture(scope="session")
@@ -132,23 +147,13 @@ def national_by_prefecture(tmp_path_factory, worker_id) -> Path:
     Generated once per session and shared by the xdist workers, as `sample_run` is.
     """
 
-    def generate(project: Path) -> Path:
+    def generate(project: Path) -> str:
         gen = run_cli(make_project_copy(project), "sample", "--national", "--by-prefecture")
         assert gen.returncode == 0, gen.stderr[-2000:]
-        return project / "data" / "raw"
+        return "ok"
 
-    if worker_id == "master":
-        return generate(tmp_path_factory.mktemp("national_by_prefecture") / "project")
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp().parent / "national_by_prefecture"
-    done = shared / "done"
-    with FileLock(str(shared) + ".lock"):
-        if not done.is_file():
-            shutil.rmtree(shared / "project", ignore_errors=True)
-            generate(shared / "project")
-            done.write_text("ok", encoding="utf-8")
-    return shared / "project" / "data" / "raw"
+    project, _ = once_per_session(tmp_path_factory, worker_id, "national_by_prefecture", generate)
+    return project / "data" / "raw"
 
 
 def add_sample_subset(project: Path, name: str, years: tuple[int, ...]) -> None:
@@ -285,25 +290,11 @@ def hostile_run(tmp_path_factory, worker_id):
     the HTML values injected). Read only. Made once per session, shared by xdist workers as
     `sample_run` is."""
 
-    def make(project: Path) -> tuple[dict, subprocess.CompletedProcess]:
+    def make(project: Path) -> dict:
         values = make_hostile_dataset(make_project_copy(project))
-        return values, run_cli(project, *HOSTILE_RUN_ARGS)
+        return {"proc": _process_fields(run_cli(project, *HOSTILE_RUN_ARGS)), "values": values}
 
-    if worker_id == "master":
-        project = tmp_path_factory.mktemp("hostile_run") / "project"
-        values, proc = make(project)
-        return project, proc, values
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp().parent / "hostile_run"
-    project, result = shared / "project", shared / "result.json"
-    with FileLock(str(shared) + ".lock"):
-        if not result.is_file():
-            shutil.rmtree(project, ignore_errors=True)  # what a worker that failed here left
-            values, proc = make(project)
-            fields = {"args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
-            result.write_text(json.dumps({"proc": fields, "values": values}), encoding="utf-8")
-    saved = json.loads(result.read_text(encoding="utf-8"))
+    project, saved = once_per_session(tmp_path_factory, worker_id, "hostile_run", make)
     return project, subprocess.CompletedProcess(**saved["proc"]), saved["values"]
 
 
