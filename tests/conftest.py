@@ -180,11 +180,14 @@ def add_prefectures(project: Path, raw: Path, names: list[str]) -> None:
 
 @pytest.fixture()
 def sample_run_copy(sample_run, tmp_path):
-    """`sample_run` in a folder of this test's own (a copy, file times kept): for a test that changes it."""
-    project, proc = sample_run
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, symlinks=True)
-    return copy, proc
+    """`sample_run` in a folder of this test's own: for a test that changes it."""
+    return copy_of_sample_run(sample_run, tmp_path / "project"), sample_run[1]
+
+
+def copy_of_sample_run(sample_run, dest: Path) -> Path:
+    """A copy of `sample_run`'s project at `dest`, file times kept (so its reports stay up to date)."""
+    shutil.copytree(sample_run[0], dest, symlinks=True)
+    return dest
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import failure_lines, make_project_copy, python_kernelspec, run_cli
+from conftest import copy_of_sample_run, failure_lines, make_project_copy, python_kernelspec, run_cli
 
 from analysis import processes, runner
 from analysis.site import build_index
@@ -80,11 +80,9 @@ def mounts_allowed(tmp_path_factory) -> bool:
 @pytest.fixture(scope="module")
 def project(sample_run, tmp_path_factory) -> Path:
     """A copy of the good sample run (file times kept, so its reports are up to date), for this module to break."""
-    good, proc = sample_run
+    proc = sample_run[1]
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    project = tmp_path_factory.mktemp("faults") / "project"
-    shutil.copytree(good, project, symlinks=True)
-    return project
+    return copy_of_sample_run(sample_run, tmp_path_factory.mktemp("faults") / "project")
 
 
 @pytest.fixture()

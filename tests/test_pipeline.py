@@ -6,7 +6,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import failure_lines, make_project_copy, run_cli
+from conftest import copy_of_sample_run, failure_lines, make_project_copy, run_cli
 from openpyxl import load_workbook
 
 YEARS = [2021, 2022, 2023, 2024, 2025]
@@ -130,10 +130,9 @@ def broken_surveys(sample_run, tmp_path_factory):
     before). FY2022 is untouched, and reads no later survey: it stays up to date.
     Returns (project, {year: digest of its report before}, process).
     """
-    project, ok = sample_run
+    ok = sample_run[1]
     assert ok.returncode == 0, ok.stderr[-2000:]  # a good report of every year to begin with
-    copy = tmp_path_factory.mktemp("broken_surveys") / "project"
-    shutil.copytree(project, copy, symlinks=True)
+    copy = copy_of_sample_run(sample_run, tmp_path_factory.mktemp("broken_surveys") / "project")
     raw, base = copy / "data" / "raw" / "sample", copy / "reports" / "sample"
     old = {y: _digest(base / f"FY{y}") for y in (2022, 2025)}
     (raw / "survey_FY2025.xlsx").write_bytes(b"PK\x03\x04 truncated")
