@@ -517,13 +517,14 @@ def merge_keeping_values(path: Path, ref: str, sheet: str | None = None) -> Path
     return path
 
 
-def merge(path: Path, ref: str, sheet: str | None = None) -> Path:
-    """Merge `ref` the way Excel does: only the top-left value is kept."""
+def merge(path: Path, ref: str | Sequence[str], sheet: str | None = None) -> Path:
+    """Merge `ref` (or each of several ranges, in turn) the way Excel does: only the top-left value is kept."""
     from openpyxl import load_workbook
 
     wb = load_workbook(path)
     ws = wb[sheet] if sheet else wb.active
-    ws.merge_cells(ref)
+    for cells in [ref] if isinstance(ref, str) else ref:
+        ws.merge_cells(cells)
     wb.save(path)
     return path
 

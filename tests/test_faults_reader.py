@@ -204,14 +204,9 @@ def test_fuzz_merges_anywhere_below_the_header(tmp_path_factory, book, master, r
         pd.testing.assert_frame_equal(res.tidy, ref)
 
 
-def _merge_all(path: Path, ranges: list[str]) -> None:
-    """sf.merge for each range in turn, with one load and one save (merges keep the top-left value)."""
-    from openpyxl import load_workbook
-
-    wb = load_workbook(path)
-    for cells in ranges:
-        wb.active.merge_cells(cells)
-    wb.save(path)
+# several ranges with one load and save. A name of its own: hypothesis's derandomized examples
+# hash the test's source, and the body above is kept as it is (see the issue 14 note)
+_merge_all = sf.merge
 
 
 def _overlap(a, b) -> bool:
