@@ -12,7 +12,11 @@ One run measures, each in a fresh copy of the project (sample figures: median of
       Python process (benchmarks/floor.py's measure_floor when present, else the fallback here),
   (g) `run --jobs 2 --force --no-pdf`, cold: HTML reports, profiles and index without printing,
       the like-for-like of (a), which prints nothing either,
-and prints wall and CPU seconds (CPU of the whole process tree: kernels and workers included),
+  (h) one more `run --jobs 2 --force` with its process tree polled: CPU seconds per kind of process
+      (main, workers, kernels, chromium, Playwright's driver, short-lived processes),
+and prints wall and CPU seconds (CPU of the whole process tree: kernels, workers and chromium
+included, also processes orphaned by their parent: this process is a child subreaper and reaps
+them; any still running when its command returned is listed),
 the peak resident memory of a notebook kernel (manifests' peak_kernel_rss_mb) and the ratios of
 the issue: pipeline CPU / floor CPU, run --jobs 2 wall / floor wall, warm / cold, 10× / national
 time, peak kernel MB at 10×.
@@ -29,12 +33,14 @@ The national and 10× datasets are generated once per run (`python -m analysis s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -71,13 +77,86 @@ def fresh_copy(base: Path, name: str) -> Path:
     return dest
 
 
+#: processes of a measured command found still running after it returned (target 5: none)
+OUTLIVED: list[str] = []
+
+
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux prctl PR_SET_CHILD_SUBREAPER).
+
+    Without it, a process whose parent ends before reaping it (chromium's renderers and print
+    compositors when the browser is closed) goes to init, and its CPU time never reaches
+    RUSAGE_CHILDREN: measured 2026-12-01, `run --jobs 2 --force` 21.7 CPU-s counted, 28.6 with.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        return False
+
+
+def _orphans() -> list[tuple[int, str, str]]:
+    """(pid, state, command) of this process's children: after a command returned, its orphans."""
+    me, found = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+            if int(ppid) == me:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                found.append((int(d.name), state, cmd))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def reap_orphans(label: str, grace: float = 1.0, timeout: float = 10.0) -> None:
+    """Reap what the command left (its CPU then counts); name any process still running after `grace` s.
+
+    A process that is exiting when the command returns (multiprocessing's resource tracker ends
+    a few milliseconds after its parent) is not counted as having outlived the run.
+    """
+    t0 = time.monotonic()
+    named: set[int] = set()
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            continue
+        waited = time.monotonic() - t0
+        if waited > grace and not named:
+            for p, state, cmd in _orphans():
+                if state != "Z":
+                    named.add(p)
+                    OUTLIVED.append(
+                        f"{label}: pid {p} still running {grace:.0f} s after the command returned: {cmd[:120]}"
+                    )
+        if waited > timeout:
+            for p in named:
+                with contextlib.suppress(OSError):
+                    os.kill(p, signal.SIGKILL)
+            timeout = float("inf")
+        time.sleep(0.01)
+
+
 def measured(cmd: list[str], project: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds of one command; CPU = user + system of it and every descendant it waited for."""
+    """(wall, CPU) seconds of one command; CPU = user + system of it and every descendant, orphans included.
+
+    Wall ends when the command returns; its orphans are reaped afterwards (see become_subreaper),
+    so their CPU counts, and any still running is recorded in OUTLIVED.
+    """
     env = {**os.environ, "ANALYSIS_ROOT": str(project)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    reap_orphans(" ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd[:6])))
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
@@ -104,6 +183,55 @@ def naive_pipeline(project: Path) -> tuple[float, float]:
             w, c = measured(cmd, project)
             wall, cpu = wall + w, cpu + c
     return wall, cpu
+
+
+ROLES = ("main", "workers", "kernels", "chromium", "playwright driver", "other", "unattributed")
+
+
+def _role(pid: int, main_pid: int, cmd: str) -> str:
+    if pid == main_pid:
+        return "main"
+    if "multiprocessing.spawn" in cmd:
+        return "workers"
+    if "ipykernel" in cmd:
+        return "kernels"
+    if "chrom" in cmd:
+        return "chromium"
+    if "playwright" in cmd or "/node" in cmd.split(" ", 1)[0]:
+        return "playwright driver"
+    return "other"
+
+
+def cpu_by_role(cmd: list[str], project: Path, interval: float = 0.05) -> dict:
+    """(h): where one command's CPU goes: its process tree polled every `interval` s (psutil).
+
+    Each process's last reading counts. Processes that live shorter than a poll (chromium's print
+    compositor, one per PDF) are "unattributed": the rusage total minus the polled sum. Polling
+    costs CPU of its own (not counted) and slows the run a little: a separate run, not (b).
+    """
+    import psutil
+
+    env = {**os.environ, "ANALYSIS_ROOT": str(project)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    root, last = psutil.Process(proc.pid), {}
+    while proc.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            for q in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    t = q.cpu_times()
+                    last[q.pid] = (_role(q.pid, proc.pid, " ".join(q.cmdline())), t.user + t.system)
+        time.sleep(interval)
+    wall = time.perf_counter() - t0
+    reap_orphans("(h)")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    out = dict.fromkeys(ROLES, 0.0)
+    for role, cpu in last.values():
+        out[role] += cpu
+    out["unattributed"] = max(0.0, total - sum(out.values()))
+    return {"wall": wall, "cpu": total, "roles": out, "processes": len(last)}
 
 
 def run_cmd(dataset: str, *extra: str) -> list[str]:
@@ -286,6 +414,23 @@ def markdown(r: dict, repeat: int) -> str:
     lines += ["", "| ratio | value | target |", "|---|---|---|"]
     for name, value, target in ratios(r):
         lines.append(f"| {name} | {value:.2f} | {target} |")
+    if "h" in r:
+        lines += ["", breakdown(r["h"])]
+    lines += ["", f"Processes still running when their command returned: {len(OUTLIVED)}."]
+    return "\n".join(lines)
+
+
+def breakdown(h: dict) -> str:
+    """The (h) table: CPU seconds per kind of process of one `run --jobs 2 --force`."""
+    lines = [
+        f"(h) where the CPU of `run --jobs 2 --force` goes (one more run, polled every 0.05 s: "
+        f"{h['wall']:.1f} s wall, {h['cpu']:.1f} CPU s, {h['processes']} processes seen):",
+        "",
+        "| process | CPU s | share |",
+        "|---|---|---|",
+    ]
+    for role, cpu in h["roles"].items():
+        lines.append(f"| {role} | {cpu:.1f} | {cpu / h['cpu']:.0%} |")
     return "\n".join(lines)
 
 
@@ -306,6 +451,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the raw figures here")
     args = ap.parse_args()
     repeat = 1 if args.quick else args.repeat
+    if not become_subreaper():
+        print("note: not a child subreaper here: CPU of processes orphaned by a run is not counted", file=sys.stderr)
     base = Path(tempfile.mkdtemp(prefix="bench-"))
     cache = args.generated or base / "generated"
     cache.mkdir(parents=True, exist_ok=True)
@@ -335,6 +482,7 @@ def main() -> None:
                     flush=True,
                 )
             r.update({k: median_of(v) for k, v in runs.items()})
+            r["h"] = cpu_by_role(run_cmd("sample", "--jobs", "2", "--force"), fresh_copy(base, "h"))
         if args.only != "sample":
             r["d"] = national_run(base, cache, 1, "d")
             print(f"(d) national: {r['d']['wall']:.1f}s, {r['d']['cpu']:.1f} CPU s, {r['d']['peak_mb']:.0f} MB")
@@ -354,6 +502,13 @@ def main() -> None:
     print()
     for name, value, target in ratios(r):
         print(f"{name} = {value:.2f}   (target {target})")
+    if "h" in r:
+        print()
+        print(breakdown(r["h"]))
+    print()
+    print(f"processes still running when their command returned: {len(OUTLIVED)}")
+    for line in OUTLIVED:
+        print("  " + line)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "repeat": repeat, "results": r}, indent=2) + "\n")
     if args.markdown:
