@@ -409,3 +409,52 @@ def test_navigation_links_and_print_css(executed, tmp_path):
     assert "counter(pages)" in style and "@top-right" in style  # page numbers, 架空データ on every page
     assert "</style>\n</head>" in html and '"報告"</style>' not in html  # the title cannot end the <style>
     assert find_offline_violations(html) == []
+
+
+def test_report_exporter_gives_the_page_of_nbconvert_html_exporter(executed):
+    """Same page, byte for byte, as nbconvert's own HTMLExporter with the same settings.
+
+    The report exporter finds the elements to touch up with find_all instead of CSS selectors and
+    skips nbconvert's validations after disabled preprocessors; an nbconvert upgrade that changes
+    HTMLExporter's post-processing makes this fail.
+    """
+    import copy
+
+    from nbconvert import HTMLExporter
+
+    from analysis.htmlexport import _exporter_settings, _new_exporter
+
+    tmp, _path, nb = executed
+    nb = copy.deepcopy(nb)
+    png = base64.b64encode(TINY_PNG).decode()
+    nb.cells.append(new_code_cell("x", execution_count=9))
+    nb.cells[-1].outputs = [
+        new_output("display_data", data={"text/html": f'<p><img src="data:image/png;base64,{png}"></p>'})
+    ]
+    resources = {
+        "metadata": {"name": "t", "path": str(tmp)},
+        "report_title": "t",
+        "report_lang": "ja",
+        "banner_ja": "",
+        "index_href": "",
+        "nav_links": [],
+        "print_css": "",
+        "image_alt_default": "図",
+    }
+    config, options = _exporter_settings()
+    stock = HTMLExporter(config=config, **options)
+    stock.register_filter("wrap_tables", wrap_tables)
+    expected, _ = stock.from_notebook_node(nb, resources=copy.deepcopy(resources))
+    page, _ = _new_exporter().from_notebook_node(nb, resources=copy.deepcopy(resources))
+    assert page == expected
+    assert "No description has been provided for this image" in page  # the <img> without alt got one
+    assert page.count('tabindex="0"') >= len(nb.cells) - 2  # each output (and input) area focusable
+    assert '<div class="jp-Cell-inputWrapper" tabindex="0">' in page  # the markdown cells'
+
+
+def test_invalid_notebook_is_rejected(tmp_path):
+    nb = _static_nb(new_output("stream", name="stdout", text="x\n"))
+    del nb.cells[1]["outputs"][0]["name"]  # a stream output needs its name
+    with pytest.raises(nbformat.ValidationError):
+        notebook_to_html(nb, tmp_path / "r.html", title="t")
+    assert list(tmp_path.iterdir()) == []

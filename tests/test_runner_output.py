@@ -25,3 +25,25 @@ def test_summary_table_aligns_japanese_and_names_reports_in_japanese():
     assert [r.split()[2] for r in rows] == [STATUS_JA["ok"], STATUS_JA["skipped"], STATUS_JA["failed"]]
     assert rows[0].endswith(REPORT_KIND_JA["fiscal_year_report"]) and rows[1].split()[1] == "全年度"
     assert failure == "失敗 / failed: data_quality quality/FY2021: 壊れています / broken"
+
+
+def test_worker_imports_no_pandas_and_still_names_project_errors_raised_in_a_notebook():
+    """A worker process imports analysis.runner only: no pandas, yet a project error raised in a
+    notebook (its class defined in a module the worker never imported) keeps its own ja / en text."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from analysis import runner\n"
+        "from papermill.exceptions import PapermillExecutionError\n"
+        "print('pandas' in sys.modules)\n"
+        "for ename in ('CodeError', 'MasterError', 'KeyError'):\n"
+        "    exc = PapermillExecutionError(3, 4, 'x', ename, 'codes.yaml: 不明なコード / unknown code', [])\n"
+        "    print(runner.describe_failure(exc))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    first, code_error, master_error, key_error = out.splitlines()
+    assert first == "False"
+    assert code_error == master_error == str(("codes.yaml: 不明なコード / unknown code", ""))
+    assert "ノートブックのセル [4] でエラーが発生しました: KeyError" in key_error

@@ -44,14 +44,29 @@ from datetime import UTC, datetime
 from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .datasets import Dataset, DatasetError, load_dataset, sha256
 from .errors import AnalysisError
-from .export import WRITE_ERRNOS, write_error_text
 from .kernels import KERNEL_DIED_AT_START, KERNEL_REPLACED_NOTE
 from .paths import project_root
 from .processes import RunLocked, alive, descendants, run_lock, set_parent_death_signal, stop_processes
+
+if TYPE_CHECKING:
+    from .datasets import Dataset, DatasetError
+
+# analysis.datasets and analysis.export import pandas: they are imported where used, so a worker process
+# that only runs notebooks and exports their HTML does not pay for pandas (~0.25 CPU-s per worker).
+_LAZY = {"Dataset": "datasets", "DatasetError": "datasets", "load_dataset": "datasets", "sha256": "datasets"}
+
+
+def __getattr__(name: str) -> Any:
+    """The names this module used to import from analysis.datasets, imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 NOTEBOOKS = {
     "fiscal_year_report": "notebooks/fiscal_year_report.ipynb",
@@ -251,6 +266,8 @@ def code_hash(pkg: Path | None = None) -> str:
 
 
 def job_inputs(job: Job, ds: Dataset, root: Path) -> dict[str, str]:
+    from .datasets import sha256
+
     if job.fiscal_year is None:
         years = ds.years
     elif job.notebook == "fiscal_year_report":
@@ -605,6 +622,8 @@ _PROJECT_ERRORS = {"SurveyError", "DatasetError", "CodebookError", "SchemaError"
 
 
 def _project_error_names() -> set[str]:
+    from . import datasets, export  # noqa: F401  (their error classes, as in every worker before they were lazy)
+
     names, todo = set(_PROJECT_ERRORS), [AnalysisError]
     while todo:
         cls = todo.pop()
@@ -620,6 +639,8 @@ def _os_error_text(exc: OSError, path: object = None) -> tuple[str, str]:
     where = exc.filename or path
     if where is not None and _TEMP_NAME.match(Path(str(where)).name):
         where = Path(str(where)).parent  # a temporary file of an atomic write: name its folder
+    from .export import write_error_text
+
     text = write_error_text(exc.errno, where)
     if text:
         return text
@@ -638,6 +659,8 @@ def describe_failure(
     """
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
+
+    from .export import WRITE_ERRNOS, write_error_text
 
     limit = f"{int(memory_limit_mb):,} MB" if memory_limit_mb else None
     mem_ja = f"メモリ上限（{limit}）を超えました" if limit else "メモリが足りなくなりました"
@@ -863,6 +886,8 @@ def run_many(
     names = list(dict.fromkeys(validate_dataset_name(n) for n in datasets))
     if not names:
         raise RunError("実行するデータセットがありません", "no dataset to run")
+    from .datasets import load_dataset
+
     dss = [load_dataset(n) for n in names]
     if exposure_lag not in (0, 1):
         raise RunError("exposure_lag は 0 か 1 です", "exposure_lag must be 0 or 1")
@@ -1015,6 +1040,8 @@ def finish_dataset(name: str, root: str, prep: _Prepared) -> tuple[list[JobResul
     Runs in a worker process or on a Dask worker, with the project at `root` (ANALYSIS_ROOT for
     the call, as a report job gets it). Returns the results, the warnings and the seconds taken.
     """
+    from .datasets import load_dataset
+
     t0 = time.perf_counter()
     saved = os.environ.get("ANALYSIS_ROOT")
     os.environ["ANALYSIS_ROOT"] = root
@@ -1129,6 +1156,8 @@ def site_state(ds: Dataset, base: Path) -> str:
     file under reports/<dataset>/ by name, size and modification time: a report re-made, a
     failure recorded, a PDF or profile deleted by hand, all change it.
     """
+    from .datasets import sha256
+
     root = project_root()
     h = hashlib.sha256(code_hash().encode())
     shared = [root / "docs" / "assumptions.md", *sorted((root / "data" / "codebook").glob("*.yaml"))]
