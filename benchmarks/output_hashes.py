@@ -44,8 +44,9 @@ VOLATILE_MANIFEST_KEYS = frozenset(
     {"started", "finished", "seconds", "peak_kernel_rss_mb", "code_hash", "git_commit", "failed_at"}
 )
 #: Files whose bytes hold the run's clock and are not compared (the lock holds a process id,
-#: kernel logs the run's warnings; PDFs print their generation time: their HTML is compared).
-UNCOMPARED = (".run.lock", ".pdf", ".log")
+#: kernel logs the run's warnings; PDFs print their generation time: their HTML is compared;
+#: .site-state.json digests the files' modification times, not published, only the runner reads it).
+UNCOMPARED = (".run.lock", ".pdf", ".log", ".site-state.json")
 #: index.html shows the newest manifest's finish time and the (short) code and input hashes.
 _INDEX_VOLATILE = (re.compile(rb'<time datetime="[^"]*">[^<]*</time>'), re.compile(rb"\b[0-9a-f]{12,64}\b"))
 
