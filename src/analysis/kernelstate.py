@@ -6,9 +6,15 @@ allowed while the kernel is verifiably as clean as a fresh one. Right after star
 notebooks' own imports, :func:`record_baseline` records the process state a notebook can see
 or change; after each notebook :func:`reset_and_verify` resets what is resettable (user
 namespace and history, execution count, figures, matplotlib rcParams and so the seaborn theme,
-warnings filters and "shown once" registries, the global random generators, every
-``functools`` cache in the analysis package) and then compares everything recorded against the
+warnings filters and "shown once" registries, the global random generators, the
+``functools`` caches of the analysis package) and then compares everything recorded against the
 baseline. Any difference raises :class:`KernelNotClean`, and the runner starts a fresh kernel.
+
+Kept across notebooks, as one process computing several reports keeps them: the file caches of
+``analysis.filecache`` (keyed by the files' content and everything else the value depends on,
+handed out as copies) and the caches in :data:`KEPT_CACHES` (pure functions of their
+arguments). A hit gives what a fresh kernel computes, so the files are the same; re-reading
+the surveys and the codebook was most of what a notebook cost beyond its report.
 
 Checked without being reset (a notebook that changes them costs a fresh kernel): pandas and
 numpy options, numpy error handling, environment variables, working folder, ``sys.path``,
@@ -50,6 +56,17 @@ import pandera.pandas  # imported by analysis.schema on first validation; sets t
 __import__("matplotlib.pyplot").pyplot._get_backend_mod()
 """
 
+#: functools caches that a reset keeps: their values depend only on their arguments (numbers),
+#: and callers do not modify them (read-only arrays, tuples of floats).
+KEPT_CACHES = frozenset(
+    {
+        "analysis.crosstab._chan_zhang_interval",
+        "analysis.crosstab._log_choose",
+        "analysis.power._fisher_pvalues_cached",
+    }
+)
+_FILE_CACHES = "analysis.filecache.CACHES"  # compared by kind, not content (see _module_values)
+
 _BASELINE: dict[str, Any] | None = None
 _RC: dict[str, Any] | None = None
 _FILTERS: list[Any] | None = None
@@ -76,6 +93,9 @@ def _module_values() -> dict[str, str]:
             continue
         for attr, value in sorted(vars(mod).items()):
             if type(value) in (dict, list, set) and not attr.startswith("__"):
+                if f"{name}.{attr}" == _FILE_CACHES:  # kept: only that it holds file caches and nothing else
+                    out[_FILE_CACHES] = repr(sorted({type(c).__qualname__ for c in value.values()} - {"FileCache"}))
+                    continue
                 try:
                     out[f"{name}.{attr}"] = repr(value)
                 except Exception as exc:
@@ -84,17 +104,14 @@ def _module_values() -> dict[str, str]:
 
 
 def _clear_caches() -> None:
-    """Empty every functools cache (lru_cache, cache) of the analysis package's modules, and
-    drop the file caches of ``analysis.filecache`` (a fresh kernel has read no file yet)."""
-    fc = sys.modules.get("analysis.filecache")
-    if fc is not None:
-        fc.CACHES.clear()  # callers ask filecache.cache(name, size) each time: recreated on use
+    """Empty the functools caches (lru_cache, cache) of the analysis package's modules, but
+    those of KEPT_CACHES; the file caches of ``analysis.filecache`` stay (content-keyed)."""
     for name, mod in list(sys.modules.items()):
         if mod is None or not (name == "analysis" or name.startswith("analysis.")):
             continue
-        for value in list(vars(mod).values()):
+        for attr, value in list(vars(mod).items()):
             clear = getattr(value, "cache_clear", None)
-            if callable(clear) and getattr(value, "__module__", None) == name:
+            if callable(clear) and getattr(value, "__module__", None) == name and f"{name}.{attr}" not in KEPT_CACHES:
                 clear()
 
 
@@ -226,4 +243,4 @@ def reset_and_verify() -> None:
         )
 
 
-__all__ = ["WARMUP_CODE", "KernelNotClean", "differences", "record_baseline", "reset_and_verify"]
+__all__ = ["KEPT_CACHES", "WARMUP_CODE", "KernelNotClean", "differences", "record_baseline", "reset_and_verify"]
