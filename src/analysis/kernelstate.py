@@ -63,6 +63,7 @@ KEPT_CACHES = frozenset(
         "analysis.crosstab._chan_zhang_interval",
         "analysis.crosstab._log_choose",
         "analysis.power._fisher_pvalues_cached",
+        "analysis.plots._agg_text_metrics",
     }
 )
 _FILE_CACHES = "analysis.filecache.CACHES"  # compared by kind, not content (see _module_values)
