@@ -56,8 +56,8 @@ import pandera.pandas  # imported by analysis.schema on first validation; sets t
 __import__("matplotlib.pyplot").pyplot._get_backend_mod()
 """
 
-#: functools caches that a reset keeps: their values depend only on their arguments (numbers),
-#: and callers do not modify them (read-only arrays, tuples of floats).
+#: functools caches that a reset keeps: their values depend only on their arguments (numbers;
+#: for the text extents, the text settings too), and callers only read them.
 KEPT_CACHES = frozenset(
     {
         "analysis.crosstab._chan_zhang_interval",
