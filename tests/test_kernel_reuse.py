@@ -183,6 +183,8 @@ def test_a_reset_brings_back_a_fresh_kernels_state(fresh_kernel, kernel_cwd):
         pytest.param("import pandas as pd; pd.set_option('display.max_rows', 3)", "pandas", marks=pytest.mark.full),
         pytest.param("import numpy as np; np.seterr(all='raise')", "numpy", marks=pytest.mark.full),
         ("import analysis.report as r; r.REPORT_TEST_LEAK = [1]", "analysis: analysis.report.REPORT_TEST_LEAK"),
+        # the file caches are kept across notebooks, but only file caches
+        ("import analysis.filecache as f; f.CACHES['leak'] = {}", "analysis: analysis.filecache.CACHES"),
         pytest.param("import os; os.chdir('/')", "cwd", marks=pytest.mark.full),
     ],
 )
@@ -194,6 +196,24 @@ def test_a_kernel_that_cannot_be_reset_clean_is_stopped(kernel, kernel_cwd, leak
     assert not processes.alive(pid)
     replacement = kernels.acquire(kernel_cwd)  # kept: the next test's kernel
     assert replacement is not kernel and replacement.pid != pid and replacement.is_alive()
+
+
+def test_file_caches_and_pure_caches_outlive_a_reset_other_caches_do_not(kernel, kernel_cwd):
+    # what a notebook read (the codebook) is not read again by the next one on the kept kernel,
+    # a pure function's memo stays; a cache of anything else is emptied as in a fresh kernel
+    _run(
+        kernel,
+        "from analysis import codebook, crosstab, profiles\n"
+        "codebook.load_codebook(); crosstab._log_choose(7); profiles._environment()",
+    )
+    assert kernels.release(kernel, ok=True) is None
+    assert kernels.acquire(kernel_cwd) is kernel  # kept
+    _run(kernel, "from analysis import codebook\ncodebook.load_codebook()")
+    stats = "(lambda c: (c.misses, c.hits))(__import__('analysis.filecache').filecache.CACHES['codebook'])"
+    assert _value(kernel, stats) == "(1, 1)"
+    assert _value(kernel, "__import__('analysis.crosstab').crosstab._log_choose.cache_info().currsize") == "1"
+    assert _value(kernel, "__import__('analysis.profiles').profiles._environment.cache_info().currsize") == "0"
+    assert kernels.release(kernel, ok=True) is None
 
 
 def test_a_failed_notebook_costs_its_kernel(kernel, kernel_cwd):

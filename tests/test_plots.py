@@ -88,3 +88,34 @@ def test_shared_text_cache_is_installed_once():
     plots.setup()
     assert mtext._get_text_metrics_function is first
     assert not getattr(first._analysis_original, "_analysis_shared", False)
+
+
+def test_shared_text_cache_does_not_reuse_extents_measured_under_other_text_settings(monkeypatch):
+    # extents measured under one hinting are not reused under another (a notebook that changes
+    # rcParams, or a kept kernel's later notebook after the reset restored them): the PNG is the
+    # one matplotlib's own per-renderer cache gives
+    import io
+
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import matplotlib.text as mtext
+
+    plots.setup()
+    shared = mtext._get_text_metrics_function
+
+    def draw() -> bytes:
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.set_title("指針の主要項目の実施率（令和7年度）")
+        ax.set_yticks([0, 1, 2], ["相談支援体制の整備", "見守りネットワーク", "就労支援"])
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+        plots.close(fig)
+        return buf.getvalue()
+
+    themed = draw()  # measured under the theme's hinting
+    with matplotlib.rc_context({"text.hinting": "no_hinting"}):
+        fast = draw()
+        monkeypatch.setattr(mtext, "_get_text_metrics_function", shared._analysis_original)
+        plain = draw()
+    assert plain != themed  # the hinting changes the extents, so a stale cache would show
+    assert fast == plain

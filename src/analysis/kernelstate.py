@@ -6,9 +6,15 @@ allowed while the kernel is verifiably as clean as a fresh one. Right after star
 notebooks' own imports, :func:`record_baseline` records the process state a notebook can see
 or change; after each notebook :func:`reset_and_verify` resets what is resettable (user
 namespace and history, execution count, figures, matplotlib rcParams and so the seaborn theme,
-warnings filters and "shown once" registries, the global random generators, every
-``functools`` cache in the analysis package) and then compares everything recorded against the
+warnings filters and "shown once" registries, the global random generators, the
+``functools`` caches of the analysis package) and then compares everything recorded against the
 baseline. Any difference raises :class:`KernelNotClean`, and the runner starts a fresh kernel.
+
+Kept across notebooks, as one process computing several reports keeps them: the file caches of
+``analysis.filecache`` (keyed by the files' content and everything else the value depends on,
+handed out as copies) and the caches in :data:`KEPT_CACHES` (pure functions of their
+arguments). A hit gives what a fresh kernel computes, so the files are the same; re-reading
+the surveys and the codebook was most of what a notebook cost beyond its report.
 
 Checked without being reset (a notebook that changes them costs a fresh kernel): pandas and
 numpy options, numpy error handling, environment variables, working folder, ``sys.path``,
@@ -50,6 +56,18 @@ import pandera.pandas  # imported by analysis.schema on first validation; sets t
 __import__("matplotlib.pyplot").pyplot._get_backend_mod()
 """
 
+#: functools caches that a reset keeps: their values depend only on their arguments (numbers;
+#: for the text extents, the text settings too), and callers only read them.
+KEPT_CACHES = frozenset(
+    {
+        "analysis.crosstab._chan_zhang_interval",
+        "analysis.crosstab._log_choose",
+        "analysis.power._fisher_pvalues_cached",
+        "analysis.plots._agg_text_metrics",
+    }
+)
+_FILE_CACHES = "analysis.filecache.CACHES"  # compared by kind, not content (see _module_values)
+
 _BASELINE: dict[str, Any] | None = None
 _RC: dict[str, Any] | None = None
 _FILTERS: list[Any] | None = None
@@ -76,6 +94,9 @@ def _module_values() -> dict[str, str]:
             continue
         for attr, value in sorted(vars(mod).items()):
             if type(value) in (dict, list, set) and not attr.startswith("__"):
+                if f"{name}.{attr}" == _FILE_CACHES:  # kept: only that it holds file caches and nothing else
+                    out[_FILE_CACHES] = repr(sorted({type(c).__qualname__ for c in value.values()} - {"FileCache"}))
+                    continue
                 try:
                     out[f"{name}.{attr}"] = repr(value)
                 except Exception as exc:
@@ -84,17 +105,14 @@ def _module_values() -> dict[str, str]:
 
 
 def _clear_caches() -> None:
-    """Empty every functools cache (lru_cache, cache) of the analysis package's modules, and
-    drop the file caches of ``analysis.filecache`` (a fresh kernel has read no file yet)."""
-    fc = sys.modules.get("analysis.filecache")
-    if fc is not None:
-        fc.CACHES.clear()  # callers ask filecache.cache(name, size) each time: recreated on use
+    """Empty the functools caches (lru_cache, cache) of the analysis package's modules, but
+    those of KEPT_CACHES; the file caches of ``analysis.filecache`` stay (content-keyed)."""
     for name, mod in list(sys.modules.items()):
         if mod is None or not (name == "analysis" or name.startswith("analysis.")):
             continue
-        for value in list(vars(mod).values()):
+        for attr, value in list(vars(mod).items()):
             clear = getattr(value, "cache_clear", None)
-            if callable(clear) and getattr(value, "__module__", None) == name:
+            if callable(clear) and getattr(value, "__module__", None) == name and f"{name}.{attr}" not in KEPT_CACHES:
                 clear()
 
 
@@ -154,10 +172,16 @@ def _pandas_options(pd: Any) -> str:
 
 def _reset() -> None:
     shell = _shell()
-    shell.reset(new_session=True)
+    # The notebook's names and figures go first: the full collection IPython's reset runs (when
+    # it flushes its output cache, before it empties the namespace) then frees the notebook's
+    # objects instead of scanning them alive, and the collection at the end finds little left.
+    hidden = shell.user_ns_hidden
+    for name in [n for n in shell.user_ns if n not in hidden and not n.startswith("__")]:
+        del shell.user_ns[name]
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close("all")
+    shell.reset(new_session=True)
     mpl = sys.modules.get("matplotlib")
     if mpl is not None and _RC is not None:
         with warnings.catch_warnings():
@@ -180,21 +204,31 @@ def _reset() -> None:
         np.random.seed()
     _clear_caches()
     gc.collect()
+    if _BASELINE is not None:
+        # what survives a reset (modules a notebook imported, kept caches) lives as long as the
+        # kernel: exempt it from collection too, as record_baseline does the warm-up's imports
+        # (each full collection scanned it again: ~0.01 s each, two per reset and one or two per
+        # report; an object frozen here that later becomes cyclic garbage is never freed, e.g. an
+        # entry a bounded cache evicts)
+        gc.freeze()
 
 
 def record_baseline() -> None:
     """After start-up and the warm-up imports: reset once, then record the state to return to."""
     global _BASELINE, _RC, _FILTERS
     _RC, _FILTERS = None, None
+    # The imported stack (some 200,000 objects) is never garbage: exempt it from collection, so
+    # the reset's two full collections here, each reset's and those during a notebook scan only
+    # what notebooks create (~0.05-0.07 s each otherwise; gc.freeze, meant for this; results do
+    # not depend on it). Not collected first: the warm-up leaves some 50 garbage objects, which
+    # stay (a full collection to free them would cost as much as the two it saves).
+    gc.freeze()
     _reset()
     mpl = sys.modules.get("matplotlib")
     _RC = copy.deepcopy(dict(mpl.rcParams)) if mpl is not None else None
     _FILTERS = list(warnings.filters)
     _BASELINE = _state()
-    # The imported stack (some 200,000 objects) is never garbage: exempt it from collection, so
-    # each reset's gc.collect (two per reset, ~0.13 s each) and the collections during a notebook
-    # scan only what notebooks create (gc.freeze, meant for this; results do not depend on it).
-    gc.freeze()
+    gc.freeze()  # and what the reset and the record left
 
 
 def differences() -> list[str]:
@@ -226,4 +260,4 @@ def reset_and_verify() -> None:
         )
 
 
-__all__ = ["WARMUP_CODE", "KernelNotClean", "differences", "record_baseline", "reset_and_verify"]
+__all__ = ["KEPT_CACHES", "WARMUP_CODE", "KernelNotClean", "differences", "record_baseline", "reset_and_verify"]

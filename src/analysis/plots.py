@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,8 +39,9 @@ def setup() -> None:
 
 
 @functools.cache
-def _agg_text_metrics(dpi: float) -> Callable[..., tuple[float, float, float]]:
-    """Text extents measured once per (text, font, math mode) at `dpi`, for every Agg renderer."""
+def _agg_text_metrics(dpi: float, settings: tuple[Any, ...]) -> Callable[..., tuple[float, float, float]]:
+    """Text extents measured once per (text, font, math mode) at `dpi` under `settings`
+    (_text_settings), for every Agg renderer."""
     from matplotlib.backends.backend_agg import RendererAgg
 
     renderer = RendererAgg(1, 1, dpi)  # a measuring renderer; extents do not depend on canvas size
@@ -51,6 +53,30 @@ def _agg_text_metrics(dpi: float) -> Callable[..., tuple[float, float, float]]:
     return metrics
 
 
+#: Agg renderer -> (its dpi, its metrics function), so the settings are read once per renderer
+_RENDERER_METRICS: weakref.WeakKeyDictionary[Any, tuple[float, Callable[..., Any]]] = weakref.WeakKeyDictionary()
+
+
+def _text_settings() -> tuple[Any, ...]:
+    """The settings besides text, font properties and dpi that text extents depend on.
+
+    Which font file a FontProperties finds (its family names resolve through rcParams
+    ``font.*``, among the fonts the font manager knows), hinting, kerning and, for math text,
+    ``mathtext.*``. Part of the cache key, so extents measured under other settings (a
+    notebook that changed rcParams, in this process or a kept kernel's earlier notebook) are
+    never reused.
+    """
+    from matplotlib import font_manager
+
+    rc = matplotlib.rcParams
+    names = sorted(k for k in rc if k.startswith(("font.", "mathtext.", "text.hinting", "text.kerning")))
+    return (
+        tuple((k, repr(rc[k])) for k in names),
+        id(font_manager.fontManager),
+        tuple(f.fname for f in font_manager.fontManager.ttflist),
+    )
+
+
 def _share_text_metrics() -> None:
     """Let every Agg renderer of the same dpi share matplotlib's cache of text extents.
 
@@ -58,8 +84,10 @@ def _share_text_metrics() -> None:
     ``bbox_inches="tight"`` is drawn by two renderers (the layout pass at full size, then the
     cropped canvas), after `tight_layout` used a third: each measures every tick label again,
     which was about a fifth of the figures' time. An Agg renderer's extents depend only on the
-    text, the font properties, the math mode and the dpi, never on the canvas, so sharing them
-    leaves every PNG byte-identical (tests/test_plots.py compares both ways). Other renderers
+    text, the font properties, the math mode, the dpi and the text settings (taken once per
+    renderer, when it first measures, as matplotlib's own cache does), never on the canvas, so
+    sharing them leaves every PNG byte-identical (tests/test_plots.py compares both ways); the
+    cache outlives a kept kernel's reset (analysis.kernelstate.KEPT_CACHES). Other renderers
     (PDF, SVG, Cairo) keep matplotlib's own cache. Does nothing on a matplotlib without the hook.
     """
     import matplotlib.text as mtext
@@ -71,7 +99,11 @@ def _share_text_metrics() -> None:
 
     def shared(renderer: Any, *args: Any, **kwargs: Any) -> Callable[..., tuple[float, float, float]]:
         if type(renderer) is RendererAgg:
-            return _agg_text_metrics(float(renderer.dpi))
+            dpi = float(renderer.dpi)
+            known = _RENDERER_METRICS.get(renderer)
+            if known is None or known[0] != dpi:
+                known = _RENDERER_METRICS[renderer] = (dpi, _agg_text_metrics(dpi, _text_settings()))
+            return known[1]
         return original(renderer, *args, **kwargs)
 
     shared._analysis_shared = True  # type: ignore[attr-defined]
