@@ -478,6 +478,17 @@ def test_index_marks_reports_whose_latest_run_failed(tmp_path):
     assert "読み取り専用 &lt;b&gt;x&lt;/b&gt; / why" in html and "傾向の失敗" in html and "品質の失敗" in html
     # a year with no earlier report is plainly failed, with the reason
     assert "最新の実行で失敗しました：未作成の年度の失敗" in html
+    # the notice and its reason take a row of their own, the table's whole width, under the year
+    # (in the レポート column they made the row a few characters wide and a screen tall)
+    from bs4 import BeautifulSoup
+
+    table = BeautifulSoup(html, "html.parser").find("table", class_="years")
+    n_columns = len(table.thead.find_all("th"))
+    (cell,) = table.find_all("td", class_="stale-cell")
+    assert int(cell["colspan"]) == n_columns and "読み取り専用" in cell.get_text()
+    year_row = cell.parent.find_previous_sibling("tr")
+    assert year_row.th["id"] == "year-FY2025" and cell["headers"] == ["year-FY2025"]  # bs4: a list
+    assert STALE not in year_row.find("td", attrs={"data-label": "レポート"}).get_text()
 
 
 def test_reports_link_back_to_the_index(project, base):

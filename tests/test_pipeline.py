@@ -182,6 +182,14 @@ def test_survey_errors_fail_the_year_but_the_quality_report_names_them(broken_su
     assert "quality/FY2023/report.html" in index
 
 
+def test_the_trends_report_names_the_broken_years_and_what_brings_it_back(broken_surveys):
+    _, _, proc = broken_surveys
+    line = failure_lines(proc.stdout)["trends"]
+    # fiscal years as the index shows them (not a Python list), and what to do
+    assert "FY2023、FY2024、FY2025" in line and "直すと、この推移レポートも作成されます" in line
+    assert "FY2023, FY2024, FY2025" in line and "[" not in line
+
+
 def test_site_command_rebuilds_the_index_alone_and_identically(sample_run_copy):
     project, _ = sample_run_copy
     index = project / "reports" / "sample" / "index.html"

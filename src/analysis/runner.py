@@ -965,8 +965,15 @@ def _prepare(
             if job.fiscal_year:
                 ja, en = bad[job.fiscal_year]
             else:
-                ja = f"調査ファイルに問題のある年度があります: {', '.join(map(str, broken))}"
-                en = f"surveys with errors: {broken}"
+                years = "、".join(f"FY{y}" for y in broken)
+                ja = (
+                    f"調査ファイルに誤りのある年度があります（{years}）。その年度の調査ファイルを直すと、"
+                    "この推移レポートも作成されます（誤りの内容は各年度のデータ品質レポートにあります）"
+                )
+                en = (
+                    f"surveys with errors: {', '.join(f'FY{y}' for y in broken)}; fixing them also makes this "
+                    "report again (each year's data-quality report says what is wrong)"
+                )
             results.append(_failed(job, ja, en, report_dir=str(final)))
             continue
         fp = fingerprint(job, ds, root, code)
