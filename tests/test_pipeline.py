@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -188,6 +189,20 @@ def test_the_trends_report_names_the_broken_years_and_what_brings_it_back(broken
     # fiscal years as the index shows them (not a Python list), and what to do
     assert "FY2023、FY2024、FY2025" in line and "直すと、この推移レポートも作成されます" in line
     assert "FY2023, FY2024, FY2025" in line and "[" not in line
+
+
+def test_the_finishing_step_says_when_it_starts_and_ends_and_nothing_when_idle(sample_run_copy):
+    project, _ = sample_run_copy
+    args = ("run", "--dataset", "sample", "--years", "2021-2025", "--jobs", "1")
+    idle = run_cli(project, *args)  # progress on (stderr is not a terminal: plain lines)
+    assert idle.returncode == 0, idle.stderr[-2000:]
+    assert "仕上げ" not in idle.stderr  # nothing changed since the printed run: no finishing step
+    next(iter(sorted((project / "reports" / "sample" / "profiles" / "FY2025").glob("*.html")))).unlink()
+    proc = run_cli(project, *args, "--no-pdf")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("仕上げ")]
+    assert lines[0] == "仕上げ（市町別カルテ・一覧）を作成しています: sample / finishing: profiles, PDFs, index"
+    assert re.fullmatch(r"仕上げ: sample 完了（\d+\.\d 秒）", lines[1]) and len(lines) == 2
 
 
 def test_site_command_rebuilds_the_index_alone_and_identically(sample_run_copy):

@@ -1020,8 +1020,23 @@ def _run_locked(
         prepared[dss[0].name].warnings.extend(executor.notes)
     run_calls = getattr(executor, "run_calls", None)
     if len(dss) < 2 or not build_site or run_calls is None:
-        return {ds.name: _finish(ds, bases[ds.name], prepared[ds.name], build_site) for ds in dss}
+        return {ds.name: _finish_saying(ds, bases[ds.name], prepared[ds.name], build_site, progress) for ds in dss}
     return _finish_on_executor(dss, root, bases, prepared, run_calls, progress)
+
+
+def _finish_saying(ds: Dataset, base: Path, prep: _Prepared, build_site: bool, progress: bool) -> RunResults:
+    """_finish, with a line before and after it when it has work to do (profiles and PDFs take
+    seconds after the last report's progress line, and the run said nothing meanwhile)."""
+    if not (progress and build_site) or _site_unchanged(ds, base):
+        return _finish(ds, base, prep, build_site)
+    what = "市町別カルテ・PDF・一覧" if prep.pdfs else "市町別カルテ・一覧"
+    print(
+        f"仕上げ（{what}）を作成しています: {ds.name} / finishing: profiles, PDFs, index", file=sys.stderr, flush=True
+    )
+    t0 = time.perf_counter()
+    done = _finish(ds, base, prep, build_site)
+    print(f"仕上げ: {ds.name} 完了（{time.perf_counter() - t0:.1f} 秒）", file=sys.stderr, flush=True)
+    return done
 
 
 def _plan_line(prepared: dict[str, _Prepared]) -> str:
@@ -1159,9 +1174,10 @@ _NOT_SITE = {".run.lock", ".logs", ".staging", _SITE_STATE}
 def site_state(ds: Dataset, base: Path) -> str:
     """Digest of what the finishing step reads and writes, to skip it when nothing changed.
 
-    The package code, the dataset's inputs and the shared data files (by content), and every
-    file under reports/<dataset>/ by name, size and modification time: a report re-made, a
-    failure recorded, a PDF or profile deleted by hand, all change it.
+    The package code, the dataset's inputs and the shared data files (by path in the project and
+    content), and every file under reports/<dataset>/ by name, size and modification time: a
+    report re-made, a failure recorded, a PDF or profile deleted by hand, all change it; copying
+    or moving the whole project (file times kept) does not.
     """
     from .datasets import sha256
 
@@ -1170,7 +1186,9 @@ def site_state(ds: Dataset, base: Path) -> str:
     shared = [root / "docs" / "assumptions.md", *sorted((root / "data" / "codebook").glob("*.yaml"))]
     shared += sorted(p for p in (root / "data" / "external").rglob("*") if p.is_file())
     for p in [*ds.input_files(), *shared]:
-        h.update(f"{p}\0{sha256(p) if p.is_file() else '-'}\n".encode())
+        # relative to the project: a project copied or moved elsewhere is the same site
+        name = p.relative_to(root) if p.is_relative_to(root) else p
+        h.update(f"{name}\0{sha256(p) if p.is_file() else '-'}\n".encode())
     for dirpath, dirnames, filenames in os.walk(base):
         rel = Path(dirpath).relative_to(base)
         if rel == Path("."):
