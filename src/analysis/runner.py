@@ -1187,8 +1187,8 @@ def site_state(ds: Dataset, base: Path) -> str:
     shared += sorted(p for p in (root / "data" / "external").rglob("*") if p.is_file())
     for p in [*ds.input_files(), *shared]:
         # relative to the project: a project copied or moved elsewhere is the same site
-        name = p.relative_to(root) if p.is_relative_to(root) else p
-        h.update(f"{name}\0{sha256(p) if p.is_file() else '-'}\n".encode())
+        where = p.relative_to(root) if p.is_relative_to(root) else p
+        h.update(f"{where}\0{sha256(p) if p.is_file() else '-'}\n".encode())
     for dirpath, dirnames, filenames in os.walk(base):
         rel = Path(dirpath).relative_to(base)
         if rel == Path("."):
