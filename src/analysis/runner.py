@@ -1020,23 +1020,8 @@ def _run_locked(
         prepared[dss[0].name].warnings.extend(executor.notes)
     run_calls = getattr(executor, "run_calls", None)
     if len(dss) < 2 or not build_site or run_calls is None:
-        return {ds.name: _finish_saying(ds, bases[ds.name], prepared[ds.name], build_site, progress) for ds in dss}
+        return {ds.name: _finish(ds, bases[ds.name], prepared[ds.name], build_site, progress) for ds in dss}
     return _finish_on_executor(dss, root, bases, prepared, run_calls, progress)
-
-
-def _finish_saying(ds: Dataset, base: Path, prep: _Prepared, build_site: bool, progress: bool) -> RunResults:
-    """_finish, with a line before and after it when it has work to do (profiles and PDFs take
-    seconds after the last report's progress line, and the run said nothing meanwhile)."""
-    if not (progress and build_site) or _site_unchanged(ds, base):
-        return _finish(ds, base, prep, build_site)
-    what = "市町別カルテ・PDF・一覧" if prep.pdfs else "市町別カルテ・一覧"
-    print(
-        f"仕上げ（{what}）を作成しています: {ds.name} / finishing: profiles, PDFs, index", file=sys.stderr, flush=True
-    )
-    t0 = time.perf_counter()
-    done = _finish(ds, base, prep, build_site)
-    print(f"仕上げ: {ds.name} 完了（{time.perf_counter() - t0:.1f} 秒）", file=sys.stderr, flush=True)
-    return done
 
 
 def _plan_line(prepared: dict[str, _Prepared]) -> str:
@@ -1126,8 +1111,12 @@ def _finish_on_executor(
     return {ds.name: out[ds.name] for ds in dss}
 
 
-def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunResults:
-    """After execution: tidy the staging folder, record failures, profiles, print outputs, index."""
+def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool, progress: bool = False) -> RunResults:
+    """After execution: tidy the staging folder, record failures, profiles, print outputs, index.
+
+    `progress`: a line when the profiles, PDFs and index are made and one when they are done
+    (they take seconds after the last report's progress line); none when nothing changed.
+    """
     results, warnings = prep.results, prep.warnings
     try:
         if (base / ".staging").is_dir() and not any((base / ".staging").iterdir()):
@@ -1140,6 +1129,14 @@ def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunRe
     if build_site:
         if _site_unchanged(ds, base):
             return RunResults(results, warnings)  # nothing it reads or wrote has changed since it last ran
+        if progress:
+            what = "市町別カルテ・PDF・一覧" if prep.pdfs else "市町別カルテ・一覧"
+            print(
+                f"仕上げ（{what}）を作成しています: {ds.name} / finishing: profiles, PDFs, index",
+                file=sys.stderr,
+                flush=True,
+            )
+        t0 = time.perf_counter()
         n_warnings = len(warnings)
         try:
             write_all_profiles(ds, base)
@@ -1164,6 +1161,8 @@ def _finish(ds: Dataset, base: Path, prep: _Prepared, build_site: bool) -> RunRe
         else:
             if len(warnings) == n_warnings and prep.pdfs:  # complete (PDFs printed too): the next run may skip it
                 _write_site_state(base, site_state(ds, base))
+        if progress:
+            print(f"仕上げ: {ds.name} 完了（{time.perf_counter() - t0:.1f} 秒）", file=sys.stderr, flush=True)
     return RunResults(results, warnings)
 
 
