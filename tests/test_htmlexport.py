@@ -414,9 +414,9 @@ def test_navigation_links_and_print_css(executed, tmp_path):
 def test_report_exporter_gives_the_page_of_nbconvert_html_exporter(executed):
     """Same page, byte for byte, as nbconvert's own HTMLExporter with the same settings.
 
-    The report exporter finds the elements to touch up with find_all instead of CSS selectors and
-    skips nbconvert's validations after disabled preprocessors; an nbconvert upgrade that changes
-    HTMLExporter's post-processing makes this fail.
+    The report exporter skips nbconvert's validations after its disabled preprocessors (they
+    return the notebook unchanged); an nbconvert whose disabled preprocessors did change it
+    would make this fail.
     """
     import copy
 

@@ -375,60 +375,6 @@ def find_offline_violations(html: str) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-def _has_class(tag: Any, name: str) -> bool:
-    """Whether ``name`` is one of ``tag``'s classes (as the CSS ``.name`` selector matches)."""
-    classes = tag.get("class") or ()
-    return name in (classes.split() if isinstance(classes, str) else classes)
-
-
-def _report_exporter_class() -> type:
-    """:class:`HTMLExporter` whose HTML post-processing finds its elements without CSS selectors.
-
-    nbconvert's ``from_notebook_node`` parses the page with BeautifulSoup and then picks
-    ``img:not([alt])``, ``.jp-Notebook div.jp-Cell-inputWrapper`` and
-    ``.jp-Notebook div.jp-OutputArea-output`` with ``soup.select``: importing soupsieve and
-    compiling those selectors costs ~0.09 CPU-s per worker process, matching ~0.003 s per page.
-    This does the same on the same soup with ``find_all``, so the page is the same byte for
-    byte (tests/test_htmlexport.py compares it with nbconvert's own exporter).
-    """
-    from bs4 import BeautifulSoup
-    from nbconvert import HTMLExporter
-    from nbconvert.exporters.templateexporter import TemplateExporter
-    from nbconvert.filters.highlight import Highlight2HTML
-    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
-
-    class ReportExporter(HTMLExporter):
-        def from_notebook_node(  # type: ignore[override]
-            self, nb: NotebookNode, resources: Any = None, **kw: Any
-        ) -> tuple[str, Any]:
-            # as HTMLExporter.from_notebook_node (nbconvert 7.16/7.17)
-            langinfo = nb.metadata.get("language_info", {})
-            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
-            highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
-            resources = self._init_resources(resources)
-            filter_data_type = WidgetsDataTypeFilter(
-                notebook_metadata=self._nb_metadata, parent=self, resources=resources
-            )
-            self.register_filter("highlight_code", highlight_code)
-            self.register_filter("filter_data_type", filter_data_type)
-            html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
-            soup = BeautifulSoup(html, features="html.parser")
-            missing_alt = 0
-            for elem in soup.find_all("img"):
-                if "alt" not in elem.attrs:
-                    elem.attrs["alt"] = "No description has been provided for this image"
-                    missing_alt += 1
-            if missing_alt:
-                self.log.warning("Alternative text is missing on %s image(s).", missing_alt)
-            for name in ("jp-Cell-inputWrapper", "jp-OutputArea-output"):
-                for elem in soup.find_all("div", class_=name):
-                    if any(_has_class(p, "jp-Notebook") for p in elem.parents):
-                        elem.attrs["tabindex"] = "0"
-            return str(soup), resources
-
-    return ReportExporter
-
-
 def _exporter_settings(**overrides: Any) -> tuple[Any, dict[str, Any]]:
     """The traitlets ``Config`` and keyword options of the report exporter (``overrides`` replace options)."""
     from traitlets.config import Config
@@ -452,9 +398,11 @@ def _exporter_settings(**overrides: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _new_exporter(**overrides: Any) -> Any:
-    """A report exporter (:func:`_report_exporter_class`) with :func:`_exporter_settings`."""
+    """nbconvert's :class:`HTMLExporter` with :func:`_exporter_settings` and the report's filters."""
+    from nbconvert import HTMLExporter
+
     config, options = _exporter_settings(**overrides)
-    exporter = _report_exporter_class()(config=config, **options)
+    exporter = HTMLExporter(config=config, **options)
     exporter.register_filter("wrap_tables", wrap_tables)
     # nbconvert validates the notebook after each of its 12 preprocessors, 8 of them disabled (they
     # return it unchanged): after the enabled ones is the same check, a third of the work.
